@@ -1,0 +1,119 @@
+package identity
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// GenerateKey creates a new Ed25519 identity key.
+func GenerateKey() (ed25519.PrivateKey, error) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate Ed25519 key: %w", err)
+	}
+	return key, nil
+}
+
+// WriteKeyFile stores a private key as PKCS#8 PEM, readable by its owner only.
+// It refuses to overwrite an existing file: losing a key loses an identity.
+func WriteKeyFile(path string, key ed25519.PrivateKey) error {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("encode key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create key directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create key file: %w", err)
+	}
+	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+		f.Close()
+		return fmt.Errorf("write key file %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync key file %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// ReadKeyFile loads a PKCS#8 PEM Ed25519 private key.
+func ReadKeyFile(path string) (ed25519.PrivateKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read key file: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("key file %s: no PKCS#8 PEM block", path)
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	key, ok := parsed.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("key file %s: not an Ed25519 key", path)
+	}
+	return key, nil
+}
+
+// LoadOrCreateKeyFile reads the key at path, creating it first if the file
+// does not exist.
+func LoadOrCreateKeyFile(path string) (ed25519.PrivateKey, error) {
+	key, err := ReadKeyFile(path)
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		return key, err
+	}
+	if key, err = GenerateKey(); err != nil {
+		return nil, err
+	}
+	if err := WriteKeyFile(path, key); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			// Another process created it first; use theirs.
+			return ReadKeyFile(path)
+		}
+		return nil, err
+	}
+	return key, nil
+}
+
+// EncodePublicKey is the wire form of a public key: standard base64 of the
+// 32 raw Ed25519 bytes.
+func EncodePublicKey(pub ed25519.PublicKey) string {
+	return base64.StdEncoding.EncodeToString(pub)
+}
+
+// ParsePublicKey reads the wire form of a public key.
+func ParsePublicKey(s string) (ed25519.PublicKey, error) {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return nil, fmt.Errorf("%w: public key is not valid base64: %v", ErrInvalid, err)
+	}
+	if len(raw) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("%w: public key has %d bytes, an Ed25519 key has %d", ErrInvalid, len(raw), ed25519.PublicKeySize)
+	}
+	return ed25519.PublicKey(raw), nil
+}
+
+var deviceIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// DeviceIDOf names the device that holds a key in NATS subjects. It is a
+// hash of the public key, so subjects carry neither personal data nor the
+// identity's ID, and only those who already know the key can link them.
+func DeviceIDOf(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(append([]byte("mfa-device-id\x00"), pub...))
+	return deviceIDEncoding.EncodeToString(sum[:20])
+}
