@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // SignedForm builds the canonical byte strings that signatures cover. A form
@@ -54,4 +55,34 @@ func Verify(pub ed25519.PublicKey, data, sig []byte) error {
 		return ErrBadSignature
 	}
 	return nil
+}
+
+// FormField is one field of a signed form.
+type FormField struct {
+	Name  string
+	Value string
+}
+
+// ParseSignedForm reads a form back into its kind and fields, in order, so
+// that whoever holds a signature can check what it covers.
+func ParseSignedForm(form []byte) (kind string, fields []FormField, err error) {
+	s := string(form)
+	kind, rest, ok := strings.Cut(s, "\n")
+	if !ok || kind == "" {
+		return "", nil, fmt.Errorf("%w: signed form has no header line", ErrInvalid)
+	}
+	for rest != "" {
+		name, after, ok := strings.Cut(rest, ":")
+		if !ok || name == "" || strings.Contains(name, "\n") {
+			return "", nil, fmt.Errorf("%w: signed form field without a name", ErrInvalid)
+		}
+		lenText, after, _ := strings.Cut(after, ":")
+		n, err := strconv.Atoi(lenText)
+		if err != nil || n < 0 || n >= len(after) || after[n] != '\n' {
+			return "", nil, fmt.Errorf("%w: signed form field %q has a bad length", ErrInvalid, name)
+		}
+		fields = append(fields, FormField{Name: name, Value: after[:n]})
+		rest = after[n+1:]
+	}
+	return kind, fields, nil
 }

@@ -1,0 +1,286 @@
+package notify
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/legalmfa/mfa/identity"
+)
+
+// ErrRefused: the broker did not accept an answer; the error says why.
+var ErrRefused = errors.New("answer refused by the broker")
+
+// Prompt is a verified push for a person to decide on.
+type Prompt struct {
+	Push Push
+	// Raw is the exact push the broker signed; the answer covers its hash.
+	Raw []byte
+}
+
+// Event is either a new prompt or the withdrawal of one.
+type Event struct {
+	Prompt     *Prompt
+	Withdrawal *Withdrawal
+}
+
+// DeviceConfig is what a device needs to take part.
+type DeviceConfig struct {
+	LegalID string
+	Key     ed25519.PrivateKey
+	// BrokerKey verifies that pushes come from the broker.
+	BrokerKey ed25519.PublicKey
+	Logger    *slog.Logger
+	// RequestTimeout bounds syncs and answers; default 5 s.
+	RequestTimeout time.Duration
+}
+
+// Device is the device's side of the protocol: it receives the pushes for
+// its identity, live and missed ones alike, and answers them signed.
+type Device struct {
+	nc     *nats.Conn
+	cfg    DeviceConfig
+	id     string
+	events chan Event
+
+	mu        sync.Mutex
+	seen      map[string]time.Time // request ID → expiry: prompts already raised
+	withdrawn map[string]time.Time // request ID → when to forget it
+	sub       *nats.Subscription
+	closed    bool
+}
+
+// eventBuffer absorbs bursts without blocking NATS delivery.
+const eventBuffer = 256
+
+// NewDevice prepares a device on nc. Call Start to begin receiving. It
+// installs a reconnect handler on nc that syncs missed pushes.
+func NewDevice(nc *nats.Conn, cfg DeviceConfig) (*Device, error) {
+	if len(cfg.Key) != ed25519.PrivateKeySize || len(cfg.BrokerKey) != ed25519.PublicKeySize || cfg.LegalID == "" {
+		return nil, errors.New("device needs its legal ID, its Ed25519 key and the broker's public key")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	d := &Device{
+		nc: nc, cfg: cfg,
+		id:        identity.DeviceIDOf(cfg.Key.Public().(ed25519.PublicKey)),
+		events:    make(chan Event, eventBuffer),
+		seen:      make(map[string]time.Time),
+		withdrawn: make(map[string]time.Time),
+	}
+	return d, nil
+}
+
+// ID is the device ID used in subjects.
+func (d *Device) ID() string { return d.id }
+
+// Events delivers prompts and withdrawals. It is closed by Close.
+func (d *Device) Events() <-chan Event { return d.events }
+
+// Start subscribes to live pushes, then fetches any pushed while the
+// device was away. Subscribing first means nothing falls between the two.
+func (d *Device) Start(ctx context.Context) error {
+	sub, err := d.nc.Subscribe(PushSubject(d.id), d.handlePush)
+	if err != nil {
+		return fmt.Errorf("subscribe to pushes: %w", err)
+	}
+	d.mu.Lock()
+	d.sub = sub
+	d.mu.Unlock()
+	d.nc.SetReconnectHandler(func(*nats.Conn) {
+		ctx, cancel := context.WithTimeout(context.Background(), d.cfg.RequestTimeout)
+		defer cancel()
+		if err := d.Sync(ctx); err != nil {
+			d.cfg.Logger.Warn("sync after reconnect failed", "err", err)
+		}
+	})
+	return d.Sync(ctx)
+}
+
+// Sync asks the brokers for the pushes this device has not yet seen.
+func (d *Device) Sync(ctx context.Context) error {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
+	m, err := d.nc.RequestWithContext(ctx, SyncSubject(d.id), nil)
+	if err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	var pushes []syncedPush
+	if err := json.Unmarshal(m.Data, &pushes); err != nil {
+		return fmt.Errorf("sync reply: %w", err)
+	}
+	for _, sp := range pushes {
+		d.receivePush(sp.Push, sp.Signature)
+	}
+	return nil
+}
+
+func (d *Device) handlePush(m *nats.Msg) {
+	sig, err := decodeSignature(m.Header.Get(headerSignature))
+	if err != nil {
+		d.cfg.Logger.Warn("push without a valid signature header dropped", "err", err)
+		return
+	}
+	switch kind := m.Header.Get(headerKind); kind {
+	case kindPush:
+		d.receivePush(m.Data, sig)
+	case kindWithdraw:
+		d.receiveWithdrawal(m.Data, sig)
+	default:
+		d.cfg.Logger.Warn("message of unknown kind dropped", "kind", kind)
+	}
+}
+
+func (d *Device) receivePush(raw, sig []byte) {
+	if err := verifyMessage(d.cfg.BrokerKey, kindPush, raw, sig); err != nil {
+		d.cfg.Logger.Warn("push not signed by the broker dropped", "err", err)
+		return
+	}
+	var push Push
+	if err := json.Unmarshal(raw, &push); err != nil {
+		d.cfg.Logger.Warn("malformed push dropped", "err", err)
+		return
+	}
+	exp, err := push.ExpiresAt()
+	if err != nil || push.Version != ProtocolVersion || push.LegalID != d.cfg.LegalID {
+		d.cfg.Logger.Warn("push for another identity or protocol dropped", "request", push.RequestID)
+		return
+	}
+	now := time.Now()
+	if now.After(exp) {
+		return
+	}
+	d.mu.Lock()
+	d.prune(now)
+	_, dup := d.seen[push.RequestID]
+	_, gone := d.withdrawn[push.RequestID]
+	if !dup && !gone {
+		d.seen[push.RequestID] = exp
+	}
+	d.mu.Unlock()
+	if dup || gone {
+		return
+	}
+	d.emit(Event{Prompt: &Prompt{Push: push, Raw: raw}})
+}
+
+func (d *Device) receiveWithdrawal(raw, sig []byte) {
+	if err := verifyMessage(d.cfg.BrokerKey, kindWithdraw, raw, sig); err != nil {
+		d.cfg.Logger.Warn("withdrawal not signed by the broker dropped", "err", err)
+		return
+	}
+	var w Withdrawal
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return
+	}
+	now := time.Now()
+	d.mu.Lock()
+	d.prune(now)
+	_, prompted := d.seen[w.RequestID]
+	_, already := d.withdrawn[w.RequestID]
+	// Remembered for as long as the stream keeps pushes, so a sync that
+	// races the withdrawal cannot raise the prompt again.
+	d.withdrawn[w.RequestID] = now.Add(time.Hour)
+	d.mu.Unlock()
+	if prompted && !already {
+		d.emit(Event{Withdrawal: &w})
+	}
+}
+
+// prune forgets expired prompts and old withdrawals; d.mu is held.
+func (d *Device) prune(now time.Time) {
+	for id, exp := range d.seen {
+		if now.After(exp.Add(time.Hour)) {
+			delete(d.seen, id)
+		}
+	}
+	for id, until := range d.withdrawn {
+		if now.After(until) {
+			delete(d.withdrawn, id)
+		}
+	}
+}
+
+// emit never blocks: a callback in flight when Close runs finds the device
+// closed under the same lock that closes the channel.
+func (d *Device) emit(e Event) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	select {
+	case d.events <- e:
+	default:
+		d.cfg.Logger.Warn("event dropped: the device is not reading its events")
+	}
+}
+
+// Answer signs the decision on a prompt and sends it to the broker holding
+// the request. It returns nil only if the broker accepted it.
+func (d *Device) Answer(ctx context.Context, p Prompt, decision Decision) error {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
+	a := Answer{
+		Version: ProtocolVersion, RequestID: p.Push.RequestID, LegalID: p.Push.LegalID, Decision: decision,
+		Signature: ed25519.Sign(d.cfg.Key, AnswerForm(p.Push, p.Raw, decision)),
+	}
+	return d.SendAnswer(ctx, p.Push.AnswerSubject, a)
+}
+
+// SendAnswer sends an answer as given. Answer is what devices use; this
+// exists so tests and tools can send answers a real device never would.
+func (d *Device) SendAnswer(ctx context.Context, subject string, a Answer) error {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
+	m, err := d.nc.RequestWithContext(ctx, subject, marshal(a))
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("%w: the request is no longer pending", ErrRefused)
+		}
+		return fmt.Errorf("send answer: %w", err)
+	}
+	var r AnswerReply
+	if err := json.Unmarshal(m.Data, &r); err != nil {
+		return fmt.Errorf("answer receipt: %w", err)
+	}
+	if !r.Accepted {
+		return fmt.Errorf("%w: %s", ErrRefused, r.Error)
+	}
+	return nil
+}
+
+func (d *Device) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d.cfg.RequestTimeout)
+}
+
+// Close stops receiving and closes Events. The NATS connection stays open:
+// it belongs to the caller.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	close(d.events)
+	d.nc.SetReconnectHandler(nil)
+	if d.sub != nil {
+		return d.sub.Unsubscribe()
+	}
+	return nil
+}

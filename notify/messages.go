@@ -1,0 +1,207 @@
+// Package notify carries MFA requests over NATS: the broker's push to
+// devices, their signed answers, withdrawals, and the device-side client.
+//
+// Subjects never contain personal data or identity IDs: devices are named by
+// a hash of their public key (identity.DeviceIDOf), requests by a random ID.
+//
+//	mfa.push.<device>                       pushes and withdrawals (JetStream stream MFA_PUSH)
+//	mfa.sync.<device>                       a device asks for the pushes it missed (request/reply)
+//	mfa.answer.<device>.<broker>.<request>  a device's signed answer (request/reply)
+package notify
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/legalmfa/mfa/identity"
+)
+
+// Subject prefixes and the push stream.
+const (
+	pushPrefix   = "mfa.push."
+	syncPrefix   = "mfa.sync."
+	answerPrefix = "mfa.answer."
+	// PushStream is the JetStream stream that keeps pushes until they
+	// expire, so a device that comes online late still gets them.
+	PushStream = "MFA_PUSH"
+	// brokerQueue lets any broker replica answer a device's sync.
+	brokerQueue = "mfa-broker"
+)
+
+// Message headers on the push subject.
+const (
+	headerKind      = "Mfa-Kind"
+	headerSignature = "Mfa-Signature"
+	kindPush        = "push"
+	kindWithdraw    = "withdraw"
+)
+
+// TimeFormat is how times appear in pushes and signed forms: UTC with
+// milliseconds, so that the text is the same whoever formats it.
+const TimeFormat = "2006-01-02T15:04:05.000Z"
+
+// ProtocolVersion is the version of pushes, withdrawals and answers.
+const ProtocolVersion = 1
+
+// PushSubject is where a device receives its pushes.
+func PushSubject(deviceID string) string { return pushPrefix + deviceID }
+
+// SyncSubject is where a device asks for pushes it missed.
+func SyncSubject(deviceID string) string { return syncPrefix + deviceID }
+
+// AnswerSubject is where a device answers one request held by one broker.
+func AnswerSubject(deviceID, brokerInstance, requestID string) string {
+	return answerPrefix + deviceID + "." + brokerInstance + "." + requestID
+}
+
+// Decision is a person's answer.
+type Decision string
+
+// The two answers a person can give.
+const (
+	Approve Decision = "approve"
+	Deny    Decision = "deny"
+)
+
+// ParseDecision accepts exactly "approve" or "deny".
+func ParseDecision(s string) (Decision, error) {
+	switch d := Decision(s); d {
+	case Approve, Deny:
+		return d, nil
+	}
+	return "", fmt.Errorf("decision %q: want %q or %q", s, Approve, Deny)
+}
+
+// Requester is who asks, as shown to the person.
+type Requester struct {
+	// Verified is true when the request was signed by an approved identity;
+	// LegalID and Name then describe it. Otherwise only RemoteIP is known.
+	Verified bool   `json:"Verified"`
+	LegalID  string `json:"LegalId,omitempty"`
+	Name     string `json:"Name,omitempty"`
+	RemoteIP string `json:"RemoteIp,omitempty"`
+}
+
+// Push is what a device is asked. Its JSON bytes are signed by the broker,
+// shown to the person, and hashed into the device's answer.
+type Push struct {
+	Version       int       `json:"Version"`
+	RequestID     string    `json:"RequestId"`
+	LegalID       string    `json:"LegalId"`
+	Broker        string    `json:"Broker"`
+	Reason        string    `json:"Reason"`
+	Requester     Requester `json:"Requester"`
+	Issued        string    `json:"Issued"`
+	Expires       string    `json:"Expires"`
+	AnswerSubject string    `json:"AnswerSubject"`
+}
+
+// ExpiresAt parses Expires.
+func (p Push) ExpiresAt() (time.Time, error) { return time.Parse(TimeFormat, p.Expires) }
+
+// Withdrawal tells devices a request is over and its prompt must go.
+type Withdrawal struct {
+	Version   int    `json:"Version"`
+	RequestID string `json:"RequestId"`
+	Why       string `json:"Why"`
+}
+
+// Reasons a request is withdrawn.
+const (
+	WhyAnswered  = "answered"
+	WhyTimeout   = "timeout"
+	WhyCancelled = "cancelled"
+	WhyShutdown  = "shutdown"
+)
+
+// Answer is a device's signed decision on one push.
+type Answer struct {
+	Version   int      `json:"Version"`
+	RequestID string   `json:"RequestId"`
+	LegalID   string   `json:"LegalId"`
+	Decision  Decision `json:"Decision"`
+	Signature []byte   `json:"Signature"`
+}
+
+// AnswerReply is the broker's receipt for an answer.
+type AnswerReply struct {
+	Accepted bool   `json:"Accepted"`
+	Error    string `json:"Error,omitempty"`
+}
+
+// syncedPush is one push returned by a sync: the exact bytes and the
+// broker's signature over them.
+type syncedPush struct {
+	Push      []byte `json:"Push"`
+	Signature []byte `json:"Signature"`
+}
+
+// AnswerForm is what a device signs: its decision bound to one request, one
+// identity, one expiry, one broker, and the exact push it was shown.
+//
+//	MFA-Answer/1\n
+//	RequestId:<len>:<request id>\n
+//	LegalId:<len>:<legal id>\n
+//	Broker:<len>:<broker domain>\n
+//	Decision:<len>:approve|deny\n
+//	Expires:<len>:<expiry, TimeFormat>\n
+//	Push:<len>:<hex SHA-256 of the push bytes>\n
+func AnswerForm(push Push, pushBytes []byte, d Decision) []byte {
+	sum := sha256.Sum256(pushBytes)
+	return identity.NewSignedForm("MFA-Answer/1").
+		Add("RequestId", push.RequestID).
+		Add("LegalId", push.LegalID).
+		Add("Broker", push.Broker).
+		Add("Decision", string(d)).
+		Add("Expires", push.Expires).
+		Add("Push", hex.EncodeToString(sum[:])).
+		Bytes()
+}
+
+// NewRequestID returns a fresh random request ID: 128 bits as 26
+// characters of lower-case base32.
+func NewRequestID() string { return strings.ToLower(rand.Text()) }
+
+// NewInstanceID names one running broker process in answer subjects.
+func NewInstanceID() string { return strings.ToLower(rand.Text()[:16]) }
+
+// signMessage signs a push or withdrawal body with the broker's key.
+func signMessage(key ed25519.PrivateKey, kind string, body []byte) []byte {
+	return ed25519.Sign(key, messageForm(kind, body))
+}
+
+// messageForm binds the message kind into the broker's signature, so a
+// signed withdrawal can never pass for a push or the reverse.
+func messageForm(kind string, body []byte) []byte {
+	return identity.NewSignedForm("MFA-Broker-Message/1").Add("Kind", kind).Add("Body", string(body)).Bytes()
+}
+
+func verifyMessage(pub ed25519.PublicKey, kind string, body, sig []byte) error {
+	return identity.Verify(pub, messageForm(kind, body), sig)
+}
+
+func marshal(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only our own message structs are marshalled; they always encode.
+		panic(fmt.Sprintf("marshal %T: %v", v, err))
+	}
+	return b
+}
+
+func encodeSignature(sig []byte) string { return base64.StdEncoding.EncodeToString(sig) }
+
+func decodeSignature(s string) ([]byte, error) {
+	sig, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("signature header: %w", err)
+	}
+	return sig, nil
+}

@@ -1,0 +1,426 @@
+package notify_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/notify"
+)
+
+// rig is a real embedded nats-server, a broker-side Pusher and a way to
+// make devices, all on random ports.
+type rig struct {
+	t      *testing.T
+	url    string
+	pusher *notify.Pusher
+	key    ed25519.PrivateKey
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	srv, err := notify.StartServer(notify.ServerConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	nc := connect(t, srv.ClientURL())
+	key, err := identity.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := notify.NewPusher(context.Background(), nc, key, "broker.test", notify.WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return &rig{t: t, url: srv.ClientURL(), pusher: p, key: key}
+}
+
+func quietLogger() *slog.Logger {
+	return slog.New(slog.DiscardHandler)
+}
+
+func connect(t *testing.T, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+type testDevice struct {
+	*notify.Device
+	target notify.Target
+	key    ed25519.PrivateKey
+}
+
+// device makes an identity key and a device for it, not yet started.
+func (r *rig) device(legalID string) *testDevice {
+	r.t.Helper()
+	key, err := identity.GenerateKey()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	d, err := notify.NewDevice(connect(r.t, r.url), notify.DeviceConfig{
+		LegalID: legalID, Key: key, BrokerKey: r.pusher.PublicKey(), Logger: quietLogger(),
+	})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { d.Close() })
+	return &testDevice{Device: d, key: key, target: notify.Target{LegalID: legalID, PublicKey: key.Public().(ed25519.PublicKey)}}
+}
+
+func (r *rig) startedDevice(legalID string) *testDevice {
+	d := r.device(legalID)
+	if err := d.Start(context.Background()); err != nil {
+		r.t.Fatal(err)
+	}
+	return d
+}
+
+func question(timeout time.Duration, targets ...*testDevice) notify.Question {
+	q := notify.Question{
+		RequestID: notify.NewRequestID(),
+		Reason:    "Log in to **Example Bank**",
+		Requester: notify.Requester{RemoteIP: "192.0.2.7"},
+		Expires:   time.Now().Add(timeout),
+	}
+	for _, d := range targets {
+		q.Targets = append(q.Targets, d.target)
+	}
+	return q
+}
+
+type askResult struct {
+	out notify.Outcome
+	err error
+}
+
+func (r *rig) ask(ctx context.Context, q notify.Question) <-chan askResult {
+	ch := make(chan askResult, 1)
+	go func() {
+		out, err := r.pusher.Ask(ctx, q)
+		ch <- askResult{out, err}
+	}()
+	return ch
+}
+
+func nextEvent(t *testing.T, d *testDevice) notify.Event {
+	t.Helper()
+	select {
+	case e, ok := <-d.Events():
+		if !ok {
+			t.Fatal("events closed")
+		}
+		return e
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event within 5 s")
+	}
+	return notify.Event{}
+}
+
+func nextPrompt(t *testing.T, d *testDevice) notify.Prompt {
+	t.Helper()
+	e := nextEvent(t, d)
+	if e.Prompt == nil {
+		t.Fatalf("want a prompt, got withdrawal %+v", e.Withdrawal)
+	}
+	return *e.Prompt
+}
+
+func nextWithdrawal(t *testing.T, d *testDevice) notify.Withdrawal {
+	t.Helper()
+	e := nextEvent(t, d)
+	if e.Withdrawal == nil {
+		t.Fatalf("want a withdrawal, got prompt %+v", e.Prompt.Push)
+	}
+	return *e.Withdrawal
+}
+
+func result(t *testing.T, ch <-chan askResult) askResult {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("Ask did not return within 10 s")
+	}
+	return askResult{}
+}
+
+func TestDecisionsReachTheBroker(t *testing.T) {
+	t.Parallel()
+	for _, decision := range []notify.Decision{notify.Approve, notify.Deny} {
+		t.Run(string(decision), func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t)
+			d := r.startedDevice("alice@legal.broker.test")
+			q := question(time.Minute, d)
+			ch := r.ask(context.Background(), q)
+			p := nextPrompt(t, d)
+			if p.Push.RequestID != q.RequestID || p.Push.Reason != q.Reason || p.Push.Requester.RemoteIP != "192.0.2.7" {
+				t.Fatalf("push does not carry the question: %+v", p.Push)
+			}
+			if err := d.Answer(context.Background(), p, decision); err != nil {
+				t.Fatal(err)
+			}
+			res := result(t, ch)
+			if res.err != nil || res.out.Decision != decision {
+				t.Fatalf("Ask = %+v, %v; want %s", res.out, res.err, decision)
+			}
+			// The evidence verifies with nothing but the device's public key.
+			if err := identity.Verify(d.target.PublicKey, res.out.SignedData, res.out.Signature); err != nil {
+				t.Fatalf("evidence does not verify: %v", err)
+			}
+			_, fields, err := identity.ParseSignedForm(res.out.SignedData)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, f := range fields {
+				got[f.Name] = f.Value
+			}
+			if got["RequestId"] != q.RequestID || got["Decision"] != string(decision) || got["LegalId"] != d.target.LegalID {
+				t.Fatalf("signed data names %v", got)
+			}
+			if w := nextWithdrawal(t, d); w.RequestID != q.RequestID || w.Why != notify.WhyAnswered {
+				t.Fatalf("withdrawal %+v", w)
+			}
+		})
+	}
+}
+
+func TestTimeoutWithdraws(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	d := r.startedDevice("bob@legal.broker.test")
+	q := question(300*time.Millisecond, d)
+	ch := r.ask(context.Background(), q)
+	p := nextPrompt(t, d)
+	if res := result(t, ch); !errors.Is(res.err, notify.ErrExpired) {
+		t.Fatalf("Ask error = %v, want ErrExpired", res.err)
+	}
+	if w := nextWithdrawal(t, d); w.Why != notify.WhyTimeout {
+		t.Fatalf("withdrawal %+v", w)
+	}
+	// An answer after expiry changes nothing and is refused.
+	if err := d.Answer(context.Background(), p, notify.Approve); !errors.Is(err, notify.ErrRefused) {
+		t.Fatalf("late answer: %v, want ErrRefused", err)
+	}
+}
+
+func TestCallerGoneWithdraws(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	d := r.startedDevice("carol@legal.broker.test")
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := r.ask(ctx, question(time.Minute, d))
+	nextPrompt(t, d)
+	cancel()
+	if res := result(t, ch); !errors.Is(res.err, context.Canceled) {
+		t.Fatalf("Ask error = %v, want context.Canceled", res.err)
+	}
+	if w := nextWithdrawal(t, d); w.Why != notify.WhyCancelled {
+		t.Fatalf("withdrawal %+v", w)
+	}
+}
+
+func TestLateDeviceGetsPendingPush(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	d := r.device("dave@legal.broker.test")
+	q := question(time.Minute, d)
+	ch := r.ask(context.Background(), q)
+	// The push is stored before the device has ever connected.
+	waitFor(t, func() bool { return r.pusher.Pending() == 1 })
+	time.Sleep(50 * time.Millisecond)
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p := nextPrompt(t, d)
+	if p.Push.RequestID != q.RequestID {
+		t.Fatalf("late device got %s, want %s", p.Push.RequestID, q.RequestID)
+	}
+	if err := d.Answer(context.Background(), p, notify.Approve); err != nil {
+		t.Fatal(err)
+	}
+	if res := result(t, ch); res.err != nil || res.out.Decision != notify.Approve {
+		t.Fatalf("Ask = %+v, %v", res.out, res.err)
+	}
+}
+
+func TestLateDeviceSkipsFinishedRequests(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	d := r.device("erin@legal.broker.test")
+	ch := r.ask(context.Background(), question(200*time.Millisecond, d))
+	if res := result(t, ch); !errors.Is(res.err, notify.ErrExpired) {
+		t.Fatalf("Ask error = %v", res.err)
+	}
+	// A second request, still pending, is the only thing the device sees.
+	q2 := question(time.Minute, d)
+	ch2 := r.ask(context.Background(), q2)
+	waitFor(t, func() bool { return r.pusher.Pending() == 1 })
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if p := nextPrompt(t, d); p.Push.RequestID != q2.RequestID {
+		t.Fatalf("late device prompted for %s, want only %s", p.Push.RequestID, q2.RequestID)
+	}
+	select {
+	case e := <-d.Events():
+		t.Fatalf("unexpected event %+v", e)
+	case <-time.After(200 * time.Millisecond):
+	}
+	r.pusher.Close(context.Background())
+	if res := result(t, ch2); !errors.Is(res.err, notify.ErrClosed) {
+		t.Fatalf("Ask error after Close = %v, want ErrClosed", res.err)
+	}
+}
+
+func TestTwoDevicesFirstAnswerWins(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	phone := r.startedDevice("frank-phone@legal.broker.test")
+	tablet := r.startedDevice("frank-tablet@legal.broker.test")
+	q := question(time.Minute, phone, tablet)
+	ch := r.ask(context.Background(), q)
+	pp, tp := nextPrompt(t, phone), nextPrompt(t, tablet)
+	if err := tablet.Answer(context.Background(), tp, notify.Deny); err != nil {
+		t.Fatal(err)
+	}
+	res := result(t, ch)
+	if res.err != nil || res.out.Decision != notify.Deny || res.out.LegalID != tablet.target.LegalID {
+		t.Fatalf("Ask = %+v, %v; want the tablet's denial", res.out, res.err)
+	}
+	if err := phone.Answer(context.Background(), pp, notify.Approve); !errors.Is(err, notify.ErrRefused) {
+		t.Fatalf("answer after the other device won: %v, want ErrRefused", err)
+	}
+	if w := nextWithdrawal(t, phone); w.RequestID != q.RequestID {
+		t.Fatalf("phone withdrawal %+v", w)
+	}
+}
+
+// TestHostileAnswers sends answers a real device never would; each must
+// be refused and leave the request pending for the genuine answer.
+func TestHostileAnswers(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	alice := r.startedDevice("alice@legal.broker.test")
+	mallory := r.startedDevice("mallory@legal.broker.test")
+	q := question(time.Minute, alice)
+	ch := r.ask(context.Background(), q)
+	p := nextPrompt(t, alice)
+
+	// An earlier, finished request gives a genuine signature to replay.
+	oldQ := question(time.Minute, alice)
+	oldCh := r.ask(context.Background(), oldQ)
+	oldP := nextPrompt(t, alice)
+	if err := alice.Answer(context.Background(), oldP, notify.Approve); err != nil {
+		t.Fatal(err)
+	}
+	result(t, oldCh)
+	nextWithdrawal(t, alice)
+
+	sign := func(key ed25519.PrivateKey, push notify.Push, raw []byte, d notify.Decision) []byte {
+		return ed25519.Sign(key, notify.AnswerForm(push, raw, d))
+	}
+	oldSig := sign(alice.key, oldP.Push, oldP.Raw, notify.Approve)
+	tampered := append([]byte(nil), p.Raw...)
+	tampered[len(tampered)-2] ^= 1
+	cases := []struct {
+		name    string
+		sender  *testDevice
+		subject string
+		answer  notify.Answer
+	}{
+		{"forged by another key", alice, p.Push.AnswerSubject,
+			notify.Answer{Version: 1, RequestID: q.RequestID, LegalID: alice.target.LegalID, Decision: notify.Approve, Signature: sign(mallory.key, p.Push, p.Raw, notify.Approve)}},
+		{"replayed from another request", alice, p.Push.AnswerSubject,
+			notify.Answer{Version: 1, RequestID: q.RequestID, LegalID: alice.target.LegalID, Decision: notify.Approve, Signature: oldSig}},
+		{"signature over another push text", alice, p.Push.AnswerSubject,
+			notify.Answer{Version: 1, RequestID: q.RequestID, LegalID: alice.target.LegalID, Decision: notify.Approve, Signature: sign(alice.key, p.Push, tampered, notify.Approve)}},
+		{"decision flipped after signing", alice, p.Push.AnswerSubject,
+			notify.Answer{Version: 1, RequestID: q.RequestID, LegalID: alice.target.LegalID, Decision: notify.Approve, Signature: sign(alice.key, p.Push, p.Raw, notify.Deny)}},
+		{"foreign device", mallory, strings.Replace(p.Push.AnswerSubject, alice.ID(), mallory.ID(), 1),
+			notify.Answer{Version: 1, RequestID: q.RequestID, LegalID: mallory.target.LegalID, Decision: notify.Approve, Signature: sign(mallory.key, p.Push, p.Raw, notify.Approve)}},
+		{"unknown decision", alice, p.Push.AnswerSubject,
+			notify.Answer{Version: 1, RequestID: q.RequestID, LegalID: alice.target.LegalID, Decision: "maybe", Signature: sign(alice.key, p.Push, p.Raw, "maybe")}},
+		{"other protocol version", alice, p.Push.AnswerSubject,
+			notify.Answer{Version: 2, RequestID: q.RequestID, LegalID: alice.target.LegalID, Decision: notify.Approve, Signature: sign(alice.key, p.Push, p.Raw, notify.Approve)}},
+		{"empty signature", alice, p.Push.AnswerSubject,
+			notify.Answer{Version: 1, RequestID: q.RequestID, LegalID: alice.target.LegalID, Decision: notify.Approve}},
+	}
+	for _, c := range cases {
+		if err := c.sender.SendAnswer(context.Background(), c.subject, c.answer); !errors.Is(err, notify.ErrRefused) {
+			t.Errorf("%s: %v, want ErrRefused", c.name, err)
+		}
+	}
+	select {
+	case res := <-ch:
+		t.Fatalf("a hostile answer ended the request: %+v, %v", res.out, res.err)
+	default:
+	}
+	// The genuine answer still counts, exactly once.
+	if err := alice.Answer(context.Background(), p, notify.Deny); err != nil {
+		t.Fatal(err)
+	}
+	if res := result(t, ch); res.err != nil || res.out.Decision != notify.Deny {
+		t.Fatalf("Ask = %+v, %v", res.out, res.err)
+	}
+	if err := alice.Answer(context.Background(), p, notify.Approve); !errors.Is(err, notify.ErrRefused) {
+		t.Fatalf("duplicate answer: %v, want ErrRefused", err)
+	}
+}
+
+func TestPushesFromOthersAreDropped(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	d := r.startedDevice("grace@legal.broker.test")
+	impostor, err := identity.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Someone other than the broker publishes a push on the device's subject.
+	nc := connect(t, r.url)
+	push := notify.Push{Version: 1, RequestID: notify.NewRequestID(), LegalID: "grace@legal.broker.test", Broker: "broker.test",
+		Reason: "Pay 1000 EUR", Expires: time.Now().Add(time.Minute).UTC().Format(notify.TimeFormat)}
+	m := nats.NewMsg(notify.PushSubject(d.ID()))
+	m.Data = []byte(`{"Version":1,"RequestId":"` + push.RequestID + `","LegalId":"grace@legal.broker.test","Broker":"broker.test","Reason":"Pay","Expires":"` + push.Expires + `"}`)
+	m.Header.Set("Mfa-Kind", "push")
+	m.Header.Set("Mfa-Signature", base64.StdEncoding.EncodeToString(ed25519.Sign(impostor, m.Data)))
+	if err := nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	// A genuine push afterwards is the first thing the device sees.
+	q := question(time.Minute, d)
+	ch := r.ask(context.Background(), q)
+	if p := nextPrompt(t, d); p.Push.RequestID != q.RequestID {
+		t.Fatalf("device raised an unsigned push %s", p.Push.RequestID)
+	}
+	r.pusher.Close(context.Background())
+	result(t, ch)
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

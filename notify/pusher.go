@@ -1,0 +1,453 @@
+package notify
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/legalmfa/mfa/identity"
+)
+
+// Errors Ask returns besides the caller's own context error.
+var (
+	// ErrExpired: nobody answered before the request expired.
+	ErrExpired = errors.New("no answer before the request expired")
+	// ErrClosed: the pusher is shutting down.
+	ErrClosed = errors.New("push service is shutting down")
+	// ErrUnavailable: no push could be delivered to NATS.
+	ErrUnavailable = errors.New("push service unavailable")
+)
+
+// Pusher is the broker's side of the protocol: it pushes a request to the
+// devices of the identities asked, waits for the first valid signed answer,
+// and withdraws the request from every device when it ends.
+type Pusher struct {
+	nc             *nats.Conn
+	js             jetstream.JetStream
+	stream         jetstream.Stream
+	key            ed25519.PrivateKey
+	domain         string
+	instance       string
+	log            *slog.Logger
+	publishTimeout time.Duration
+	maxTimeout     time.Duration
+	replicas       int
+
+	mu      sync.Mutex
+	pending map[string]*pendingRequest
+	subs    []*nats.Subscription
+	closed  chan struct{}
+	asks    sync.WaitGroup
+}
+
+type pendingRequest struct {
+	expires time.Time
+	devices map[string]*pendingDevice // by device ID
+	result  chan Outcome              // buffered: holds the one winning answer
+	done    bool                      // an answer won; guarded by Pusher.mu
+}
+
+type pendingDevice struct {
+	target    Target
+	push      Push
+	pushBytes []byte
+}
+
+// Target is one identity whose device is asked.
+type Target struct {
+	LegalID   string
+	PublicKey ed25519.PublicKey
+}
+
+// Question is one MFA request to push.
+type Question struct {
+	RequestID string
+	Targets   []Target
+	Reason    string
+	Requester Requester
+	Expires   time.Time
+}
+
+// Outcome is the first valid answer: the decision and the evidence for it.
+type Outcome struct {
+	Decision   Decision
+	LegalID    string
+	PublicKey  ed25519.PublicKey
+	SignedData []byte
+	Signature  []byte
+	Push       []byte
+}
+
+// PusherOption configures a Pusher.
+type PusherOption func(*Pusher)
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) PusherOption { return func(p *Pusher) { p.log = l } }
+
+// WithPublishTimeout bounds each push's wait for JetStream to store it.
+func WithPublishTimeout(d time.Duration) PusherOption {
+	return func(p *Pusher) { p.publishTimeout = d }
+}
+
+// WithMaxTimeout is the longest request the broker accepts; pushes are kept
+// in the stream at least that long.
+func WithMaxTimeout(d time.Duration) PusherOption { return func(p *Pusher) { p.maxTimeout = d } }
+
+// WithStreamReplicas sets the push stream's replica count on a NATS cluster.
+func WithStreamReplicas(n int) PusherOption { return func(p *Pusher) { p.replicas = n } }
+
+// NewPusher sets up the push stream and the broker's subscriptions on nc.
+// key signs every push and withdrawal; domain names the broker in them.
+func NewPusher(ctx context.Context, nc *nats.Conn, key ed25519.PrivateKey, domain string, opts ...PusherOption) (*Pusher, error) {
+	p := &Pusher{
+		nc: nc, key: key, domain: domain,
+		instance:       NewInstanceID(),
+		log:            slog.Default(),
+		publishTimeout: 2 * time.Second,
+		maxTimeout:     5 * time.Minute,
+		replicas:       1,
+		pending:        make(map[string]*pendingRequest),
+		closed:         make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	p.js = js
+	p.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        PushStream,
+		Description: "MFA pushes and withdrawals, kept until they expire for devices that connect late",
+		Subjects:    []string{pushPrefix + "*"},
+		Storage:     jetstream.MemoryStorage,
+		// Kept a minute past the longest request so a late device still sees
+		// the withdrawal that ends it.
+		MaxAge:            p.maxTimeout + time.Minute,
+		MaxMsgsPerSubject: 64,
+		Discard:           jetstream.DiscardOld,
+		AllowDirect:       true,
+		Replicas:          p.replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", PushStream, err)
+	}
+	answers, err := nc.Subscribe(answerPrefix+"*."+p.instance+".*", p.handleAnswer)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to answers: %w", err)
+	}
+	syncs, err := nc.QueueSubscribe(syncPrefix+"*", brokerQueue, p.handleSync)
+	if err != nil {
+		answers.Unsubscribe()
+		return nil, fmt.Errorf("subscribe to syncs: %w", err)
+	}
+	p.subs = []*nats.Subscription{answers, syncs}
+	if err := nc.FlushTimeout(p.publishTimeout); err != nil {
+		p.unsubscribe()
+		return nil, fmt.Errorf("flush subscriptions: %w", err)
+	}
+	return p, nil
+}
+
+// PublicKey is the key devices verify pushes with.
+func (p *Pusher) PublicKey() ed25519.PublicKey { return p.key.Public().(ed25519.PublicKey) }
+
+// Ask pushes q to every target's device and waits for the first valid
+// answer, until q.Expires (ErrExpired), ctx ends (its error), or the pusher
+// closes (ErrClosed). However it ends, every device is told to withdraw.
+func (p *Pusher) Ask(ctx context.Context, q Question) (Outcome, error) {
+	req := &pendingRequest{
+		expires: q.Expires,
+		devices: make(map[string]*pendingDevice, len(q.Targets)),
+		result:  make(chan Outcome, 1),
+	}
+	issued := time.Now().UTC().Format(TimeFormat)
+	for _, t := range q.Targets {
+		dev := identity.DeviceIDOf(t.PublicKey)
+		push := Push{
+			Version: ProtocolVersion, RequestID: q.RequestID, LegalID: t.LegalID, Broker: p.domain,
+			Reason: q.Reason, Requester: q.Requester, Issued: issued,
+			Expires:       q.Expires.UTC().Format(TimeFormat),
+			AnswerSubject: AnswerSubject(dev, p.instance, q.RequestID),
+		}
+		req.devices[dev] = &pendingDevice{target: t, push: push, pushBytes: marshal(push)}
+	}
+
+	p.mu.Lock()
+	select {
+	case <-p.closed:
+		p.mu.Unlock()
+		return Outcome{}, ErrClosed
+	default:
+	}
+	p.pending[q.RequestID] = req
+	p.asks.Add(1)
+	p.mu.Unlock()
+	defer p.asks.Done()
+
+	why := WhyCancelled
+	defer func() {
+		p.mu.Lock()
+		delete(p.pending, q.RequestID)
+		p.mu.Unlock()
+		p.withdraw(q.RequestID, req, why)
+	}()
+
+	if err := p.publishPushes(ctx, req); err != nil {
+		return Outcome{}, err
+	}
+	timer := time.NewTimer(time.Until(q.Expires))
+	defer timer.Stop()
+	select {
+	case out := <-req.result:
+		why = WhyAnswered
+		return out, nil
+	case <-timer.C:
+		why = WhyTimeout
+		return Outcome{}, ErrExpired
+	case <-ctx.Done():
+		return Outcome{}, ctx.Err()
+	case <-p.closed:
+		why = WhyShutdown
+		return Outcome{}, ErrClosed
+	}
+}
+
+// publishPushes stores each push in JetStream, which also delivers it to a
+// device that is online. It fails only if no device could be reached.
+func (p *Pusher) publishPushes(ctx context.Context, req *pendingRequest) error {
+	var failures []error
+	for dev, d := range req.devices {
+		pctx, cancel := context.WithTimeout(ctx, p.publishTimeout)
+		_, err := p.js.PublishMsg(pctx, p.signedMessage(PushSubject(dev), kindPush, d.pushBytes))
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			p.log.Warn("push not stored", "request", d.push.RequestID, "device", dev, "err", err)
+			failures = append(failures, err)
+		}
+	}
+	if len(failures) == len(req.devices) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(failures...))
+	}
+	return nil
+}
+
+func (p *Pusher) signedMessage(subject, kind string, body []byte) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Data = body
+	m.Header.Set(headerKind, kind)
+	m.Header.Set(headerSignature, encodeSignature(signMessage(p.key, kind, body)))
+	return m
+}
+
+// withdraw tells every device asked that the request is over. The
+// withdrawal lands in the stream too, so a device that syncs later skips
+// the push. It is published without waiting for JetStream: a lost
+// withdrawal only leaves a prompt that expires on its own.
+func (p *Pusher) withdraw(requestID string, req *pendingRequest, why string) {
+	body := marshal(Withdrawal{Version: ProtocolVersion, RequestID: requestID, Why: why})
+	for dev := range req.devices {
+		if err := p.nc.PublishMsg(p.signedMessage(PushSubject(dev), kindWithdraw, body)); err != nil {
+			p.log.Warn("withdrawal not sent", "request", requestID, "device", dev, "err", err)
+		}
+	}
+}
+
+// handleAnswer verifies a device's answer. Forged, foreign, replayed, late
+// and duplicate answers are refused and change nothing; the device is told
+// why.
+func (p *Pusher) handleAnswer(m *nats.Msg) {
+	reply := func(err error) {
+		r := AnswerReply{Accepted: err == nil}
+		if err != nil {
+			r.Error = err.Error()
+		}
+		if m.Reply != "" {
+			if rerr := m.Respond(marshal(r)); rerr != nil {
+				p.log.Debug("answer receipt not sent", "err", rerr)
+			}
+		}
+	}
+	out, requestID, err := p.checkAnswer(m)
+	if err != nil {
+		p.log.Info("answer refused", "request", requestID, "err", err)
+		reply(err)
+		return
+	}
+	p.mu.Lock()
+	req := p.pending[requestID]
+	accepted := req != nil && !req.done
+	if accepted {
+		req.done = true
+		req.result <- out
+	}
+	p.mu.Unlock()
+	if !accepted {
+		reply(errors.New("the request has already been answered or is over"))
+		return
+	}
+	reply(nil)
+}
+
+func (p *Pusher) checkAnswer(m *nats.Msg) (Outcome, string, error) {
+	// mfa.answer.<device>.<instance>.<request>
+	tokens := strings.Split(m.Subject, ".")
+	if len(tokens) != 5 {
+		return Outcome{}, "", errors.New("malformed answer subject")
+	}
+	dev, requestID := tokens[2], tokens[4]
+	p.mu.Lock()
+	req := p.pending[requestID]
+	var d *pendingDevice
+	if req != nil {
+		d = req.devices[dev]
+	}
+	p.mu.Unlock()
+	switch {
+	case req == nil:
+		return Outcome{}, requestID, errors.New("no such request is pending here")
+	case d == nil:
+		return Outcome{}, requestID, errors.New("this device was not asked")
+	case time.Now().After(req.expires):
+		return Outcome{}, requestID, errors.New("the request has expired")
+	}
+	var a Answer
+	if err := json.Unmarshal(m.Data, &a); err != nil {
+		return Outcome{}, requestID, fmt.Errorf("malformed answer: %w", err)
+	}
+	if a.Version != ProtocolVersion || a.RequestID != requestID || a.LegalID != d.target.LegalID {
+		return Outcome{}, requestID, errors.New("the answer names another request, identity or protocol version")
+	}
+	if _, err := ParseDecision(string(a.Decision)); err != nil {
+		return Outcome{}, requestID, err
+	}
+	form := AnswerForm(d.push, d.pushBytes, a.Decision)
+	if err := identity.Verify(d.target.PublicKey, form, a.Signature); err != nil {
+		return Outcome{}, requestID, fmt.Errorf("answer signature: %w", err)
+	}
+	return Outcome{
+		Decision: a.Decision, LegalID: d.target.LegalID, PublicKey: d.target.PublicKey,
+		SignedData: form, Signature: a.Signature, Push: d.pushBytes,
+	}, requestID, nil
+}
+
+// handleSync answers a device that asks for the pushes it missed: those in
+// the stream for it that are neither withdrawn nor expired. Any broker
+// replica can answer, since the stream is shared.
+func (p *Pusher) handleSync(m *nats.Msg) {
+	dev := strings.TrimPrefix(m.Subject, syncPrefix)
+	ctx, cancel := context.WithTimeout(context.Background(), p.publishTimeout)
+	defer cancel()
+	pushes, err := p.pendingPushes(ctx, dev)
+	if err != nil {
+		p.log.Warn("sync failed", "device", dev, "err", err)
+		pushes = nil
+	}
+	if m.Reply != "" {
+		if err := m.Respond(marshal(pushes)); err != nil {
+			p.log.Debug("sync reply not sent", "err", err)
+		}
+	}
+}
+
+func (p *Pusher) pendingPushes(ctx context.Context, dev string) ([]syncedPush, error) {
+	subject := PushSubject(dev)
+	var order []string
+	pushes := make(map[string]syncedPush)
+	now := time.Now()
+	for seq := uint64(1); ; {
+		msg, err := p.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read stream: %w", err)
+		}
+		seq = msg.Sequence + 1
+		sig, err := decodeSignature(msg.Header.Get(headerSignature))
+		if err != nil {
+			continue
+		}
+		switch msg.Header.Get(headerKind) {
+		case kindPush:
+			var push Push
+			if json.Unmarshal(msg.Data, &push) != nil {
+				continue
+			}
+			if exp, err := push.ExpiresAt(); err != nil || now.After(exp) {
+				continue
+			}
+			order = append(order, push.RequestID)
+			pushes[push.RequestID] = syncedPush{Push: msg.Data, Signature: sig}
+		case kindWithdraw:
+			var w Withdrawal
+			if json.Unmarshal(msg.Data, &w) == nil {
+				delete(pushes, w.RequestID)
+			}
+		}
+	}
+	out := make([]syncedPush, 0, len(pushes))
+	for _, id := range order {
+		if sp, ok := pushes[id]; ok {
+			out = append(out, sp)
+			delete(pushes, id)
+		}
+	}
+	return out, nil
+}
+
+// Pending is the number of requests waiting for an answer.
+func (p *Pusher) Pending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.pending)
+}
+
+// Close ends every pending request with ErrClosed, waits until each has
+// withdrawn its pushes (or ctx ends), and stops listening.
+func (p *Pusher) Close(ctx context.Context) error {
+	p.mu.Lock()
+	select {
+	case <-p.closed:
+	default:
+		close(p.closed)
+	}
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		p.asks.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("pending requests still withdrawing: %w", ctx.Err())
+	}
+	p.unsubscribe()
+	if ferr := p.nc.FlushTimeout(p.publishTimeout); ferr != nil && err == nil && !p.nc.IsClosed() {
+		err = fmt.Errorf("flush withdrawals: %w", ferr)
+	}
+	return err
+}
+
+func (p *Pusher) unsubscribe() {
+	for _, s := range p.subs {
+		if err := s.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			p.log.Debug("unsubscribe", "subject", s.Subject, "err", err)
+		}
+	}
+}
