@@ -1,0 +1,172 @@
+package broker
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/legalmfa/mfa/encoding"
+	"github.com/legalmfa/mfa/identity"
+)
+
+// AdminIdentity is an identity as the operator sees it, properties and all.
+type AdminIdentity struct {
+	ID         string              `json:"Id"`
+	State      identity.State      `json:"State"`
+	Properties []identity.Property `json:"Properties"`
+	PublicKey  string              `json:"PublicKey"`
+	DeviceID   string              `json:"DeviceId"`
+	ValidFrom  time.Time           `json:"ValidFrom,omitzero"`
+	ValidTo    time.Time           `json:"ValidTo,omitzero"`
+	Created    time.Time           `json:"Created"`
+	Updated    time.Time           `json:"Updated"`
+	Version    int64               `json:"Version"`
+}
+
+// AdminList is the answer to listing identities.
+type AdminList struct {
+	Identities []AdminIdentity `json:"Identities"`
+	// Next is the After value for the next page, or "" after the last.
+	Next string `json:"Next,omitempty"`
+}
+
+// TransitionRequest is the optional body of an operator's decision.
+type TransitionRequest struct {
+	// ValidFor is how long an approval lasts (Go duration, e.g. "8760h").
+	ValidFor string `json:"ValidFor,omitempty"`
+	// From is the state the operator saw; the change fails with 409 if
+	// the identity has moved on since. Empty means its current state.
+	From identity.State `json:"From,omitempty"`
+}
+
+// actionState maps the operator's verbs to target states.
+func actionState(action string) (identity.State, bool) {
+	switch action {
+	case "approve":
+		return identity.Approved, true
+	case "reject":
+		return identity.Rejected, true
+	case "obsolete":
+		return identity.Obsoleted, true
+	case "compromise":
+		return identity.Compromised, true
+	}
+	return "", false
+}
+
+// maxAdminPage bounds one page of a listing.
+const maxAdminPage = 1000
+
+// AdminHandler serves the operator's endpoints. It has no authentication
+// of its own: serve it only where only the operator can reach it, such as
+// a Unix socket in a directory only the broker's user can enter.
+func (b *Broker) AdminHandler() http.Handler {
+	r := gin.New()
+	r.Use(b.recoverPanic, b.accessLog)
+	r.GET("/identities", b.handleAdminList)
+	r.GET("/identities/:id", b.handleAdminGet)
+	r.POST("/identities/:id/:action", b.handleAdminTransition)
+	r.NoRoute(func(c *gin.Context) {
+		b.fail(c, encoding.MediaJSON, &encoding.Error{Code: encoding.CodeNotFound, Message: "no such operator endpoint"})
+	})
+	return r
+}
+
+func adminIdentity(id identity.Identity) AdminIdentity {
+	return AdminIdentity{
+		ID: id.ID, State: id.State, Properties: id.Properties,
+		PublicKey: identity.EncodePublicKey(id.PublicKey), DeviceID: id.DeviceID(),
+		ValidFrom: id.From, ValidTo: id.To, Created: id.Created, Updated: id.Updated, Version: id.Version,
+	}
+}
+
+func (b *Broker) handleAdminList(c *gin.Context) {
+	q := identity.Query{After: c.Query("after"), Limit: maxAdminPage}
+	if s := c.Query("state"); s != "" {
+		st, err := identity.ParseState(s)
+		if err != nil {
+			b.fail(c, encoding.MediaJSON, fieldError("state", err.Error()))
+			return
+		}
+		q.State = st
+	}
+	if l := c.Query("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > maxAdminPage {
+			b.fail(c, encoding.MediaJSON, fieldError("limit", fmt.Sprintf("limit must be 1 to %d", maxAdminPage)))
+			return
+		}
+		q.Limit = n
+	}
+	ids, err := b.registry.List(c.Request.Context(), q)
+	if err != nil {
+		b.fail(c, encoding.MediaJSON, err)
+		return
+	}
+	out := AdminList{Identities: make([]AdminIdentity, 0, len(ids))}
+	for _, id := range ids {
+		out.Identities = append(out.Identities, adminIdentity(id))
+	}
+	if len(ids) == q.Limit {
+		out.Next = ids[len(ids)-1].ID
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (b *Broker) handleAdminGet(c *gin.Context) {
+	id, err := b.registry.Get(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		b.fail(c, encoding.MediaJSON, err)
+		return
+	}
+	c.JSON(http.StatusOK, adminIdentity(id))
+}
+
+func (b *Broker) handleAdminTransition(c *gin.Context) {
+	to, ok := actionState(c.Param("action"))
+	if !ok {
+		b.fail(c, encoding.MediaJSON, &encoding.Error{Code: encoding.CodeNotFound, Message: "unknown action: use approve, reject, obsolete or compromise"})
+		return
+	}
+	var req TransitionRequest
+	if c.Request.ContentLength != 0 {
+		if err := decodeStrictJSON(c, 4096, &req); err != nil {
+			b.fail(c, encoding.MediaJSON, err)
+			return
+		}
+	}
+	validFor := b.identityValidity
+	if req.ValidFor != "" {
+		d, err := time.ParseDuration(req.ValidFor)
+		if err != nil || d <= 0 {
+			b.fail(c, encoding.MediaJSON, fieldError("ValidFor", "ValidFor must be a positive duration such as 8760h"))
+			return
+		}
+		validFor = d
+	}
+	ctx := c.Request.Context()
+	from := req.From
+	if from == "" {
+		current, err := b.registry.Get(ctx, c.Param("id"))
+		if err != nil {
+			b.fail(c, encoding.MediaJSON, err)
+			return
+		}
+		from = current.State
+	}
+	now := b.now().UTC()
+	change := identity.Change{From: from, To: to, At: now}
+	if to == identity.Approved {
+		change.ValidFrom, change.ValidTo = now, now.Add(validFor)
+	}
+	id, err := b.registry.Transition(ctx, c.Param("id"), change)
+	if err != nil {
+		b.fail(c, encoding.MediaJSON, err)
+		return
+	}
+	b.log.Info("identity state changed by operator", "id", id.ID, "from", from, "to", to)
+	c.JSON(http.StatusOK, adminIdentity(id))
+}

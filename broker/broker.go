@@ -1,0 +1,190 @@
+// Package broker is the HTTP face of the MFA broker and the MFA flow behind
+// it: decode the request, look the person up, verify the requester, push to
+// the person's devices, await the answer, and respond in the format asked.
+package broker
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/legalmfa/mfa/encoding"
+	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/notify"
+	"github.com/legalmfa/mfa/schema"
+)
+
+// Directory finds identities for the MFA flow. The local store satisfies
+// it; so can a provider that asks federated brokers.
+type Directory interface {
+	FindValid(ctx context.Context, pnr, country string, at time.Time) ([]identity.Identity, error)
+	Get(ctx context.Context, id string) (identity.Identity, error)
+}
+
+// Asker delivers a question to devices and returns the first valid answer.
+// notify.Pusher satisfies it.
+type Asker interface {
+	Ask(ctx context.Context, q notify.Question) (notify.Outcome, error)
+}
+
+// Registry is what the identity endpoints need of the store: devices
+// apply, operators list and decide.
+type Registry interface {
+	Directory
+	Create(ctx context.Context, id identity.Identity) error
+	List(ctx context.Context, q identity.Query) ([]identity.Identity, error)
+	Transition(ctx context.Context, id string, c identity.Change) (identity.Identity, error)
+	Ping(ctx context.Context) error
+}
+
+// Broker serves the MFA resource, the identity endpoints for devices, and
+// the operator's endpoints.
+type Broker struct {
+	registry  Registry
+	directory Directory
+	asker     Asker
+	decoder   *encoding.Decoder
+	pages     *encoding.Pages
+	brokerKey ed25519.PublicKey
+	log       *slog.Logger
+	now       func() time.Time
+	pnrHash   *pnrHasher
+
+	domain           string
+	publicURL        string
+	deviceNATSURL    string
+	deviceNATSPort   int
+	identityValidity time.Duration
+	trustedProxies   []string
+	readiness        []func(context.Context) error
+
+	shuttingDown atomic.Bool
+}
+
+// Option configures a Broker.
+type Option func(*Broker)
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(b *Broker) { b.log = l } }
+
+// WithDomain sets the broker's domain, which names its identities.
+func WithDomain(d string) Option { return func(b *Broker) { b.domain = d } }
+
+// WithPublicURL is the broker's external base URL, used in links such as
+// where to fetch an identity's key. Without it, links follow the request's
+// Host header.
+func WithPublicURL(u string) Option { return func(b *Broker) { b.publicURL = u } }
+
+// WithDeviceNATS tells devices where to connect: a full URL, or when url is
+// empty, the host they reached the broker on with this port.
+func WithDeviceNATS(url string, port int) Option {
+	return func(b *Broker) { b.deviceNATSURL, b.deviceNATSPort = url, port }
+}
+
+// WithDirectory makes the MFA flow look identities up somewhere other than
+// the registry, such as a federation of brokers.
+func WithDirectory(d Directory) Option { return func(b *Broker) { b.directory = d } }
+
+// WithIdentityValidity is how long an approval lasts unless the operator
+// says otherwise.
+func WithIdentityValidity(d time.Duration) Option { return func(b *Broker) { b.identityValidity = d } }
+
+// WithTrustedProxies lists the proxies whose X-Forwarded-For is believed
+// when showing a caller's IP address. By default none is.
+func WithTrustedProxies(cidrs []string) Option { return func(b *Broker) { b.trustedProxies = cidrs } }
+
+// WithReadinessCheck adds a check that /readyz runs.
+func WithReadinessCheck(check func(context.Context) error) Option {
+	return func(b *Broker) { b.readiness = append(b.readiness, check) }
+}
+
+// WithPNRHashKey sets the key of the hash that lets log lines about one
+// person be correlated without the personal number in them.
+func WithPNRHashKey(key []byte) Option { return func(b *Broker) { b.pnrHash = newPNRHasher(key) } }
+
+// WithClock replaces time.Now, for tests of validity windows.
+func WithClock(now func() time.Time) Option { return func(b *Broker) { b.now = now } }
+
+// New assembles a broker. brokerKey is the public half of the key that
+// signs pushes; devices learn it from GET /Broker.
+func New(registry Registry, asker Asker, decoder *encoding.Decoder, brokerKey ed25519.PublicKey, opts ...Option) (*Broker, error) {
+	pages, err := encoding.NewPages()
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{
+		registry: registry, directory: registry, asker: asker, decoder: decoder, pages: pages,
+		brokerKey: brokerKey, log: slog.Default(), now: time.Now,
+		domain: "localhost", identityValidity: 2 * 365 * 24 * time.Hour,
+	}
+	for _, o := range opts {
+		o(b)
+	}
+	if b.pnrHash == nil {
+		return nil, errors.New("broker: a PNR hash key is required (WithPNRHashKey)")
+	}
+	b.readiness = append(b.readiness, registry.Ping)
+	return b, nil
+}
+
+// Handler is the public HTTP interface.
+func (b *Broker) Handler() (http.Handler, error) {
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	if err := r.SetTrustedProxies(b.trustedProxies); err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
+	r.Use(b.recoverPanic, b.accessLog)
+	r.GET("/MFA", b.handleForm)
+	r.POST("/MFA", b.handleMFA)
+	r.GET("/Schema/MFA.xsd", b.handleSchema)
+	r.GET("/Broker", b.handleBrokerInfo)
+	r.POST("/Identities", b.handleApply)
+	r.GET("/Identities/:id", b.handlePublicIdentity)
+	r.GET("/healthz", b.handleHealth)
+	r.GET("/readyz", b.handleReady)
+	r.NoRoute(func(c *gin.Context) {
+		b.fail(c, "", &encoding.Error{Code: encoding.CodeNotFound, Message: "there is no resource at " + quotePath(c.Request.URL.Path)})
+	})
+	r.NoMethod(func(c *gin.Context) {
+		b.fail(c, "", &encoding.Error{Code: encoding.CodeMethodNotAllowed, Message: "method " + c.Request.Method + " is not allowed on " + quotePath(c.Request.URL.Path)})
+	})
+	return r, nil
+}
+
+// BeginShutdown makes new MFA requests fail fast with 503 while pending
+// ones are answered.
+func (b *Broker) BeginShutdown() { b.shuttingDown.Store(true) }
+
+func (b *Broker) handleSchema(c *gin.Context) {
+	c.Header("Cache-Control", "public, max-age=3600")
+	c.Data(http.StatusOK, "application/xml; charset=utf-8", schema.XSD())
+}
+
+func (b *Broker) handleHealth(c *gin.Context) {
+	c.String(http.StatusOK, "ok\n")
+}
+
+func (b *Broker) handleReady(c *gin.Context) {
+	if b.shuttingDown.Load() {
+		c.String(http.StatusServiceUnavailable, "shutting down\n")
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	for _, check := range b.readiness {
+		if err := check(ctx); err != nil {
+			c.String(http.StatusServiceUnavailable, "not ready: %v\n", err)
+			return
+		}
+	}
+	c.String(http.StatusOK, "ready\n")
+}

@@ -1,0 +1,184 @@
+package broker
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/legalmfa/mfa/encoding"
+	"github.com/legalmfa/mfa/identity"
+)
+
+// maxApplicationBytes bounds an identity application: the properties'
+// limit plus room for keys and JSON syntax.
+const maxApplicationBytes = identity.MaxPropertiesLength*2 + 4096
+
+// ApplicationRequest is the body of POST /Identities.
+type ApplicationRequest struct {
+	Properties []identity.Property `json:"Properties"`
+	// PublicKey is the device's Ed25519 key, base64.
+	PublicKey string `json:"PublicKey"`
+	// Proof is the key's signature over identity.ApplicationForm, base64.
+	Proof string `json:"Proof"`
+}
+
+// PublicIdentity is what anyone may learn about an identity: enough to
+// verify its signatures, and nothing personal.
+type PublicIdentity struct {
+	ID        string    `json:"Id"`
+	State     string    `json:"State"`
+	Algorithm string    `json:"Algorithm"`
+	PublicKey string    `json:"PublicKey"`
+	ValidFrom time.Time `json:"ValidFrom,omitzero"`
+	ValidTo   time.Time `json:"ValidTo,omitzero"`
+	Broker    string    `json:"Broker"`
+}
+
+// BrokerInfo is GET /Broker: what a device needs to connect and verify.
+type BrokerInfo struct {
+	Domain string `json:"Domain"`
+	// PublicKey verifies the broker's signature on every push.
+	PublicKey  string `json:"PublicKey"`
+	NATSURL    string `json:"NatsUrl"`
+	MaxTimeout int    `json:"MaxTimeout"`
+	Schema     string `json:"Schema"`
+}
+
+// ApplicationResponse is the answer to an application.
+type ApplicationResponse struct {
+	Identity PublicIdentity `json:"Identity"`
+	Broker   BrokerInfo     `json:"Broker"`
+}
+
+func (b *Broker) publicIdentity(id identity.Identity) PublicIdentity {
+	return PublicIdentity{
+		ID: id.ID, State: string(id.State), Algorithm: "Ed25519",
+		PublicKey: identity.EncodePublicKey(id.PublicKey),
+		ValidFrom: id.From, ValidTo: id.To, Broker: b.domain,
+	}
+}
+
+func (b *Broker) brokerInfo(c *gin.Context) BrokerInfo {
+	natsURL := b.deviceNATSURL
+	if natsURL == "" {
+		host, _, err := net.SplitHostPort(c.Request.Host)
+		if err != nil {
+			host = c.Request.Host
+		}
+		natsURL = "nats://" + net.JoinHostPort(host, strconv.Itoa(b.deviceNATSPort))
+	}
+	return BrokerInfo{
+		Domain: b.domain, PublicKey: identity.EncodePublicKey(b.brokerKey), NATSURL: natsURL,
+		MaxTimeout: b.decoder.MaxTimeout(), Schema: b.baseURL(c) + "/Schema/MFA.xsd",
+	}
+}
+
+func (b *Broker) handleBrokerInfo(c *gin.Context) {
+	c.JSON(http.StatusOK, b.brokerInfo(c))
+}
+
+// handleApply is POST /Identities: a device applies for a legal identity
+// with its properties and public key, proving it holds the private key.
+// The identity starts out Created; an operator approves it.
+func (b *Broker) handleApply(c *gin.Context) {
+	if err := requireJSON(c); err != nil {
+		b.fail(c, encoding.MediaJSON, err)
+		return
+	}
+	var req ApplicationRequest
+	if err := decodeStrictJSON(c, maxApplicationBytes, &req); err != nil {
+		b.fail(c, encoding.MediaJSON, err)
+		return
+	}
+	pub, err := identity.ParsePublicKey(req.PublicKey)
+	if err != nil {
+		b.fail(c, encoding.MediaJSON, fieldError("PublicKey", err.Error()))
+		return
+	}
+	proof, err := base64.StdEncoding.Strict().DecodeString(req.Proof)
+	if err != nil {
+		b.fail(c, encoding.MediaJSON, fieldError("Proof", "Proof is not valid base64"))
+		return
+	}
+	app := identity.Application{Properties: req.Properties, PublicKey: pub, Proof: proof}
+	if err := app.Verify(b.domain); err != nil {
+		field := "Properties"
+		if errors.Is(err, identity.ErrBadSignature) {
+			field = "Proof"
+		}
+		b.fail(c, encoding.MediaJSON, fieldError(field, err.Error()))
+		return
+	}
+	now := b.now().UTC()
+	id := identity.Identity{
+		ID: identity.NewID(b.domain), State: identity.Created, Properties: req.Properties,
+		PublicKey: pub, Created: now, Updated: now, Version: 1,
+	}
+	if err := b.registry.Create(c.Request.Context(), id); err != nil {
+		if errors.Is(err, identity.ErrDuplicate) {
+			err = fmt.Errorf("%w: this public key already belongs to an identity; a new identity needs a new key", identity.ErrDuplicate)
+		}
+		b.fail(c, encoding.MediaJSON, err)
+		return
+	}
+	b.log.Info("identity applied for", "id", id.ID, "device", id.DeviceID())
+	c.Header("Location", identityURL(b.baseURL(c), id.ID))
+	c.JSON(http.StatusCreated, ApplicationResponse{Identity: b.publicIdentity(id), Broker: b.brokerInfo(c)})
+}
+
+// handlePublicIdentity is GET /Identities/{id}: where relying parties fetch
+// the key that verifies a device's signature, and devices see whether they
+// have been approved.
+func (b *Broker) handlePublicIdentity(c *gin.Context) {
+	id, err := b.registry.Get(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		b.fail(c, encoding.MediaJSON, err)
+		return
+	}
+	c.JSON(http.StatusOK, b.publicIdentity(id))
+}
+
+func requireJSON(c *gin.Context) error {
+	if format, _, err := encoding.ParseContentType(c.GetHeader("Content-Type")); err != nil || format != encoding.FormatJSON {
+		return &encoding.Error{Code: encoding.CodeUnsupportedMediaType, Message: "this resource takes application/json"}
+	}
+	return nil
+}
+
+func fieldError(field, msg string) *encoding.Error {
+	return &encoding.Error{Code: encoding.CodeInvalidField, Field: field, Message: msg}
+}
+
+// decodeStrictJSON decodes a JSON body into v, refusing unknown fields,
+// trailing data and bodies over limit.
+func decodeStrictJSON(c *gin.Context, limit int64, v any) error {
+	if c.Request.ContentLength > limit {
+		return &encoding.Error{Code: encoding.CodeBodyTooLarge, Message: fmt.Sprintf("the request body is larger than %d bytes", limit)}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	var maxErr *http.MaxBytesError
+	if errors.As(err, &maxErr) {
+		return &encoding.Error{Code: encoding.CodeBodyTooLarge, Message: fmt.Sprintf("the request body is larger than %d bytes", limit)}
+	}
+	if err != nil {
+		return &encoding.Error{Code: encoding.CodeMalformed, Message: "the request body could not be read"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &encoding.Error{Code: encoding.CodeMalformed, Message: "the body is not the expected JSON: " + err.Error()}
+	}
+	if dec.More() {
+		return &encoding.Error{Code: encoding.CodeMalformed, Message: "the body has data after the JSON object"}
+	}
+	return nil
+}

@@ -1,0 +1,183 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/legalmfa/mfa/encoding"
+	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/notify"
+)
+
+// Sentinel errors of the MFA flow; respond.go maps each to its code.
+var (
+	ErrUnknownPerson    = errors.New("no approved, valid identity has that PNR and COUNTRY")
+	ErrUnknownRequester = errors.New("the requester's identity cannot sign requests")
+	ErrRequesterSig     = errors.New("the requester's signature does not verify")
+	ErrShuttingDown     = errors.New("the broker is shutting down")
+)
+
+const notAcceptableMessage = "none of the formats this broker answers in is acceptable: application/json, application/xml, text/xml, text/html or text/plain"
+
+// handleForm serves the test form.
+func (b *Broker) handleForm(c *gin.Context) {
+	page, err := b.pages.Form(encoding.FormPage{MaxTimeout: b.decoder.MaxTimeout(), DefaultTimeout: min(60, b.decoder.MaxTimeout())})
+	if err != nil {
+		b.fail(c, "", err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Header("Content-Security-Policy", contentSecurityPolicy)
+	c.Data(http.StatusOK, "text/html; charset=utf-8", page)
+}
+
+// contentSecurityPolicy allows the pages' own inline styles and nothing
+// else: no scripts at all, so nothing injected could run.
+const contentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+// handleMFA is POST /MFA.
+func (b *Broker) handleMFA(c *gin.Context) {
+	format, own, _ := encoding.ParseContentType(c.GetHeader("Content-Type"))
+	mt, acceptable := answerFormat(c, own)
+	rec := &mfaRecord{format: format}
+	c.Set(recordKey, rec)
+	if b.shuttingDown.Load() {
+		b.write(c, mt, b.errorResponse(ErrShuttingDown, ""))
+		return
+	}
+	req, err := b.decoder.Decode(c.Request)
+	if err != nil {
+		b.write(c, mt, b.errorResponse(err, ""))
+		return
+	}
+	// Checked before any push: a caller that cannot read any answer we
+	// offer must not make a phone buzz.
+	if !acceptable {
+		b.write(c, mt, encoding.Response{Code: encoding.CodeNotAcceptable, Message: notAcceptableMessage})
+		return
+	}
+	rec.requestID, rec.pnr, rec.signed = notify.NewRequestID(), b.pnrHash.sum(req.Country, req.PNR), req.Signed()
+	resp := b.authenticate(c.Request.Context(), flowContext{remoteIP: c.ClientIP(), baseURL: b.baseURL(c)}, req, rec)
+	if c.Request.Context().Err() != nil {
+		// The caller is gone and reads no answer; the status is for the log.
+		c.Status(statusClientClosedRequest)
+		return
+	}
+	b.write(c, mt, resp)
+}
+
+// flowContext is what the flow needs to know of the HTTP request.
+type flowContext struct {
+	remoteIP string
+	baseURL  string
+}
+
+// statusClientClosedRequest is nginx's code for a caller that left before
+// the answer; it appears only in logs.
+const statusClientClosedRequest = 499
+
+// mfaRecord is what the access log says about an MFA request.
+type mfaRecord struct {
+	requestID string
+	format    encoding.Format
+	pnr       string // keyed hash, never the number
+	signed    bool
+	devices   int
+	code      string
+}
+
+const recordKey = "mfa.record"
+
+// authenticate runs the flow for a decoded request and returns the answer.
+func (b *Broker) authenticate(ctx context.Context, fc flowContext, req encoding.Request, rec *mfaRecord) encoding.Response {
+	now := b.now()
+	requester, err := b.requester(ctx, req, fc.remoteIP, now)
+	if err != nil {
+		return b.errorResponse(err, rec.requestID)
+	}
+	found, err := b.directory.FindValid(ctx, req.PNR, req.Country, now)
+	if err != nil {
+		return b.errorResponse(err, rec.requestID)
+	}
+	if len(found) == 0 {
+		return b.errorResponse(ErrUnknownPerson, rec.requestID)
+	}
+	q := notify.Question{
+		RequestID: rec.requestID,
+		Reason:    req.Reason,
+		Requester: requester,
+		Expires:   now.Add(time.Duration(req.Timeout) * time.Second),
+	}
+	for _, id := range found {
+		q.Targets = append(q.Targets, notify.Target{LegalID: id.ID, PublicKey: id.PublicKey})
+	}
+	rec.devices = len(q.Targets)
+	out, err := b.asker.Ask(ctx, q)
+	if err != nil {
+		return b.errorResponse(err, rec.requestID)
+	}
+	return outcomeResponse(out, rec.requestID, fc.baseURL)
+}
+
+// requester verifies a signed request against the requester's identity; an
+// unsigned request is shown to the person with the caller's IP address.
+func (b *Broker) requester(ctx context.Context, req encoding.Request, remoteIP string, now time.Time) (notify.Requester, error) {
+	if !req.Signed() {
+		return notify.Requester{RemoteIP: remoteIP}, nil
+	}
+	id, err := b.registry.Get(ctx, req.LegalID)
+	switch {
+	case errors.Is(err, identity.ErrNotFound):
+		return notify.Requester{}, fmt.Errorf("%w: LegalId %s is not known to this broker", ErrUnknownRequester, req.LegalID)
+	case err != nil:
+		return notify.Requester{}, err
+	case id.State != identity.Approved:
+		return notify.Requester{}, fmt.Errorf("%w: LegalId %s is %s, not Approved", ErrUnknownRequester, req.LegalID, id.State)
+	case !id.ValidAt(now):
+		return notify.Requester{}, fmt.Errorf("%w: LegalId %s is valid from %s to %s only", ErrUnknownRequester, req.LegalID,
+			id.From.Format(time.RFC3339), id.To.Format(time.RFC3339))
+	}
+	if err := identity.Verify(id.PublicKey, req.SigningForm(), req.Signature); err != nil {
+		return notify.Requester{}, fmt.Errorf("%w with the key of %s over the canonical MFA-Request/1 form", ErrRequesterSig, req.LegalID)
+	}
+	return notify.Requester{Verified: true, LegalID: id.ID, Name: id.DisplayName(), RemoteIP: remoteIP}, nil
+}
+
+// outcomeResponse turns the person's signed answer into the response: a
+// 2xx only for an approval, and evidence either way.
+func outcomeResponse(out notify.Outcome, requestID, baseURL string) encoding.Response {
+	ev := &encoding.Evidence{
+		LegalID: out.LegalID, Decision: string(out.Decision), Algorithm: "Ed25519",
+		PublicKey: out.PublicKey, PublicKeyURL: identityURL(baseURL, out.LegalID),
+		SignedData: out.SignedData, Signature: out.Signature, Push: out.Push,
+	}
+	if out.Decision == notify.Approve {
+		return encoding.Response{Code: encoding.CodeApproved, Message: "The person approved the request.", RequestID: requestID, Evidence: ev}
+	}
+	return encoding.Response{Code: encoding.CodeDenied, Message: "The person denied the request.", RequestID: requestID, Evidence: ev}
+}
+
+// identityURL is where a relying party fetches an identity's public key.
+func identityURL(baseURL, legalID string) string {
+	return baseURL + "/Identities/" + url.PathEscape(legalID)
+}
+
+// baseURL is the configured public URL, or else the scheme and host the
+// caller used to reach the broker.
+func (b *Broker) baseURL(c *gin.Context) string {
+	if b.publicURL != "" {
+		return b.publicURL
+	}
+	scheme := "http"
+	if c.Request.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Request.Host
+}

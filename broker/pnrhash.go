@@ -1,0 +1,32 @@
+package broker
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash"
+	"sync"
+)
+
+// pnrHasher names a person in logs by a keyed hash of COUNTRY and PNR:
+// stable for one broker's key, so lines about one person correlate, but
+// useless to anyone without the key, who could otherwise hash every
+// possible personal number.
+type pnrHasher struct {
+	pool sync.Pool
+}
+
+func newPNRHasher(key []byte) *pnrHasher {
+	k := append([]byte(nil), key...)
+	return &pnrHasher{pool: sync.Pool{New: func() any { return hmac.New(sha256.New, k) }}}
+}
+
+func (p *pnrHasher) sum(country, pnr string) string {
+	h := p.pool.Get().(hash.Hash)
+	defer p.pool.Put(h)
+	h.Reset()
+	h.Write([]byte(country))
+	h.Write([]byte{0})
+	h.Write([]byte(pnr))
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}

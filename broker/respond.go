@@ -1,0 +1,105 @@
+package broker
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/legalmfa/mfa/encoding"
+	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/notify"
+)
+
+// retryAfterSeconds is what callers are told to wait when the broker or a
+// service behind it is briefly unavailable.
+const retryAfterSeconds = 5
+
+// errorResponse is the one place errors become outcome codes (and so HTTP
+// statuses, through encoding.Code.Status). Messages never contain a PNR.
+func (b *Broker) errorResponse(err error, requestID string) encoding.Response {
+	r := encoding.Response{RequestID: requestID, Message: err.Error()}
+	var e *encoding.Error
+	switch {
+	case errors.As(err, &e):
+		r.Code, r.Field, r.Message = e.Code, e.Field, e.Message
+	case errors.Is(err, ErrUnknownPerson):
+		r.Code, r.Message = encoding.CodeUnknownPerson, "No approved, currently valid legal identity has this PNR and COUNTRY."
+	case errors.Is(err, ErrUnknownRequester):
+		r.Code, r.Field = encoding.CodeUnknownRequester, encoding.FieldLegalID
+	case errors.Is(err, ErrRequesterSig):
+		r.Code, r.Field = encoding.CodeInvalidSignature, encoding.FieldSignature
+	case errors.Is(err, notify.ErrExpired):
+		r.Code, r.Message = encoding.CodeTimeout, "The person did not answer within the timeout."
+	case errors.Is(err, ErrShuttingDown), errors.Is(err, notify.ErrClosed):
+		r.Code, r.RetryAfter = encoding.CodeShuttingDown, retryAfterSeconds
+		r.Message = "The broker is shutting down; send the request again."
+	case errors.Is(err, notify.ErrUnavailable):
+		r.Code, r.RetryAfter = encoding.CodePushUnavailable, retryAfterSeconds
+		r.Message = "The push service is unavailable; no device was asked."
+		b.log.Error("push service unavailable", "request", requestID, "err", err)
+	case errors.Is(err, identity.ErrUnavailable):
+		r.Code, r.RetryAfter = encoding.CodeStoreUnavailable, retryAfterSeconds
+		r.Message = "The identity store is unavailable; no device was asked."
+	case errors.Is(err, identity.ErrNotFound):
+		r.Code = encoding.CodeNotFound
+	case errors.Is(err, identity.ErrDuplicate), errors.Is(err, identity.ErrConflict), errors.Is(err, identity.ErrTransition):
+		r.Code = encoding.CodeConflict
+	case errors.Is(err, identity.ErrInvalid), errors.Is(err, identity.ErrBadSignature):
+		r.Code = encoding.CodeInvalidField
+	default:
+		b.log.Error("internal error", "request", requestID, "err", err)
+		r.Code, r.Message = encoding.CodeInternalError, "The broker failed to handle the request; it has been logged."
+	}
+	return r
+}
+
+// answerFormat negotiates the answer's media type. When nothing offered is
+// acceptable it still returns the request's own format, so that an error
+// can be read; the flow refuses with 406 before doing anything.
+func answerFormat(c *gin.Context, own encoding.MediaType) (encoding.MediaType, bool) {
+	mt, ok := encoding.Negotiate(c.GetHeader("Accept"), own)
+	if !ok {
+		if own == "" {
+			own = encoding.MediaJSON
+		}
+		return own, false
+	}
+	return mt, true
+}
+
+// fail answers with the error's outcome in the negotiated format.
+func (b *Broker) fail(c *gin.Context, own encoding.MediaType, err error) {
+	mt, _ := answerFormat(c, own)
+	b.write(c, mt, b.errorResponse(err, ""))
+}
+
+// write encodes and sends a response with its code's status.
+func (b *Broker) write(c *gin.Context, mt encoding.MediaType, r encoding.Response) {
+	if rec, ok := c.Get(recordKey); ok {
+		rec.(*mfaRecord).code = string(r.Code)
+	}
+	var body []byte
+	var err error
+	if mt == encoding.MediaHTML {
+		body, err = b.pages.Result(r)
+		c.Header("Content-Security-Policy", contentSecurityPolicy)
+	} else {
+		body, err = r.Marshal(mt)
+	}
+	if err != nil {
+		b.log.Error("encode response", "code", r.Code, "media", mt, "err", err)
+		c.Data(http.StatusInternalServerError, "text/plain; charset=utf-8", []byte("internal-error\n"))
+		return
+	}
+	encoding.SetHeaders(c.Writer.Header(), mt, r)
+	c.Data(r.Code.Status(), string(mt)+"; charset=utf-8", body)
+}
+
+func quotePath(p string) string {
+	if len(p) > 100 {
+		p = p[:100] + "…"
+	}
+	return strconv.Quote(p)
+}

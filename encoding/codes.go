@@ -1,0 +1,100 @@
+// Package encoding owns the wire formats of the MFA resource: decoding
+// requests sent as XML, JSON or a web form, content negotiation, and encoding
+// every answer as JSON, XML, HTML or plain text.
+package encoding
+
+import (
+	"fmt"
+	"net/http"
+)
+
+// Code is a stable, machine-readable outcome. Relying parties branch on it;
+// codes are never renamed, and each has exactly one HTTP status.
+type Code string
+
+// Outcome codes. Only CodeApproved has a 2xx status: every other outcome
+// fails closed.
+const (
+	CodeApproved             Code = "approved"
+	CodeDenied               Code = "denied"
+	CodeTimeout              Code = "timeout"
+	CodeUnknownPerson        Code = "unknown-person"
+	CodeUnknownRequester     Code = "unknown-requester"
+	CodeInvalidSignature     Code = "invalid-signature"
+	CodeMalformed            Code = "malformed"
+	CodeSchemaViolation      Code = "schema-violation"
+	CodeMissingField         Code = "missing-field"
+	CodeUnknownField         Code = "unknown-field"
+	CodeDuplicateField       Code = "duplicate-field"
+	CodeInvalidField         Code = "invalid-field"
+	CodeUnsupportedMediaType Code = "unsupported-media-type"
+	CodeBodyTooLarge         Code = "body-too-large"
+	CodeNotAcceptable        Code = "not-acceptable"
+	CodeMethodNotAllowed     Code = "method-not-allowed"
+	CodeNotFound             Code = "not-found"
+	CodeConflict             Code = "conflict"
+	CodePushUnavailable      Code = "push-unavailable"
+	CodeStoreUnavailable     Code = "store-unavailable"
+	CodeShuttingDown         Code = "shutting-down"
+	CodeInternalError        Code = "internal-error"
+)
+
+// Codes lists every code in the order the README's table gives them.
+func Codes() []Code {
+	return []Code{
+		CodeApproved, CodeDenied, CodeTimeout, CodeUnknownPerson,
+		CodeUnknownRequester, CodeInvalidSignature,
+		CodeMalformed, CodeSchemaViolation, CodeMissingField, CodeUnknownField,
+		CodeDuplicateField, CodeInvalidField,
+		CodeUnsupportedMediaType, CodeBodyTooLarge, CodeNotAcceptable,
+		CodeMethodNotAllowed, CodeNotFound, CodeConflict,
+		CodePushUnavailable, CodeStoreUnavailable, CodeShuttingDown, CodeInternalError,
+	}
+}
+
+// Status is the HTTP status that goes with the code.
+func (c Code) Status() int {
+	switch c {
+	case CodeApproved:
+		return http.StatusOK
+	case CodeDenied:
+		return http.StatusForbidden
+	case CodeTimeout:
+		return http.StatusRequestTimeout
+	case CodeUnknownPerson, CodeNotFound:
+		return http.StatusNotFound
+	case CodeUnknownRequester, CodeInvalidSignature:
+		return http.StatusUnauthorized
+	case CodeMalformed, CodeSchemaViolation, CodeMissingField, CodeUnknownField,
+		CodeDuplicateField, CodeInvalidField:
+		return http.StatusBadRequest
+	case CodeUnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
+	case CodeBodyTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case CodeNotAcceptable:
+		return http.StatusNotAcceptable
+	case CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case CodeConflict:
+		return http.StatusConflict
+	case CodePushUnavailable, CodeStoreUnavailable, CodeShuttingDown:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// Error is a failure that has an outcome code: what the caller sent was
+// wrong in a way the code names, and Field names the request field at fault.
+// Message is safe to show the caller: it never contains a personal number.
+type Error struct {
+	Code    Code
+	Field   string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+func errorf(code Code, field, format string, args ...any) *Error {
+	return &Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}

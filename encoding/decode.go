@@ -1,0 +1,190 @@
+package encoding
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/legalmfa/mfa/schema"
+)
+
+// Format is one of the request encodings.
+type Format int
+
+// The request encodings the MFA resource accepts.
+const (
+	FormatXML Format = iota + 1
+	FormatJSON
+	FormatForm
+)
+
+func (f Format) String() string {
+	switch f {
+	case FormatXML:
+		return "xml"
+	case FormatJSON:
+		return "json"
+	case FormatForm:
+		return "form"
+	}
+	return "unknown"
+}
+
+// Defaults for the decoder's limits.
+const (
+	DefaultMaxBodyBytes = 64 << 10
+	DefaultMaxTimeout   = 300
+)
+
+// Decoder turns an HTTP request into a validated Request. It is immutable
+// and safe for concurrent use.
+type Decoder struct {
+	schema       *schema.Schema
+	maxBodyBytes int64
+	maxTimeout   int
+}
+
+// DecoderOption configures a Decoder.
+type DecoderOption func(*Decoder)
+
+// WithMaxBodyBytes bounds the request body; larger bodies get 413.
+func WithMaxBodyBytes(n int64) DecoderOption { return func(d *Decoder) { d.maxBodyBytes = n } }
+
+// WithMaxTimeout bounds the Timeout field, in seconds.
+func WithMaxTimeout(seconds int) DecoderOption { return func(d *Decoder) { d.maxTimeout = seconds } }
+
+// NewDecoder returns a decoder that validates XML against s.
+func NewDecoder(s *schema.Schema, opts ...DecoderOption) *Decoder {
+	d := &Decoder{schema: s, maxBodyBytes: DefaultMaxBodyBytes, maxTimeout: DefaultMaxTimeout}
+	for _, o := range opts {
+		o(d)
+	}
+	return d
+}
+
+// MaxTimeout is the largest Timeout the decoder accepts, in seconds.
+func (d *Decoder) MaxTimeout() int { return d.maxTimeout }
+
+// MaxBodyBytes is the largest body the decoder reads.
+func (d *Decoder) MaxBodyBytes() int64 { return d.maxBodyBytes }
+
+// contentType is a parsed request Content-Type.
+type contentType struct {
+	format  Format
+	media   MediaType // the request's own media type, for answering in kind
+	charset string
+}
+
+// ParseContentType tells which encoding a Content-Type header names and the
+// media type an answer "in the request's own format" would use.
+func ParseContentType(header string) (Format, MediaType, error) {
+	ct, err := parseContentType(header)
+	if err != nil {
+		return 0, "", err
+	}
+	return ct.format, ct.media, nil
+}
+
+func parseContentType(header string) (contentType, *Error) {
+	const supported = "text/xml, application/xml, application/json or application/x-www-form-urlencoded"
+	if strings.TrimSpace(header) == "" {
+		return contentType{}, errorf(CodeUnsupportedMediaType, "", "a Content-Type header is required: %s", supported)
+	}
+	mt, params, err := mime.ParseMediaType(header)
+	if err != nil {
+		return contentType{}, errorf(CodeUnsupportedMediaType, "", "Content-Type %s cannot be parsed: %v", quote(header, 80), err)
+	}
+	ct := contentType{charset: strings.ToLower(strings.TrimSpace(params["charset"]))}
+	switch mt {
+	case "text/xml":
+		ct.format, ct.media = FormatXML, MediaTextXML
+	case "application/xml":
+		ct.format, ct.media = FormatXML, MediaXML
+	case "application/json":
+		ct.format, ct.media = FormatJSON, MediaJSON
+	case "application/x-www-form-urlencoded":
+		// Forms have no answer format of their own; machine clients posting
+		// forms are best served by JSON, and browsers ask for HTML anyway.
+		ct.format, ct.media = FormatForm, MediaJSON
+	default:
+		return contentType{}, errorf(CodeUnsupportedMediaType, "", "Content-Type %s is not supported: use %s", quote(mt, 80), supported)
+	}
+	if ct.format != FormatXML && ct.charset != "" && !isUTF8Label(ct.charset) {
+		return contentType{}, errorf(CodeUnsupportedMediaType, "", "charset %s is not supported for %s: send UTF-8", quote(ct.charset, 40), mt)
+	}
+	return ct, nil
+}
+
+func isUTF8Label(label string) bool {
+	switch strings.ToLower(label) {
+	case "utf-8", "utf8", "us-ascii":
+		return true
+	}
+	return false
+}
+
+// Decode reads, decodes and validates an MFA request. Every error it
+// returns is an *Error with the code and field at fault.
+func (d *Decoder) Decode(r *http.Request) (Request, error) {
+	ct, cerr := parseContentType(r.Header.Get("Content-Type"))
+	if cerr != nil {
+		return Request{}, cerr
+	}
+	body, cerr := d.readBody(r)
+	if cerr != nil {
+		return Request{}, cerr
+	}
+	req, cerr := d.DecodeBody(ct.format, ct.charset, body)
+	if cerr != nil {
+		return Request{}, cerr
+	}
+	return req, nil
+}
+
+// DecodeBody decodes a body already read, in the given format. charset is
+// the Content-Type's charset parameter, or "".
+func (d *Decoder) DecodeBody(format Format, charset string, body []byte) (Request, *Error) {
+	var raw rawRequest
+	var err *Error
+	switch format {
+	case FormatXML:
+		raw, err = d.decodeXML(body, charset)
+	case FormatJSON:
+		raw, err = decodeJSON(body)
+	case FormatForm:
+		raw, err = decodeForm(body)
+	default:
+		return Request{}, errorf(CodeUnsupportedMediaType, "", "unknown request format")
+	}
+	if err != nil {
+		return Request{}, err
+	}
+	return raw.build(d.maxTimeout)
+}
+
+// readBody refuses an oversized body from its declared length before
+// reading a byte, and otherwise reads at most one byte past the limit.
+func (d *Decoder) readBody(r *http.Request) ([]byte, *Error) {
+	tooLarge := errorf(CodeBodyTooLarge, "", "the request body is larger than %d bytes", d.maxBodyBytes)
+	if r.ContentLength > d.maxBodyBytes {
+		return nil, tooLarge
+	}
+	if r.Body == nil {
+		return nil, errorf(CodeMalformed, "", "the request has no body")
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, d.maxBodyBytes+1))
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr):
+		return nil, tooLarge
+	case err != nil:
+		return nil, errorf(CodeMalformed, "", "the request body could not be read: %v", err)
+	case int64(len(body)) > d.maxBodyBytes:
+		return nil, tooLarge
+	case len(body) == 0:
+		return nil, errorf(CodeMalformed, "", "the request body is empty")
+	}
+	return body, nil
+}

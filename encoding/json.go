@@ -1,0 +1,137 @@
+package encoding
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// decodeJSON reads the request object token by token, so that unknown,
+// repeated and mistyped fields are refused by name (encoding/json would
+// silently keep the last duplicate and coerce nothing, but say little).
+func decodeJSON(body []byte) (rawRequest, *Error) {
+	if !utf8.Valid(body) {
+		// encoding/json would quietly turn invalid bytes into U+FFFD.
+		return rawRequest{}, errorf(CodeMalformed, "", "the body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return rawRequest{}, jsonSyntaxError(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return rawRequest{}, errorf(CodeMalformed, "", "the body must be a JSON object, not %s", jsonKind(tok))
+	}
+	var raw rawRequest
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return rawRequest{}, jsonSyntaxError(err)
+		}
+		name, _ := tok.(string) // object keys are always strings
+		i := fieldIndex(name)
+		if i < 0 {
+			return rawRequest{}, unknownFieldError(name)
+		}
+		if raw.present[i] {
+			return rawRequest{}, errorf(CodeDuplicateField, name, "field %s appears more than once", name)
+		}
+		if tok, err = dec.Token(); err != nil {
+			return rawRequest{}, jsonSyntaxError(err)
+		}
+		value, present, ferr := jsonFieldValue(name, tok)
+		if ferr != nil {
+			return rawRequest{}, ferr
+		}
+		if present {
+			raw.set(i, value)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return rawRequest{}, jsonSyntaxError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return rawRequest{}, errorf(CodeMalformed, "", "the body has data after the JSON object")
+	}
+	return raw, nil
+}
+
+// jsonFieldValue checks a field's JSON type. Strings must be strings and
+// Timeout an integer literal; null stands for an absent optional field.
+func jsonFieldValue(name string, tok json.Token) (string, bool, *Error) {
+	optional := name == FieldLegalID || name == FieldSignature
+	switch v := tok.(type) {
+	case string:
+		if name == FieldTimeout {
+			return "", false, errorf(CodeInvalidField, name, "Timeout must be a JSON integer, not a string")
+		}
+		return v, true, nil
+	case json.Number:
+		if name != FieldTimeout {
+			return "", false, errorf(CodeInvalidField, name, "%s must be a JSON string, not a number", name)
+		}
+		s := v.String()
+		if strings.ContainsAny(s, ".eE") {
+			return "", false, errorf(CodeInvalidField, name, "Timeout must be a whole number of seconds, not %s", quote(s, 24))
+		}
+		if strings.HasPrefix(s, "-") {
+			return "", false, errorf(CodeInvalidField, name, "Timeout must be at least 1 second")
+		}
+		return s, true, nil
+	case nil:
+		if optional {
+			return "", false, nil
+		}
+		return "", false, errorf(CodeInvalidField, name, "%s must not be null", name)
+	}
+	want := "a JSON string"
+	if name == FieldTimeout {
+		want = "a JSON integer"
+	}
+	return "", false, errorf(CodeInvalidField, name, "%s must be %s, not %s", name, want, jsonKind(tok))
+}
+
+func jsonKind(tok json.Token) string {
+	switch v := tok.(type) {
+	case json.Delim:
+		if v == '[' {
+			return "an array"
+		}
+		return "an object"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	}
+	return "an unknown value"
+}
+
+func jsonSyntaxError(err error) *Error {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return errorf(CodeMalformed, "", "the body is not valid JSON: %v (at byte %d)", syn, syn.Offset)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errorf(CodeMalformed, "", "the body is not valid JSON: it ends too early")
+	}
+	return errorf(CodeMalformed, "", "the body is not valid JSON: %v", err)
+}
+
+// unknownFieldError names the field, and the right spelling when only the
+// letter case is off (fields are case-sensitive: PNR, COUNTRY, Timeout, …).
+func unknownFieldError(name string) *Error {
+	for _, f := range fieldNames {
+		if strings.EqualFold(f, name) {
+			return errorf(CodeUnknownField, "", "unknown field %s: field names are case-sensitive, did you mean %s?", quote(name, 64), f)
+		}
+	}
+	return errorf(CodeUnknownField, "", "unknown field %s: the fields are PNR, COUNTRY, Timeout, Reason, LegalId and Signature", quote(name, 64))
+}

@@ -1,0 +1,240 @@
+package encoding
+
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/legalmfa/mfa/identity"
+)
+
+// Field names, spelled exactly as the spec spells them in every encoding.
+const (
+	FieldPNR       = "PNR"
+	FieldCountry   = "COUNTRY"
+	FieldTimeout   = "Timeout"
+	FieldReason    = "Reason"
+	FieldLegalID   = "LegalId"
+	FieldSignature = "Signature"
+)
+
+// fieldNames lists the request fields in their canonical order, which is
+// also the XML element order and the order of the signed form.
+var fieldNames = [...]string{FieldPNR, FieldCountry, FieldTimeout, FieldReason, FieldLegalID, FieldSignature}
+
+// Documented limits on request fields.
+const (
+	MaxPNRLength     = 64   // characters
+	MaxReasonLength  = 2000 // characters, after line breaks are normalised
+	MaxLegalIDLength = identity.MaxIDLength
+	SignatureSize    = 64 // bytes: one Ed25519 signature
+)
+
+// Request is a decoded, validated MFA request. Whichever encoding carried
+// it, the same request gives the same value, so it signs and behaves the same.
+type Request struct {
+	PNR     string
+	Country string
+	// Timeout is in whole seconds, 1 to the broker's maximum.
+	Timeout int
+	// Reason is markdown with line breaks normalised to LF.
+	Reason    string
+	LegalID   string
+	Signature []byte
+}
+
+// Signed reports whether the requester signed the request.
+func (r Request) Signed() bool { return r.LegalID != "" }
+
+// SigningForm is what a requester's Signature covers: every field but the
+// signature itself, in the documented canonical form (see identity.SignedForm):
+//
+//	MFA-Request/1\n
+//	PNR:<len>:<PNR>\n
+//	COUNTRY:<len>:<COUNTRY>\n
+//	Timeout:<len>:<decimal seconds, no sign or leading zeros>\n
+//	Reason:<len>:<Reason, line breaks as LF>\n
+//	LegalId:<len>:<LegalId>\n
+func (r Request) SigningForm() []byte {
+	return identity.NewSignedForm("MFA-Request/1").
+		Add(FieldPNR, r.PNR).
+		Add(FieldCountry, r.Country).
+		Add(FieldTimeout, strconv.Itoa(r.Timeout)).
+		Add(FieldReason, r.Reason).
+		Add(FieldLegalID, r.LegalID).
+		Bytes()
+}
+
+// rawRequest holds field values as the wire carried them, before the rules
+// common to all encodings are applied.
+type rawRequest struct {
+	values  [len(fieldNames)]string
+	present [len(fieldNames)]bool
+}
+
+func fieldIndex(name string) int {
+	for i, n := range fieldNames {
+		if n == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func (raw *rawRequest) set(i int, v string) {
+	raw.values[i], raw.present[i] = v, true
+}
+
+func (raw *rawRequest) get(name string) (string, bool) {
+	i := fieldIndex(name)
+	return raw.values[i], raw.present[i]
+}
+
+// build applies the field rules every encoding shares.
+func (raw *rawRequest) build(maxTimeout int) (Request, *Error) {
+	for _, name := range []string{FieldPNR, FieldCountry, FieldTimeout, FieldReason} {
+		if _, ok := raw.get(name); !ok {
+			return Request{}, errorf(CodeMissingField, name, "field %s is required", name)
+		}
+	}
+	var req Request
+	var err *Error
+	pnr, _ := raw.get(FieldPNR)
+	if req.PNR, err = checkPNR(pnr); err != nil {
+		return Request{}, err
+	}
+	country, _ := raw.get(FieldCountry)
+	if req.Country, err = checkCountry(country); err != nil {
+		return Request{}, err
+	}
+	timeout, _ := raw.get(FieldTimeout)
+	if req.Timeout, err = checkTimeout(timeout, maxTimeout); err != nil {
+		return Request{}, err
+	}
+	reason, _ := raw.get(FieldReason)
+	if req.Reason, err = checkReason(reason); err != nil {
+		return Request{}, err
+	}
+	legalID, hasLegalID := raw.get(FieldLegalID)
+	signature, hasSignature := raw.get(FieldSignature)
+	switch {
+	case hasLegalID && !hasSignature:
+		return Request{}, errorf(CodeMissingField, FieldSignature, "field Signature is required when LegalId is given")
+	case hasSignature && !hasLegalID:
+		return Request{}, errorf(CodeMissingField, FieldLegalID, "field LegalId is required when Signature is given: it names the identity whose key made the signature")
+	case hasLegalID:
+		if req.LegalID, err = checkLegalID(legalID); err != nil {
+			return Request{}, err
+		}
+		if req.Signature, err = checkSignature(signature); err != nil {
+			return Request{}, err
+		}
+	}
+	return req, nil
+}
+
+// checkPNR never quotes the value: a personal number is personal data and
+// must not travel back through error messages, logs or proxies.
+func checkPNR(v string) (string, *Error) {
+	switch {
+	case v == "":
+		return "", errorf(CodeInvalidField, FieldPNR, "PNR must not be empty")
+	case !utf8.ValidString(v):
+		return "", errorf(CodeInvalidField, FieldPNR, "PNR is not valid UTF-8")
+	case utf8.RuneCountInString(v) > MaxPNRLength:
+		return "", errorf(CodeInvalidField, FieldPNR, "PNR is longer than %d characters", MaxPNRLength)
+	case v[0] == ' ' || v[len(v)-1] == ' ':
+		return "", errorf(CodeInvalidField, FieldPNR, "PNR must not begin or end with a space")
+	}
+	if r, bad := firstControl(v, false); bad {
+		return "", errorf(CodeInvalidField, FieldPNR, "PNR contains the control character U+%04X", r)
+	}
+	return v, nil
+}
+
+func checkCountry(v string) (string, *Error) {
+	if !identity.IsCountryCode(v) {
+		return "", errorf(CodeInvalidField, FieldCountry, "COUNTRY %s is not an assigned ISO 3166-1 alpha-2 code in upper case, such as SE or US", quote(v, 8))
+	}
+	return v, nil
+}
+
+// checkTimeout accepts the lexical form of xs:positiveInteger: digits with
+// an optional plus sign and leading zeros.
+func checkTimeout(v string, maxTimeout int) (int, *Error) {
+	digits := strings.TrimPrefix(v, "+")
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return 0, errorf(CodeInvalidField, FieldTimeout, "Timeout %s is not a whole number of seconds", quote(v, 24))
+	}
+	digits = strings.TrimLeft(digits, "0")
+	if digits == "" {
+		return 0, errorf(CodeInvalidField, FieldTimeout, "Timeout must be at least 1 second")
+	}
+	n, err := strconv.Atoi(digits)
+	if err != nil || n > maxTimeout {
+		return 0, errorf(CodeInvalidField, FieldTimeout, "Timeout must not exceed %d seconds", maxTimeout)
+	}
+	return n, nil
+}
+
+func checkReason(v string) (string, *Error) {
+	if !utf8.ValidString(v) {
+		return "", errorf(CodeInvalidField, FieldReason, "Reason is not valid UTF-8")
+	}
+	// XML parsers turn CRLF and CR into LF; doing the same for JSON and forms
+	// keeps one request, and so one signature, identical in every encoding.
+	v = strings.ReplaceAll(v, "\r\n", "\n")
+	v = strings.ReplaceAll(v, "\r", "\n")
+	switch {
+	case strings.TrimSpace(v) == "":
+		return "", errorf(CodeInvalidField, FieldReason, "Reason must not be empty: it tells the person why they are asked")
+	case utf8.RuneCountInString(v) > MaxReasonLength:
+		return "", errorf(CodeInvalidField, FieldReason, "Reason is longer than %d characters", MaxReasonLength)
+	}
+	if r, bad := firstControl(v, true); bad {
+		return "", errorf(CodeInvalidField, FieldReason, "Reason contains the control character U+%04X", r)
+	}
+	return v, nil
+}
+
+func checkLegalID(v string) (string, *Error) {
+	if err := identity.ValidateID(v); err != nil {
+		return "", errorf(CodeInvalidField, FieldLegalID, "LegalId must be an identity ID of the form <id>@<domain> in printable ASCII, at most %d characters", MaxLegalIDLength)
+	}
+	return v, nil
+}
+
+func checkSignature(v string) ([]byte, *Error) {
+	sig, err := base64.StdEncoding.Strict().DecodeString(v)
+	if err != nil {
+		return nil, errorf(CodeInvalidField, FieldSignature, "Signature is not valid base64")
+	}
+	if len(sig) != SignatureSize {
+		return nil, errorf(CodeInvalidField, FieldSignature, "Signature has %d bytes; an Ed25519 signature has %d", len(sig), SignatureSize)
+	}
+	return sig, nil
+}
+
+// firstControl finds the first C0/C1 control character; tab and line feed
+// are allowed where text spans lines.
+func firstControl(v string, multiline bool) (rune, bool) {
+	for _, r := range v {
+		if multiline && (r == '\t' || r == '\n') {
+			continue
+		}
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return r, true
+		}
+	}
+	return 0, false
+}
+
+// quote shows a caller-supplied value in a message: Go-quoted so control
+// characters are visible, and cut short so a huge value cannot bloat it.
+func quote(v string, max int) string {
+	if utf8.RuneCountInString(v) > max {
+		v = string([]rune(v)[:max]) + "…"
+	}
+	return strconv.Quote(v)
+}

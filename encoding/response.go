@@ -1,0 +1,202 @@
+package encoding
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/beevik/etree"
+
+	"github.com/legalmfa/mfa/schema"
+)
+
+// Response is every answer of the MFA resource: the approval with its
+// evidence, and every other outcome.
+type Response struct {
+	Code    Code
+	Message string
+	// RequestID names the MFA request once one was created.
+	RequestID string
+	// Field names the request field at fault, for field errors.
+	Field string
+	// RetryAfter, in seconds, when trying again later may succeed.
+	RetryAfter int
+	Evidence   *Evidence
+}
+
+// Evidence lets a relying party verify offline what the device signed.
+type Evidence struct {
+	LegalID      string
+	Decision     string
+	Algorithm    string
+	PublicKey    []byte
+	PublicKeyURL string
+	// SignedData is exactly the bytes the device's Signature covers.
+	SignedData []byte
+	Signature  []byte
+	// Push is exactly the push the device was shown; SignedData names its
+	// SHA-256.
+	Push []byte
+}
+
+// ErrorResponse is the answer for an *Error.
+func ErrorResponse(e *Error) Response {
+	return Response{Code: e.Code, Message: e.Message, Field: e.Field}
+}
+
+// wireResponse is the JSON shape of a Response: the element names
+// of MFA.xsd's MFAResponse, in its order, with binary values in base64.
+type wireResponse struct {
+	Code       Code          `json:"Code"`
+	Message    string        `json:"Message"`
+	RequestID  string        `json:"RequestId,omitempty"`
+	Field      string        `json:"Field,omitempty"`
+	RetryAfter int           `json:"RetryAfter,omitempty"`
+	Evidence   *wireEvidence `json:"Evidence,omitempty"`
+}
+
+type wireEvidence struct {
+	LegalID      string `json:"LegalId"`
+	Decision     string `json:"Decision"`
+	Algorithm    string `json:"Algorithm"`
+	PublicKey    string `json:"PublicKey"`
+	PublicKeyURL string `json:"PublicKeyUrl"`
+	SignedData   string `json:"SignedData"`
+	Signature    string `json:"Signature"`
+	Push         string `json:"Push"`
+}
+
+func (r Response) wire() wireResponse {
+	w := wireResponse{Code: r.Code, Message: r.Message, RequestID: r.RequestID, Field: r.Field, RetryAfter: r.RetryAfter}
+	if e := r.Evidence; e != nil {
+		b64 := base64.StdEncoding.EncodeToString
+		w.Evidence = &wireEvidence{
+			LegalID: e.LegalID, Decision: e.Decision, Algorithm: e.Algorithm,
+			PublicKey: b64(e.PublicKey), PublicKeyURL: e.PublicKeyURL,
+			SignedData: b64(e.SignedData), Signature: b64(e.Signature), Push: b64(e.Push),
+		}
+	}
+	return w
+}
+
+// Marshal encodes r in the media type. HTML is rendered by the Pages type.
+func (r Response) Marshal(mt MediaType) ([]byte, error) {
+	switch mt {
+	case MediaJSON:
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r.wire()); err != nil {
+			return nil, fmt.Errorf("encode JSON response: %w", err)
+		}
+		return b.Bytes(), nil
+	case MediaXML, MediaTextXML:
+		return r.xml()
+	case MediaText:
+		return r.text(), nil
+	}
+	return nil, fmt.Errorf("no encoder for %s", mt)
+}
+
+// xml writes the MFAResponse element of MFA.xsd, its children in the
+// schema's order, escaping only what XML requires.
+func (r Response) xml() ([]byte, error) {
+	w := r.wire()
+	doc := etree.NewDocument()
+	doc.WriteSettings.CanonicalText = true
+	doc.CreateProcInst("xml", `version="1.0" encoding="UTF-8"`)
+	root := doc.CreateElement("MFAResponse")
+	root.CreateAttr("xmlns", schema.Namespace)
+	add := func(parent *etree.Element, name, value string, always bool) {
+		if value != "" || always {
+			parent.CreateElement(name).SetText(xmlSafe(value))
+		}
+	}
+	add(root, "Code", string(w.Code), true)
+	add(root, "Message", w.Message, true)
+	add(root, "RequestId", w.RequestID, false)
+	add(root, "Field", w.Field, false)
+	if w.RetryAfter > 0 {
+		add(root, "RetryAfter", strconv.Itoa(w.RetryAfter), true)
+	}
+	if e := w.Evidence; e != nil {
+		ev := root.CreateElement("Evidence")
+		for _, f := range [...][2]string{
+			{"LegalId", e.LegalID}, {"Decision", e.Decision}, {"Algorithm", e.Algorithm},
+			{"PublicKey", e.PublicKey}, {"PublicKeyUrl", e.PublicKeyURL}, {"SignedData", e.SignedData},
+			{"Signature", e.Signature}, {"Push", e.Push},
+		} {
+			add(ev, f[0], f[1], true)
+		}
+	}
+	doc.Indent(2)
+	b, err := doc.WriteToBytes()
+	if err != nil {
+		return nil, fmt.Errorf("encode XML response: %w", err)
+	}
+	return b, nil
+}
+
+// xmlSafe replaces the characters XML 1.0 cannot carry at all (most C0
+// controls, surrogates, U+FFFE/U+FFFF, invalid UTF-8) with U+FFFD.
+func xmlSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+			return r
+		case r < 0x20, r == 0xfffe, r == 0xffff, r == utf8.RuneError, r >= 0xd800 && r <= 0xdfff:
+			return '\ufffd'
+		}
+		return r
+	}, s)
+}
+
+// text is one "Name: value" line per field, for people and shell scripts.
+func (r Response) text() []byte {
+	var b bytes.Buffer
+	line := func(name, value string) {
+		if value != "" {
+			fmt.Fprintf(&b, "%s: %s\n", name, value)
+		}
+	}
+	w := r.wire()
+	line("Code", string(w.Code))
+	line("Message", w.Message)
+	line("RequestId", w.RequestID)
+	line("Field", w.Field)
+	if w.RetryAfter > 0 {
+		line("RetryAfter", strconv.Itoa(w.RetryAfter))
+	}
+	if e := w.Evidence; e != nil {
+		line("Evidence.LegalId", e.LegalID)
+		line("Evidence.Decision", e.Decision)
+		line("Evidence.Algorithm", e.Algorithm)
+		line("Evidence.PublicKey", e.PublicKey)
+		line("Evidence.PublicKeyUrl", e.PublicKeyURL)
+		line("Evidence.SignedData", e.SignedData)
+		line("Evidence.Signature", e.Signature)
+		line("Evidence.Push", e.Push)
+	}
+	return b.Bytes()
+}
+
+// SetHeaders sets the headers every answer carries.
+func SetHeaders(h http.Header, mt MediaType, r Response) {
+	h.Set("Content-Type", string(mt)+"; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Add("Vary", "Accept")
+	if r.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(r.RetryAfter))
+	}
+	if r.Code.Status() == http.StatusUnauthorized {
+		// RFC 9110 requires a challenge with 401: the requester proves
+		// itself with the MFA Signature field, not an Authorization header.
+		h.Set("WWW-Authenticate", `MFA-Signature realm="MFA"`)
+	}
+}
