@@ -60,4 +60,3 @@ func (b *Broker) accessLog(c *gin.Context) {
 	}
 	b.log.LogAttrs(c.Request.Context(), level, "http", attrs...)
 }
-

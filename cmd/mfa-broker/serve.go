@@ -245,4 +245,3 @@ func (s *server) stop() {
 		}
 	}
 }
-
