@@ -34,7 +34,11 @@ type contentModel struct {
 	index   map[xmlName]int
 	byLocal map[string]int // to diagnose right name, wrong namespace
 	trans   []int32        // state*len(symbols)+symbol → next state or -1
-	accept  []bool
+	// owner is, parallel to trans, the element particle a transition
+	// matches (unique, by UPA); ownerMax is that particle's maxOccurs.
+	owner    []int32
+	ownerMax []int
+	accept   []bool
 	// maxCount is the most times each symbol can occur in one valid
 	// content (-1: unbounded); exceeding it is a RepeatedElement.
 	maxCount []int
@@ -120,6 +124,7 @@ func (b *modelBuilder) collect(p *particle) error {
 		return nil
 	}
 	b.particle[p] = int32(len(b.particle))
+	b.m.ownerMax = append(b.m.ownerMax, p.max)
 	name := xmlName{p.elem.ns, p.elem.name}
 	if i, ok := b.m.index[name]; ok {
 		prev := b.m.symbols[i].decl
@@ -256,6 +261,7 @@ func (b *modelBuilder) determinize(start, final int32) error {
 		set := sets[d]
 		m.accept = append(m.accept, slices.Contains(set, final))
 		row := make([]int32, nsym)
+		owners := make([]int32, nsym)
 		for sym := range nsym {
 			var targets []int32
 			owner := int32(-1)
@@ -269,6 +275,7 @@ func (b *modelBuilder) determinize(start, final int32) error {
 				owner = b.n.owner[s]
 				targets = append(targets, b.n.to[s])
 			}
+			owners[sym] = owner
 			if len(targets) == 0 {
 				row[sym] = -1
 				continue
@@ -287,6 +294,7 @@ func (b *modelBuilder) determinize(start, final int32) error {
 			row[sym] = int32(id)
 		}
 		m.trans = append(m.trans, row...)
+		m.owner = append(m.owner, owners...)
 	}
 	return nil
 }

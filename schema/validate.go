@@ -144,13 +144,18 @@ func (v *validator) unknown(parent, child *etree.Element, m *contentModel) *Viol
 }
 
 // misplaced classifies a known child the automaton cannot take in state:
-// repeated if the model cannot hold that many of it, missing if what must
-// come first is absent from the rest of the content, else out of order.
+// repeated if the model cannot hold that many of it, overall or in a row;
+// missing if what must come first is absent from the rest of the content;
+// else out of order.
 func (v *validator) misplaced(parent *etree.Element, i, sym, state int, m *contentModel) *Violation {
 	child := parent.Child[i].(*etree.Element)
 	name := m.symbols[sym].name
 	if limit := m.maxCount[sym]; limit >= 0 && countNamed(parent.Child[:i], name) >= limit {
 		return v.fail(RepeatedElement, child, name.local, fmt.Sprintf("element %q occurs more often in %q than allowed (at most %d)",
+			name.local, parent.Tag, limit))
+	}
+	if limit, run := m.runBefore(parent.Child[:i], sym); limit >= 0 && run >= limit {
+		return v.fail(RepeatedElement, child, name.local, fmt.Sprintf("element %q occurs more often in a row in %q than allowed (at most %d)",
 			name.local, parent.Tag, limit))
 	}
 	if first := m.firstOnPathTo(state, sym); first >= 0 {
@@ -174,6 +179,38 @@ func (v *validator) misplaced(parent *etree.Element, i, sym, state int, m *conte
 		}
 	}
 	return v.fail(UnexpectedElement, child, name.local, fmt.Sprintf("element %q is out of order in %q; expected %s", name.local, parent.Tag, want))
+}
+
+// runBefore replays the (valid) children before a failure. If they end in
+// a run of sym, it returns the maxOccurs of the particle that matched the
+// last of them (-1 if unbounded or there is no such run) and the length of
+// the run.
+func (m *contentModel) runBefore(toks []etree.Token, sym int) (limit, run int) {
+	state, last := 0, -1
+	limit = -1
+	for _, tok := range toks {
+		el, ok := tok.(*etree.Element)
+		if !ok {
+			continue
+		}
+		s, ok := m.index[xmlName{el.NamespaceURI(), el.Tag}]
+		if !ok {
+			return -1, 0
+		}
+		t := state*len(m.symbols) + s
+		if s == sym && last == sym {
+			run++
+		} else {
+			run = 1
+		}
+		last = s
+		limit = m.ownerMax[m.owner[t]]
+		state = int(m.trans[t])
+	}
+	if last != sym {
+		return -1, 0
+	}
+	return limit, run
 }
 
 // firstOnPathTo returns the first symbol of a shortest path from state to
