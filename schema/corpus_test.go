@@ -66,7 +66,9 @@ func requestDocs() []doc {
 	timeout := func(v string) doc {
 		return inv("Timeout "+strconv.Quote(v), request(okPNR, okCountry, v, okReason), "Timeout", "/MFA/Timeout")
 	}
-	pnr := func(name, v string) doc { return inv(name, request(v, okCountry, okTimeout, okReason), "PNR", "/MFA/PNR") }
+	pnr := func(name, v string) doc {
+		return inv(name, request(v, okCountry, okTimeout, okReason), "PNR", "/MFA/PNR")
+	}
 	country := func(v string) doc {
 		return inv("COUNTRY "+strconv.Quote(v), request(okPNR, v, okTimeout, okReason), "COUNTRY", "/MFA/COUNTRY")
 	}

@@ -138,12 +138,12 @@ func (t *regexTranslator) piece() error {
 		t.pos++
 		t.out.WriteRune(c)
 	case '{':
-		// In XSD 1.0 '{' is an ordinary character unless it starts a
-		// well-formed quantity right after an atom (libxml2 agrees), so a
-		// failed parse here leaves '{' to the next piece as a literal.
+		// XSD 1.0's grammar leaves it open whether a '{' after an atom that
+		// does not start a well-formed quantity is a literal; libxml2 (and
+		// XSD 1.1) reject it, and so do we.
 		lo, hi, n, ok := t.quantity()
 		if !ok {
-			return nil
+			return fmt.Errorf("malformed quantifier at offset %d (write \\{ for a literal '{')", t.pos)
 		}
 		if hi >= 0 && hi < lo {
 			return fmt.Errorf("quantifier {%d,%d} at offset %d has maximum below minimum", lo, hi, t.pos)
@@ -245,8 +245,9 @@ func (t *regexTranslator) atom() error {
 	case ']':
 		return fmt.Errorf("unescaped ']' at offset %d", t.pos)
 	default:
-		// Includes '^', '$', '{' and '}', which are ordinary in XSD;
-		// QuoteMeta escapes the ones Go treats specially.
+		// Includes '^' and '$', which are ordinary in XSD, and '{' and '}'
+		// where no atom precedes them; QuoteMeta escapes the ones Go
+		// treats specially.
 		t.pos++
 		t.out.WriteString(regexp.QuoteMeta(string(c)))
 	}
@@ -412,9 +413,10 @@ func categorySet(name string) (runeSet, error) {
 	case name == "Cn":
 		return unassignedSet(), nil
 	case name == "C":
-		// XSD's C includes unassigned code points (Cn); Go's unicode.C
-		// does not.
-		return tableSet(unicode.C).union(unassignedSet()), nil
+		// Spelled out so that C is exactly XSD's Cc|Cf|Co|Cn (plus
+		// surrogates, which never occur in XML) whatever Go's own C table
+		// covers.
+		return tableSet(unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs).union(unassignedSet()), nil
 	case name == "Cs":
 		// Not an XSD category (surrogates are not XML characters).
 		return nil, fmt.Errorf("unknown Unicode category \\p{%s}", name)
@@ -526,7 +528,9 @@ func runes(rs ...rune) runeSet {
 
 // unassignedSet is XSD's \p{Cn}: code points in no general category.
 func unassignedSet() runeSet {
-	return tableSet(unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z, unicode.C).complement()
+	// Not unicode.C: Go's C table also covers unassigned code points.
+	return tableSet(unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z,
+		unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs).complement()
 }
 
 // dotSet is XSD's '.': every character except line feed and carriage return.
