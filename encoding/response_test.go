@@ -1,0 +1,168 @@
+package encoding_test
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/beevik/etree"
+
+	"github.com/legalmfa/mfa/encoding"
+	"github.com/legalmfa/mfa/schema"
+)
+
+func sampleResponses() []encoding.Response {
+	ev := &encoding.Evidence{
+		LegalID: "a1b2@legal.example.org", Decision: "approve", Algorithm: "Ed25519",
+		PublicKey: make([]byte, 32), PublicKeyURL: "https://broker.example.org/Identities/a1b2%40legal.example.org",
+		SignedData: []byte("MFA-Answer/1\n"), Signature: make([]byte, 64), Push: []byte(`{"Version":1}`),
+	}
+	var out []encoding.Response
+	for _, c := range encoding.Codes() {
+		out = append(out, encoding.Response{Code: c, Message: "message for " + string(c)})
+	}
+	return append(out,
+		encoding.Response{Code: encoding.CodeApproved, Message: "ok", RequestID: "abcdefghijklmnopqrstuvwxyz", Evidence: ev},
+		encoding.Response{Code: encoding.CodeInvalidField, Message: `field "Timeout" <&> ]]>`, Field: "Timeout"},
+		encoding.Response{Code: encoding.CodeShuttingDown, Message: "bye", RetryAfter: 5},
+		encoding.Response{Code: encoding.CodeMalformed, Message: "control \x01 and \xff bytes"},
+	)
+}
+
+// TestXMLResponsesValidate holds every XML answer to the schema the broker
+// publishes for it.
+func TestXMLResponsesValidate(t *testing.T) {
+	t.Parallel()
+	s, err := schema.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range sampleResponses() {
+		body, err := r.Marshal(encoding.MediaXML)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc := etree.NewDocument()
+		if err := doc.ReadFromBytes(body); err != nil {
+			t.Fatalf("%s: not well-formed: %v\n%s", r.Code, err, body)
+		}
+		if err := s.Validate(doc.Root()); err != nil {
+			t.Fatalf("%s: invalid against MFA.xsd: %v\n%s", r.Code, err, body)
+		}
+		if got := doc.Root().SelectElement("Code").Text(); got != string(r.Code) {
+			t.Fatalf("Code element %q, want %q", got, r.Code)
+		}
+	}
+}
+
+func TestJSONResponseShape(t *testing.T) {
+	t.Parallel()
+	r := sampleResponses()[len(encoding.Codes())]
+	body, err := r.Marshal(encoding.MediaJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := got["Evidence"].(map[string]any)
+	if got["Code"] != "approved" || got["RequestId"] != r.RequestID || ev == nil ||
+		ev["Signature"] != strings.Repeat("A", 86)+"==" || ev["SignedData"] != "TUZBLUFuc3dlci8xCg==" {
+		t.Fatalf("unexpected JSON: %s", body)
+	}
+	if _, present := got["Field"]; present {
+		t.Fatal("empty Field present")
+	}
+}
+
+func TestHTMLResultEscapes(t *testing.T) {
+	t.Parallel()
+	pages, err := encoding.NewPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := pages.Result(encoding.Response{Code: encoding.CodeInvalidField, Message: `<script>alert(1)</script>`, Field: `"><img src=x>`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(body), "<script>") || strings.Contains(string(body), "<img") {
+		t.Fatalf("unescaped caller text in page:\n%s", body)
+	}
+	if !strings.Contains(string(body), "&lt;script&gt;") {
+		t.Fatalf("message missing from page:\n%s", body)
+	}
+	form, err := pages.Form(encoding.FormPage{MaxTimeout: 120, DefaultTimeout: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"PNR", "COUNTRY", "Timeout", "Reason", "LegalId", "Signature"} {
+		if !strings.Contains(string(form), `name="`+name+`"`) {
+			t.Errorf("form lacks field %s", name)
+		}
+	}
+	if !strings.Contains(string(form), `max="120"`) || !strings.Contains(string(form), `method="post"`) {
+		t.Errorf("form does not post or lacks the timeout bound:\n%s", form)
+	}
+}
+
+func TestTextResponse(t *testing.T) {
+	t.Parallel()
+	body, err := encoding.Response{Code: encoding.CodeTimeout, Message: "No answer.", RequestID: "r1"}.Marshal(encoding.MediaText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(body) != "Code: timeout\nMessage: No answer.\nRequestId: r1\n" {
+		t.Fatalf("text body %q", body)
+	}
+}
+
+func TestHeaders(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		r      encoding.Response
+		header string
+		want   string
+	}{
+		{encoding.Response{Code: encoding.CodeShuttingDown, RetryAfter: 5}, "Retry-After", "5"},
+		{encoding.Response{Code: encoding.CodeInvalidSignature}, "WWW-Authenticate", `MFA-Signature realm="MFA"`},
+		{encoding.Response{Code: encoding.CodeApproved}, "Cache-Control", "no-store"},
+		{encoding.Response{Code: encoding.CodeApproved}, "Vary", "Accept"},
+		{encoding.Response{Code: encoding.CodeApproved}, "Content-Type", "application/xml; charset=utf-8"},
+	}
+	for _, c := range cases {
+		w := httptest.NewRecorder()
+		encoding.SetHeaders(w.Header(), encoding.MediaXML, c.r)
+		if got := w.Header().Get(c.header); got != c.want {
+			t.Errorf("%s for %s = %q, want %q", c.header, c.r.Code, got, c.want)
+		}
+	}
+}
+
+// TestStatusTable pins the outcome → status contract the README documents:
+// 2xx only on approval.
+func TestStatusTable(t *testing.T) {
+	t.Parallel()
+	want := map[encoding.Code]int{
+		encoding.CodeApproved: 200, encoding.CodeDenied: 403, encoding.CodeTimeout: 408,
+		encoding.CodeUnknownPerson: 404, encoding.CodeUnknownRequester: 401, encoding.CodeInvalidSignature: 401,
+		encoding.CodeMalformed: 400, encoding.CodeSchemaViolation: 400, encoding.CodeMissingField: 400,
+		encoding.CodeUnknownField: 400, encoding.CodeDuplicateField: 400, encoding.CodeInvalidField: 400,
+		encoding.CodeUnsupportedMediaType: 415, encoding.CodeBodyTooLarge: 413, encoding.CodeNotAcceptable: 406,
+		encoding.CodeMethodNotAllowed: 405, encoding.CodeNotFound: 404, encoding.CodeConflict: 409,
+		encoding.CodePushUnavailable: 503, encoding.CodeStoreUnavailable: 503, encoding.CodeShuttingDown: 503,
+		encoding.CodeInternalError: 500,
+	}
+	if len(want) != len(encoding.Codes()) {
+		t.Fatalf("%d codes pinned, %d defined", len(want), len(encoding.Codes()))
+	}
+	for _, c := range encoding.Codes() {
+		if got := c.Status(); got != want[c] {
+			t.Errorf("%s: status %d, want %d", c, got, want[c])
+		}
+		if c != encoding.CodeApproved && c.Status() < 300 {
+			t.Errorf("%s has a 2xx status", c)
+		}
+	}
+}
