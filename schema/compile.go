@@ -28,12 +28,15 @@ type elementDecl struct {
 	complex *complexType
 }
 
-// complexType is element-only content (mixed content and attributes are not
-// in the supported subset).
+// complexType is element-only or empty content (mixed content and
+// attributes are not in the supported subset).
 type complexType struct {
 	name     string // "" when anonymous
 	particle *particle
 	model    *contentModel
+	// empty is XSD's content type "empty", which unlike element-only
+	// content admits no character data at all, not even whitespace.
+	empty bool
 }
 
 type particleKind int
@@ -433,13 +436,17 @@ func (c *compiler) fillComplex(ct *complexType, el *etree.Element) error {
 	}
 	switch {
 	case len(kids) == 0:
-		// Empty content.
+		ct.empty = true
 	case len(kids) == 1 && (kids[0].Tag == "sequence" || kids[0].Tag == "choice"):
 		p, err := c.particle(kids[0])
 		if err != nil {
 			return err
 		}
-		ct.particle = p
+		ct.particle = p // nil for maxOccurs="0": no content at all
+		// Structures §3.4.2: a childless sequence, or a childless choice
+		// with minOccurs 0, also makes the content type empty.
+		groupKids, _ := contentChildren(kids[0])
+		ct.empty = len(groupKids) == 0 && (kids[0].Tag == "sequence" || p == nil || p.min == 0)
 	case len(kids) == 1:
 		return unsupported(kids[0])
 	default:
@@ -449,7 +456,8 @@ func (c *compiler) fillComplex(ct *complexType, el *etree.Element) error {
 	return nil
 }
 
-// particle compiles xs:sequence, xs:choice or a local xs:element.
+// particle compiles xs:sequence, xs:choice or a local xs:element. It
+// returns nil for a particle with maxOccurs="0".
 func (c *compiler) particle(el *etree.Element) (*particle, error) {
 	p := &particle{}
 	var err error
@@ -476,7 +484,9 @@ func (c *compiler) particle(el *etree.Element) (*particle, error) {
 			if err != nil {
 				return nil, err
 			}
-			p.children = append(p.children, child)
+			if child != nil {
+				p.children = append(p.children, child)
+			}
 		}
 	case "element":
 		if el.SelectAttr("ref") != nil {
@@ -508,6 +518,11 @@ func (c *compiler) particle(el *etree.Element) (*particle, error) {
 	}
 	if p.max != unbounded && p.min > p.max {
 		return nil, fmt.Errorf("xs:%s has minOccurs %d greater than maxOccurs %d", el.Tag, p.min, p.max)
+	}
+	if p.max == 0 {
+		// XSD: such a particle corresponds to no component at all, so its
+		// element is not part of the content model.
+		return nil, nil
 	}
 	return p, nil
 }

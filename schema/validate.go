@@ -54,7 +54,7 @@ func (v *validator) element(e *etree.Element, d *elementDecl) *Violation {
 	if d.simple != nil {
 		return v.simpleContent(e, d.simple)
 	}
-	return v.complexContent(e, d.complex.model)
+	return v.complexContent(e, d.complex)
 }
 
 // simpleContent validates the concatenated text of e (CDATA included;
@@ -91,11 +91,15 @@ func (v *validator) simpleContent(e *etree.Element, t *simpleType) *Violation {
 }
 
 // complexContent runs e's children through the content model's automaton.
-func (v *validator) complexContent(e *etree.Element, m *contentModel) *Violation {
+func (v *validator) complexContent(e *etree.Element, ct *complexType) *Violation {
+	m := ct.model
 	state := 0
 	for i, tok := range e.Child {
 		switch tok := tok.(type) {
 		case *etree.CharData:
+			if ct.empty {
+				return v.fail(UnexpectedText, e, e.Tag, fmt.Sprintf("element %q must be empty, but contains the text %s", e.Tag, quoteValue(tok.Data)))
+			}
 			if strings.TrimFunc(tok.Data, isXMLSpace) != "" {
 				return v.fail(UnexpectedText, e, e.Tag, fmt.Sprintf("element %q may contain only elements, but contains the text %s",
 					e.Tag, quoteValue(strings.TrimFunc(tok.Data, isXMLSpace))))
