@@ -1,0 +1,427 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/legalmfa/mfa/encoding"
+	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/notify"
+)
+
+var (
+	allEncodings = []string{"xml", "json", "form"}
+	allAccepts   = []string{"", "application/json", "application/xml", "text/xml", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "text/plain"}
+)
+
+// TestApprove runs an approved MFA in every encoding with every answer
+// format, and verifies the evidence offline with the key the evidence says
+// where to fetch.
+func TestApprove(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	d := tb.person("19791231-1234", "SE", always(notify.Approve))
+	for _, enc := range allEncodings {
+		for _, accept := range allAccepts {
+			name := enc + "/" + strings.SplitN(accept, ",", 2)[0]
+			t.Run(name, func(t *testing.T) {
+				m := mfaBody{PNR: "19791231-1234", COUNTRY: "SE", Timeout: 30, Reason: "Log in to **Example Bank** (" + name + ")"}
+				o := tb.postMFA(context.Background(), enc, m, accept)
+				if o.status != http.StatusOK || o.code != "approved" {
+					t.Fatalf("got %d %s (%s), want 200 approved", o.status, o.code, o.message)
+				}
+				if strings.HasPrefix(accept, "text/html") {
+					return // the page shows the evidence; the other formats check it
+				}
+				verifyEvidence(t, tb, o, d, m.Reason, notify.Approve)
+			})
+		}
+	}
+}
+
+// verifyEvidence does what a relying party does offline: check the
+// signature over SignedData with the key published at PublicKeyUrl, and
+// that SignedData names this request, this decision and the push shown.
+func verifyEvidence(t *testing.T, tb *testBroker, o outcome, d *testDevice, reason string, decision notify.Decision) {
+	t.Helper()
+	ev := o.evidence
+	if ev["LegalId"] != d.legalID || ev["Decision"] != string(decision) || ev["Algorithm"] != "Ed25519" {
+		t.Fatalf("evidence %v", ev)
+	}
+	resp := tb.do(http.MethodGet, strings.TrimPrefix(ev["PublicKeyUrl"], tb.srv.httpURL), "", "", nil)
+	var pub struct{ Id, State, PublicKey string }
+	if err := json.Unmarshal(resp.body, &pub); err != nil || resp.status != 200 {
+		t.Fatalf("GET %s: %d %s", ev["PublicKeyUrl"], resp.status, resp.body)
+	}
+	if pub.Id != d.legalID || pub.State != "Approved" || pub.PublicKey != ev["PublicKey"] {
+		t.Fatalf("published key %+v does not match evidence %v", pub, ev)
+	}
+	key, _ := identity.ParsePublicKey(pub.PublicKey)
+	signed, _ := base64.StdEncoding.DecodeString(ev["SignedData"])
+	sig, _ := base64.StdEncoding.DecodeString(ev["Signature"])
+	push, _ := base64.StdEncoding.DecodeString(ev["Push"])
+	if err := identity.Verify(key, signed, sig); err != nil {
+		t.Fatalf("evidence signature: %v", err)
+	}
+	var shown notify.Push
+	if err := json.Unmarshal(push, &shown); err != nil {
+		t.Fatal(err)
+	}
+	if !ed25519.PublicKey(key).Equal(d.key.Public()) || shown.Reason != reason || shown.RequestID != o.requestID {
+		t.Fatalf("push %+v does not match the request %s", shown, o.requestID)
+	}
+	if string(signed) != string(notify.AnswerForm(shown, push, decision)) {
+		t.Fatalf("SignedData is not the answer form of the push:\n%s", signed)
+	}
+}
+
+func TestDeny(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	d := tb.person("19800101-0000", "NO", always(notify.Deny))
+	for _, enc := range allEncodings {
+		t.Run(enc, func(t *testing.T) {
+			m := mfaBody{PNR: "19800101-0000", COUNTRY: "NO", Timeout: 30, Reason: "Approve payment"}
+			start := time.Now()
+			o := tb.postMFA(context.Background(), enc, m, "application/json")
+			if o.status != http.StatusForbidden || o.code != "denied" {
+				t.Fatalf("got %d %s, want 403 denied", o.status, o.code)
+			}
+			if time.Since(start) > 10*time.Second {
+				t.Fatal("a denial did not end the wait")
+			}
+			verifyEvidence(t, tb, o, d, m.Reason, notify.Deny)
+		})
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	d := tb.person("19700101-1111", "DK", nil) // never answers
+	for _, enc := range allEncodings {
+		t.Run(enc, func(t *testing.T) {
+			o := tb.postMFA(context.Background(), enc, mfaBody{PNR: "19700101-1111", COUNTRY: "DK", Timeout: 1, Reason: "Sign in"}, "text/plain")
+			if o.status != http.StatusRequestTimeout || o.code != "timeout" {
+				t.Fatalf("got %d %s, want 408 timeout", o.status, o.code)
+			}
+			waitFor(t, "withdrawal after timeout", func() bool {
+				ws := d.withdrawalsFor(o.requestID)
+				return len(ws) == 1 && ws[0].Why == notify.WhyTimeout
+			})
+		})
+	}
+}
+
+func TestUnknownPersonPushesNothing(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	d := tb.person("19600101-2222", "FI", always(notify.Approve))
+	// Same PNR, other country; other PNR, same country; a pending (not yet
+	// approved) identity; and a rejected one.
+	pendingID, _ := tb.applyIdentity("PNR", "19600101-3333", "COUNTRY", "FI")
+	rejectedID, _ := tb.applyIdentity("PNR", "19600101-4444", "COUNTRY", "FI")
+	if out, err := tb.operator("identity", "reject", rejectedID); err != nil {
+		t.Fatal(out)
+	}
+	_ = pendingID
+	cases := []mfaBody{
+		{PNR: "19600101-2222", COUNTRY: "SE"},
+		{PNR: "19600101-2223", COUNTRY: "FI"},
+		{PNR: "19600101-3333", COUNTRY: "FI"},
+		{PNR: "19600101-4444", COUNTRY: "FI"},
+	}
+	for _, enc := range allEncodings {
+		for _, m := range cases {
+			m.Timeout, m.Reason = 5, "x"
+			o := tb.postMFA(context.Background(), enc, m, "application/xml")
+			if o.status != http.StatusNotFound || o.code != "unknown-person" {
+				t.Fatalf("%s %s/%s: got %d %s, want 404 unknown-person", enc, m.COUNTRY, m.PNR, o.status, o.code)
+			}
+			if strings.Contains(o.message, m.PNR) {
+				t.Fatalf("answer echoes the PNR: %s", o.message)
+			}
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := d.promptCount(); n != 0 {
+		t.Fatalf("the person's device got %d pushes for requests about others", n)
+	}
+}
+
+// requester is a relying party with its own approved identity.
+func (tb *testBroker) requester() (string, ed25519.PrivateKey) {
+	id, key := tb.applyIdentity("ORGNAME", "Example Bank AB", "EMAIL", "mfa@bank.example")
+	tb.approve(id)
+	return id, key
+}
+
+// sign signs as a requester must: over the canonical form, in which line
+// breaks in Reason are LF whatever the encoding carries.
+func sign(key ed25519.PrivateKey, m mfaBody) string {
+	reason := strings.ReplaceAll(strings.ReplaceAll(m.Reason, "\r\n", "\n"), "\r", "\n")
+	req := encoding.Request{PNR: m.PNR, Country: m.COUNTRY, Timeout: m.Timeout, Reason: reason, LegalID: m.LegalId}
+	return base64.StdEncoding.EncodeToString(ed25519.Sign(key, req.SigningForm()))
+}
+
+func TestSignedRequests(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	d := tb.person("19550505-5555", "SE", always(notify.Approve))
+	rpID, rpKey := tb.requester()
+	otherID, otherKey := tb.applyIdentity("ORGNAME", "Not Approved Ltd")
+	_ = otherKey
+	for _, enc := range allEncodings {
+		t.Run(enc, func(t *testing.T) {
+			m := mfaBody{PNR: "19550505-5555", COUNTRY: "SE", Timeout: 30, Reason: "Transfer 100 EUR\r\nto account 1234", LegalId: rpID}
+			m.Signature = sign(rpKey, m)
+			before := d.promptCount()
+			o := tb.postMFA(context.Background(), enc, m, "application/json")
+			if o.status != http.StatusOK || o.code != "approved" {
+				t.Fatalf("signed request: %d %s (%s)", o.status, o.code, o.message)
+			}
+			d.mu.Lock()
+			p := d.prompts[before]
+			d.mu.Unlock()
+			if r := p.Push.Requester; !r.Verified || r.LegalID != rpID || r.Name != "Example Bank AB" {
+				t.Fatalf("device was shown requester %+v", r)
+			}
+
+			bad := []struct {
+				name  string
+				mod   func(*mfaBody)
+				code  string
+				field string
+			}{
+				{"tampered reason", func(b *mfaBody) { b.Reason += "!" }, "invalid-signature", "Signature"},
+				{"tampered timeout", func(b *mfaBody) { b.Timeout++ }, "invalid-signature", "Signature"},
+				{"other key", func(b *mfaBody) { b.Signature = sign(otherKey, *b) }, "invalid-signature", "Signature"},
+				{"unknown requester", func(b *mfaBody) { b.LegalId = "nobody@legal.broker.test"; b.Signature = sign(rpKey, *b) }, "unknown-requester", "LegalId"},
+				{"requester not approved", func(b *mfaBody) { b.LegalId = otherID; b.Signature = sign(otherKey, *b) }, "unknown-requester", "LegalId"},
+			}
+			for _, c := range bad {
+				b := m
+				c.mod(&b)
+				o := tb.postMFA(context.Background(), enc, b, "application/json")
+				if o.status != http.StatusUnauthorized || o.code != c.code || o.field != c.field {
+					t.Errorf("%s: got %d %s on %q, want 401 %s on %s", c.name, o.status, o.code, o.field, c.code, c.field)
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+			if n := d.promptCount(); n != before+1 {
+				t.Fatalf("badly signed requests pushed: %d prompts, want %d", n, before+1)
+			}
+		})
+	}
+}
+
+// TestSignatureIsEncodingIndependent signs once and sends the same request
+// in all three encodings.
+func TestSignatureIsEncodingIndependent(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	tb.person("19440404-4444", "IS", always(notify.Approve))
+	rpID, rpKey := tb.requester()
+	m := mfaBody{PNR: "19440404-4444", COUNTRY: "IS", Timeout: 20, Reason: "Þú þarft að **samþykkja** <this> & that", LegalId: rpID}
+	m.Signature = sign(rpKey, m)
+	for _, enc := range allEncodings {
+		if o := tb.postMFA(context.Background(), enc, m, ""); o.code != "approved" {
+			t.Errorf("%s: %d %s %s", enc, o.status, o.code, o.message)
+		}
+	}
+}
+
+func TestLateDevice(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	d := tb.unstartedPerson("19330303-3333", "EE", always(notify.Approve))
+	done := make(chan outcome, 1)
+	go func() {
+		done <- tb.postMFA(context.Background(), "json", mfaBody{PNR: "19330303-3333", COUNTRY: "EE", Timeout: 30, Reason: "Late"}, "")
+	}()
+	waitFor(t, "request pending", func() bool { return tb.srv.pusher.Pending() == 1 })
+	time.Sleep(100 * time.Millisecond)
+	d.start() // the phone comes online after the push was sent
+	select {
+	case o := <-done:
+		if o.code != "approved" {
+			t.Fatalf("late device: %d %s", o.status, o.code)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no answer")
+	}
+}
+
+func TestTwoDevicesForOnePerson(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	phone := tb.person("19220202-2222", "LV", nil)
+	tablet := tb.person("19220202-2222", "LV", always(notify.Approve))
+	o := tb.postMFA(context.Background(), "xml", mfaBody{PNR: "19220202-2222", COUNTRY: "LV", Timeout: 30, Reason: "Both"}, "")
+	if o.code != "approved" || o.evidence["LegalId"] != tablet.legalID {
+		t.Fatalf("got %s from %s, want approved by the tablet", o.code, o.evidence["LegalId"])
+	}
+	p := phone.nextPrompt()
+	if p.Push.RequestID != o.requestID {
+		t.Fatalf("phone prompted for %s", p.Push.RequestID)
+	}
+	waitFor(t, "phone told to withdraw", func() bool { return len(phone.withdrawalsFor(o.requestID)) == 1 })
+	if err := phone.dev.Answer(context.Background(), p, notify.Deny); !errors.Is(err, notify.ErrRefused) {
+		t.Fatalf("phone's answer after the tablet's: %v, want refused", err)
+	}
+}
+
+func TestCallerDisconnects(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	d := tb.person("19110101-1111", "LT", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	errCh := make(chan error, 1)
+	go func() {
+		ct, body := mfaBody{PNR: "19110101-1111", COUNTRY: "LT", Timeout: 60, Reason: "Leaving"}.encode("json")
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, tb.url("/MFA"), strings.NewReader(body))
+		req.Header.Set("Content-Type", ct)
+		_, err := http.DefaultClient.Do(req)
+		errCh <- err
+	}()
+	p := d.nextPrompt()
+	cancel()
+	if err := <-errCh; !errors.Is(err, context.Canceled) {
+		t.Fatalf("client: %v", err)
+	}
+	waitFor(t, "withdrawal after the caller left", func() bool {
+		ws := d.withdrawalsFor(p.Push.RequestID)
+		return len(ws) == 1 && ws[0].Why == notify.WhyCancelled
+	})
+	waitFor(t, "request no longer pending", func() bool { return tb.srv.pusher.Pending() == 0 })
+	if err := d.dev.Answer(context.Background(), p, notify.Approve); !errors.Is(err, notify.ErrRefused) {
+		t.Fatalf("answer after the caller left: %v", err)
+	}
+}
+
+// TestForgedAndReplayedAnswers attacks the answer path of a running broker:
+// an answer signed with another key, and a genuine signature replayed from
+// an earlier request. Neither ends the request; the genuine answer does.
+func TestForgedAndReplayedAnswers(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	d := tb.person("19000101-0001", "PL", nil)
+	m := mfaBody{PNR: "19000101-0001", COUNTRY: "PL", Timeout: 30, Reason: "First"}
+
+	first := make(chan outcome, 1)
+	go func() { first <- tb.postMFA(context.Background(), "json", m, "") }()
+	p1 := d.nextPrompt()
+	if err := d.dev.Answer(context.Background(), p1, notify.Approve); err != nil {
+		t.Fatal(err)
+	}
+	if o := <-first; o.code != "approved" {
+		t.Fatalf("first request: %s", o.code)
+	}
+	replay := ed25519.Sign(d.key, notify.AnswerForm(p1.Push, p1.Raw, notify.Approve))
+
+	m.Reason = "Second"
+	second := make(chan outcome, 1)
+	go func() { second <- tb.postMFA(context.Background(), "json", m, "") }()
+	p2 := d.nextPrompt()
+	mallory, _ := identity.GenerateKey()
+	for name, sig := range map[string][]byte{
+		"forged":   ed25519.Sign(mallory, notify.AnswerForm(p2.Push, p2.Raw, notify.Approve)),
+		"replayed": replay,
+	} {
+		a := notify.Answer{Version: 1, RequestID: p2.Push.RequestID, LegalID: d.legalID, Decision: notify.Approve, Signature: sig}
+		if err := d.dev.SendAnswer(context.Background(), p2.Push.AnswerSubject, a); !errors.Is(err, notify.ErrRefused) {
+			t.Fatalf("%s answer: %v, want refused", name, err)
+		}
+	}
+	select {
+	case o := <-second:
+		t.Fatalf("a hostile answer ended the request: %s", o.code)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := d.dev.Answer(context.Background(), p2, notify.Deny); err != nil {
+		t.Fatal(err)
+	}
+	if o := <-second; o.code != "denied" {
+		t.Fatalf("second request: %s, want denied", o.code)
+	}
+}
+
+// TestShutdownAnswersPending: a graceful shutdown answers every pending
+// request with 503 shutting-down and withdraws its pushes.
+func TestShutdownAnswersPending(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	d := tb.person("18990101-9999", "HU", nil)
+	const n = 3
+	results := make(chan outcome, n)
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			results <- tb.postMFA(context.Background(), allEncodings[i], mfaBody{PNR: "18990101-9999", COUNTRY: "HU", Timeout: 60, Reason: fmt.Sprint("pending ", i)}, "")
+		}(i)
+	}
+	waitFor(t, "all pending", func() bool { return tb.srv.pusher.Pending() == n })
+	var pushes []string
+	for i := 0; i < n; i++ {
+		pushes = append(pushes, d.nextPrompt().Push.RequestID)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tb.srv.shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		o := <-results
+		if o.status != http.StatusServiceUnavailable || o.code != "shutting-down" {
+			t.Fatalf("pending request at shutdown: %d %s", o.status, o.code)
+		}
+	}
+	for _, id := range pushes {
+		if ws := d.withdrawalsFor(id); len(ws) != 1 || ws[0].Why != notify.WhyShutdown {
+			t.Fatalf("push %s withdrawn %v", id, ws)
+		}
+	}
+}
+
+// TestConcurrentRequests runs many MFAs at once for many people, each
+// answered by the right device only.
+func TestConcurrentRequests(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	const people = 8
+	var wg sync.WaitGroup
+	devices := make([]*testDevice, people)
+	for i := range devices {
+		decision := notify.Approve
+		if i%2 == 1 {
+			decision = notify.Deny
+		}
+		devices[i] = tb.person(fmt.Sprintf("1990010%d-%04d", i%10, i), "SE", always(decision))
+	}
+	for round := 0; round < 3; round++ {
+		for i := range devices {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				enc := allEncodings[(i+round)%3]
+				o := tb.postMFA(context.Background(), enc, mfaBody{PNR: fmt.Sprintf("1990010%d-%04d", i%10, i), COUNTRY: "SE", Timeout: 30, Reason: "Concurrent"}, "")
+				want := "approved"
+				if i%2 == 1 {
+					want = "denied"
+				}
+				if o.code != want || o.evidence["LegalId"] != devices[i].legalID {
+					t.Errorf("person %d: %s by %s, want %s by %s", i, o.code, o.evidence["LegalId"], want, devices[i].legalID)
+				}
+			}(i)
+		}
+	}
+	wg.Wait()
+}

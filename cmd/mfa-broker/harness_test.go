@@ -1,0 +1,467 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/gin-gonic/gin"
+	"github.com/nats-io/nats.go"
+
+	"github.com/legalmfa/mfa/broker"
+	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/notify"
+	"github.com/legalmfa/mfa/schema"
+)
+
+func TestMain(m *testing.M) {
+	gin.SetMode(gin.ReleaseMode)
+	os.Exit(m.Run())
+}
+
+// testBroker is a whole broker, started by the same code as the real one,
+// on random ports with its own data directory.
+type testBroker struct {
+	t    *testing.T
+	srv  *server
+	cfg  config
+	logs *syncBuffer
+	info broker.BrokerInfo
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startBroker(t *testing.T, tweak ...func(*config)) *testBroker {
+	t.Helper()
+	cfg := config{
+		httpAddr: "127.0.0.1:0", dataDir: t.TempDir(), domain: "broker.test",
+		natsListen: "127.0.0.1:0", maxTimeout: 60 * time.Second,
+		identityValidity: time.Hour, shutdownTimeout: 10 * time.Second,
+		logLevel: "debug", logFormat: "json",
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	if err := cfg.resolveServer(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	log, err := newLogger(logs, cfg.logLevel, cfg.logFormat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := start(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &testBroker{t: t, srv: s, cfg: cfg, logs: logs}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if s.http != nil {
+			if err := s.shutdown(ctx); err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+		}
+		if t.Failed() {
+			t.Logf("broker log:\n%s", logs.String())
+		}
+	})
+	resp := tb.do(http.MethodGet, "/Broker", "", "", nil)
+	if err := json.Unmarshal(resp.body, &tb.info); err != nil {
+		t.Fatalf("GET /Broker: %v: %s", err, resp.body)
+	}
+	return tb
+}
+
+func (tb *testBroker) url(path string) string { return tb.srv.httpURL + path }
+
+type httpResult struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (tb *testBroker) do(method, path, contentType, accept string, body io.Reader) httpResult {
+	tb.t.Helper()
+	return tb.doContext(context.Background(), method, path, contentType, accept, body)
+}
+
+func (tb *testBroker) doContext(ctx context.Context, method, path, contentType, accept string, body io.Reader) httpResult {
+	tb.t.Helper()
+	req, err := http.NewRequestWithContext(ctx, method, tb.url(path), body)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	return httpResult{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// operator runs an operator command the way a shell would.
+func (tb *testBroker) operator(args ...string) (string, error) {
+	var out, errOut bytes.Buffer
+	args = append(args, "--data-dir", tb.cfg.dataDir)
+	err := run(context.Background(), args, &out, &errOut, func(string) string { return "" })
+	if err != nil {
+		return out.String() + errOut.String(), err
+	}
+	return out.String(), nil
+}
+
+// testDevice is a real device: its identity applied for over HTTP, approved
+// by the operator command, connected to the broker's NATS with its key.
+type testDevice struct {
+	t       *testing.T
+	legalID string
+	key     ed25519.PrivateKey
+	dev     *notify.Device
+
+	mu          sync.Mutex
+	prompts     []notify.Prompt
+	withdrawals []notify.Withdrawal
+	answers     []error
+	promptCh    chan notify.Prompt
+	decide      func(notify.Prompt) (notify.Decision, bool)
+}
+
+// applyIdentity applies for an identity with these properties and returns
+// its ID and key, without approving it.
+func (tb *testBroker) applyIdentity(props ...string) (string, ed25519.PrivateKey) {
+	tb.t.Helper()
+	key, err := identity.GenerateKey()
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	var ps []identity.Property
+	for i := 0; i+1 < len(props); i += 2 {
+		ps = append(ps, identity.Property{Name: props[i], Value: props[i+1]})
+	}
+	app := identity.NewApplication(tb.info.Domain, ps, key)
+	body, _ := json.Marshal(broker.ApplicationRequest{
+		Properties: ps, PublicKey: identity.EncodePublicKey(app.PublicKey),
+		Proof: base64.StdEncoding.EncodeToString(app.Proof),
+	})
+	resp := tb.do(http.MethodPost, "/Identities", "application/json", "", bytes.NewReader(body))
+	if resp.status != http.StatusCreated {
+		tb.t.Fatalf("apply: %d %s", resp.status, resp.body)
+	}
+	var ar broker.ApplicationResponse
+	if err := json.Unmarshal(resp.body, &ar); err != nil {
+		tb.t.Fatal(err)
+	}
+	return ar.Identity.ID, key
+}
+
+func (tb *testBroker) approve(id string) {
+	tb.t.Helper()
+	if out, err := tb.operator("identity", "approve", id); err != nil {
+		tb.t.Fatalf("approve %s: %v: %s", id, err, out)
+	}
+}
+
+// person makes an approved identity for PNR/COUNTRY with a device that
+// answers as decide says (nil: never answers).
+func (tb *testBroker) person(pnr, country string, decide func(notify.Prompt) (notify.Decision, bool)) *testDevice {
+	tb.t.Helper()
+	d := tb.unstartedPerson(pnr, country, decide)
+	d.start()
+	return d
+}
+
+func (tb *testBroker) unstartedPerson(pnr, country string, decide func(notify.Prompt) (notify.Decision, bool)) *testDevice {
+	tb.t.Helper()
+	id, key := tb.applyIdentity("FIRST", "Test", "LAST", "Person", "PNR", pnr, "COUNTRY", country)
+	tb.approve(id)
+	return tb.deviceFor(id, key, decide)
+}
+
+func (tb *testBroker) deviceFor(id string, key ed25519.PrivateKey, decide func(notify.Prompt) (notify.Decision, bool)) *testDevice {
+	tb.t.Helper()
+	brokerKey, err := identity.ParsePublicKey(tb.info.PublicKey)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	nc, err := nats.Connect(tb.info.NATSURL)
+	if err != nil {
+		tb.t.Fatalf("device connect to %s: %v", tb.info.NATSURL, err)
+	}
+	tb.t.Cleanup(nc.Close)
+	dev, err := notify.NewDevice(nc, notify.DeviceConfig{LegalID: id, Key: key, BrokerKey: brokerKey, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	tb.t.Cleanup(func() { dev.Close() })
+	return &testDevice{t: tb.t, legalID: id, key: key, dev: dev, decide: decide, promptCh: make(chan notify.Prompt, 1024)}
+}
+
+func (d *testDevice) start() {
+	d.t.Helper()
+	if err := d.dev.Start(context.Background()); err != nil {
+		d.t.Fatal(err)
+	}
+	go d.loop()
+}
+
+func (d *testDevice) loop() {
+	for e := range d.dev.Events() {
+		switch {
+		case e.Prompt != nil:
+			d.mu.Lock()
+			d.prompts = append(d.prompts, *e.Prompt)
+			d.mu.Unlock()
+			d.promptCh <- *e.Prompt
+			if d.decide == nil {
+				continue
+			}
+			if decision, ok := d.decide(*e.Prompt); ok {
+				err := d.dev.Answer(context.Background(), *e.Prompt, decision)
+				d.mu.Lock()
+				d.answers = append(d.answers, err)
+				d.mu.Unlock()
+			}
+		case e.Withdrawal != nil:
+			d.mu.Lock()
+			d.withdrawals = append(d.withdrawals, *e.Withdrawal)
+			d.mu.Unlock()
+		}
+	}
+}
+
+func (d *testDevice) promptCount() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.prompts)
+}
+
+func (d *testDevice) withdrawalsFor(requestID string) []notify.Withdrawal {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []notify.Withdrawal
+	for _, w := range d.withdrawals {
+		if w.RequestID == requestID {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+func (d *testDevice) nextPrompt() notify.Prompt {
+	d.t.Helper()
+	select {
+	case p := <-d.promptCh:
+		return p
+	case <-time.After(10 * time.Second):
+		d.t.Fatal("device got no prompt within 10 s")
+	}
+	return notify.Prompt{}
+}
+
+func always(decision notify.Decision) func(notify.Prompt) (notify.Decision, bool) {
+	return func(notify.Prompt) (notify.Decision, bool) { return decision, true }
+}
+
+// mfaBody is an MFA request in one encoding.
+type mfaBody struct {
+	PNR, COUNTRY       string
+	Timeout            int
+	Reason             string
+	LegalId, Signature string
+}
+
+func (m mfaBody) encode(encoding string) (contentType, body string) {
+	switch encoding {
+	case "xml":
+		doc := etree.NewDocument()
+		root := doc.CreateElement("MFA")
+		root.CreateAttr("xmlns", schema.Namespace)
+		root.CreateElement("PNR").SetText(m.PNR)
+		root.CreateElement("COUNTRY").SetText(m.COUNTRY)
+		root.CreateElement("Timeout").SetText(fmt.Sprint(m.Timeout))
+		root.CreateElement("Reason").SetText(m.Reason)
+		if m.LegalId != "" {
+			root.CreateElement("LegalId").SetText(m.LegalId)
+			root.CreateElement("Signature").SetText(m.Signature)
+		}
+		s, _ := doc.WriteToString()
+		return "text/xml; charset=utf-8", s
+	case "json":
+		v := map[string]any{"PNR": m.PNR, "COUNTRY": m.COUNTRY, "Timeout": m.Timeout, "Reason": m.Reason}
+		if m.LegalId != "" {
+			v["LegalId"], v["Signature"] = m.LegalId, m.Signature
+		}
+		b, _ := json.Marshal(v)
+		return "application/json", string(b)
+	case "form":
+		v := fmt.Sprintf("PNR=%s&COUNTRY=%s&Timeout=%d&Reason=%s", queryEscape(m.PNR), queryEscape(m.COUNTRY), m.Timeout, queryEscape(m.Reason))
+		if m.LegalId != "" {
+			v += "&LegalId=" + queryEscape(m.LegalId) + "&Signature=" + queryEscape(m.Signature)
+		}
+		return "application/x-www-form-urlencoded", v
+	}
+	panic("unknown encoding " + encoding)
+}
+
+// outcome is an MFA answer read back from any of the formats.
+type outcome struct {
+	status    int
+	code      string
+	message   string
+	requestID string
+	field     string
+	evidence  map[string]string
+}
+
+// postMFA sends an MFA request and reads the answer in whatever format the
+// Accept header asked for, checking the format is the one expected.
+func (tb *testBroker) postMFA(ctx context.Context, enc string, m mfaBody, accept string) outcome {
+	tb.t.Helper()
+	ct, body := m.encode(enc)
+	resp := tb.doContext(ctx, http.MethodPost, "/MFA", ct, accept, strings.NewReader(body))
+	return tb.parseOutcome(resp, expectedMedia(enc, accept))
+}
+
+func expectedMedia(enc, accept string) string {
+	switch {
+	case accept == "" || accept == "*/*":
+		switch enc {
+		case "xml":
+			return "text/xml"
+		default:
+			return "application/json"
+		}
+	case strings.HasPrefix(accept, "text/html"):
+		return "text/html"
+	}
+	return accept
+}
+
+func (tb *testBroker) parseOutcome(resp httpResult, media string) outcome {
+	tb.t.Helper()
+	if got := resp.header.Get("Content-Type"); got != media+"; charset=utf-8" {
+		tb.t.Fatalf("Content-Type %q, want %s: %s", got, media, resp.body)
+	}
+	o := outcome{status: resp.status, evidence: map[string]string{}}
+	switch media {
+	case "application/json":
+		var v struct {
+			Code, Message, RequestId, Field string
+			Evidence                        map[string]string
+		}
+		if err := json.Unmarshal(resp.body, &v); err != nil {
+			tb.t.Fatalf("JSON answer: %v: %s", err, resp.body)
+		}
+		o.code, o.message, o.requestID, o.field = v.Code, v.Message, v.RequestId, v.Field
+		if v.Evidence != nil {
+			o.evidence = v.Evidence
+		}
+	case "text/xml", "application/xml":
+		doc := etree.NewDocument()
+		if err := doc.ReadFromBytes(resp.body); err != nil {
+			tb.t.Fatalf("XML answer: %v: %s", err, resp.body)
+		}
+		xsd, err := schema.Load()
+		if err != nil {
+			tb.t.Fatal(err)
+		}
+		if err := xsd.Validate(doc.Root()); err != nil {
+			tb.t.Fatalf("XML answer not valid against MFA.xsd: %v\n%s", err, resp.body)
+		}
+		text := func(e *etree.Element, name string) string {
+			if c := e.SelectElement(name); c != nil {
+				return c.Text()
+			}
+			return ""
+		}
+		root := doc.Root()
+		o.code, o.message, o.requestID, o.field = text(root, "Code"), text(root, "Message"), text(root, "RequestId"), text(root, "Field")
+		if ev := root.SelectElement("Evidence"); ev != nil {
+			for _, c := range ev.ChildElements() {
+				o.evidence[c.Tag] = c.Text()
+			}
+		}
+	case "text/plain":
+		for _, line := range strings.Split(strings.TrimSpace(string(resp.body)), "\n") {
+			name, value, _ := strings.Cut(line, ": ")
+			switch {
+			case name == "Code":
+				o.code = value
+			case name == "Message":
+				o.message = value
+			case name == "RequestId":
+				o.requestID = value
+			case name == "Field":
+				o.field = value
+			case strings.HasPrefix(name, "Evidence."):
+				o.evidence[strings.TrimPrefix(name, "Evidence.")] = value
+			}
+		}
+	case "text/html":
+		page := string(resp.body)
+		for _, c := range []string{"approved", "denied", "timeout", "unknown-person", "invalid-signature", "unknown-requester", "invalid-field", "missing-field", "shutting-down"} {
+			if strings.Contains(page, `<dd class="mono">`+c+`</dd>`) {
+				o.code = c
+			}
+		}
+		if o.code == "" {
+			tb.t.Fatalf("no outcome code in HTML page:\n%s", page)
+		}
+	default:
+		tb.t.Fatalf("unexpected media %s", media)
+	}
+	return o
+}
+
+func queryEscape(s string) string { return url.QueryEscape(s) }
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10 s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
