@@ -37,24 +37,27 @@ type AdminList struct {
 type TransitionRequest struct {
 	// ValidFor is how long an approval lasts (Go duration, e.g. "8760h").
 	ValidFor string `json:"ValidFor,omitempty"`
-	// From is the state the operator saw; the change fails with 409 if
-	// the identity has moved on since. Empty means its current state.
+	// From is the state the change starts from; it fails with 409 if the
+	// identity is in any other state. Empty means the action's usual start:
+	// Created for approve and reject, Approved for obsolete and compromise.
+	// Two operators deciding at once therefore never both win.
 	From identity.State `json:"From,omitempty"`
 }
 
-// actionState maps the operator's verbs to target states.
-func actionState(action string) (identity.State, bool) {
+// actionStates maps an operator's verb to the state it usually starts from
+// and the state it leads to.
+func actionStates(action string) (from, to identity.State, ok bool) {
 	switch action {
 	case "approve":
-		return identity.Approved, true
+		return identity.Created, identity.Approved, true
 	case "reject":
-		return identity.Rejected, true
+		return identity.Created, identity.Rejected, true
 	case "obsolete":
-		return identity.Obsoleted, true
+		return identity.Approved, identity.Obsoleted, true
 	case "compromise":
-		return identity.Compromised, true
+		return identity.Approved, identity.Compromised, true
 	}
-	return "", false
+	return "", "", false
 }
 
 // maxAdminPage bounds one page of a listing.
@@ -126,7 +129,7 @@ func (b *Broker) handleAdminGet(c *gin.Context) {
 }
 
 func (b *Broker) handleAdminTransition(c *gin.Context) {
-	to, ok := actionState(c.Param("action"))
+	from, to, ok := actionStates(c.Param("action"))
 	if !ok {
 		b.fail(c, encoding.MediaJSON, &encoding.Error{Code: encoding.CodeNotFound, Message: "unknown action: use approve, reject, obsolete or compromise"})
 		return
@@ -147,22 +150,20 @@ func (b *Broker) handleAdminTransition(c *gin.Context) {
 		}
 		validFor = d
 	}
-	ctx := c.Request.Context()
-	from := req.From
-	if from == "" {
-		current, err := b.registry.Get(ctx, c.Param("id"))
+	if req.From != "" {
+		st, err := identity.ParseState(string(req.From))
 		if err != nil {
-			b.fail(c, encoding.MediaJSON, err)
+			b.fail(c, encoding.MediaJSON, fieldError("From", err.Error()))
 			return
 		}
-		from = current.State
+		from = st
 	}
 	now := b.now().UTC()
 	change := identity.Change{From: from, To: to, At: now}
 	if to == identity.Approved {
 		change.ValidFrom, change.ValidTo = now, now.Add(validFor)
 	}
-	id, err := b.registry.Transition(ctx, c.Param("id"), change)
+	id, err := b.registry.Transition(c.Request.Context(), c.Param("id"), change)
 	if err != nil {
 		b.fail(c, encoding.MediaJSON, err)
 		return

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -62,7 +63,7 @@ func (s *syncBuffer) String() string {
 func startBroker(t *testing.T, tweak ...func(*config)) *testBroker {
 	t.Helper()
 	cfg := config{
-		httpAddr: "127.0.0.1:0", dataDir: t.TempDir(), domain: "broker.test",
+		httpAddr: "127.0.0.1:0", dataDir: filepath.Join(t.TempDir(), "data"), domain: "broker.test",
 		natsListen: "127.0.0.1:0", maxTimeout: 60 * time.Second,
 		identityValidity: time.Hour, shutdownTimeout: 10 * time.Second,
 		logLevel: "debug", logFormat: "json",

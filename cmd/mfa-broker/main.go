@@ -25,7 +25,7 @@ Usage:
   mfa-broker identity list [--state S]
   mfa-broker identity show LEGALID
   mfa-broker identity approve LEGALID [--valid-for 8760h]
-  mfa-broker identity reject|obsolete|compromise LEGALID
+  mfa-broker identity reject|obsolete|compromise LEGALID [--from STATE]
 
 Operator commands reach the running broker through the operator socket in
 its data directory (--data-dir or MFA_DATA_DIR), which only the broker's

@@ -31,6 +31,7 @@ func runIdentity(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
 	state := fs.String("state", "", "list: only identities in this state")
 	validFor := fs.String("valid-for", "", "approve: how long the approval lasts, e.g. 8760h (default: the broker's --identity-validity)")
+	from := fs.String("from", "", "the state the change starts from (default: Created for approve and reject, Approved for obsolete and compromise); e.g. reject --from Approved revokes an approved identity")
 	positional, err := parseInterleaved(fs, args[1:], getenv)
 	if err != nil {
 		return err
@@ -55,7 +56,7 @@ func runIdentity(ctx context.Context, args []string, stdout, stderr io.Writer, g
 			err = op.call(ctx, http.MethodGet, "/identities/"+url.PathEscape(positional[0]), nil, &id)
 		} else {
 			err = op.call(ctx, http.MethodPost, "/identities/"+url.PathEscape(positional[0])+"/"+verb,
-				broker.TransitionRequest{ValidFor: *validFor}, &id)
+				broker.TransitionRequest{ValidFor: *validFor, From: identity.State(*from)}, &id)
 		}
 		if err != nil {
 			return err

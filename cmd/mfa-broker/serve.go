@@ -51,6 +51,9 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (s *server, err er
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
+	if fi, err := os.Stat(cfg.dataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the data directory holds keys and the operator socket but others may enter it; chmod 700 it", "dir", cfg.dataDir, "mode", fi.Mode().Perm().String())
+	}
 	brokerKey, err := identity.LoadOrCreateKeyFile(cfg.brokerKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("broker key: %w", err)
