@@ -212,8 +212,25 @@ func validatePropertyValue(v string) error {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
 			return fmt.Errorf("value contains control character U+%04X", r)
 		}
+		if isDisguising(r) {
+			return fmt.Errorf("value contains U+%04X, which can disguise how a name is shown", r)
+		}
 	}
 	return nil
+}
+
+// isDisguising reports the invisible characters that can make a name shown
+// on a device read as something else: bidirectional embeddings, overrides
+// and isolates, zero-width space, line and paragraph separators, and the
+// byte-order mark. Zero-width joiners stay allowed; scripts need them.
+func isDisguising(r rune) bool {
+	switch {
+	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		return true
+	case r == 0x200b, r == 0x2028, r == 0x2029, r == 0xfeff:
+		return true
+	}
+	return false
 }
 
 // MaxIDLength bounds identity IDs, ours and those of federated brokers.
@@ -244,8 +261,10 @@ func (id Identity) Validate() error {
 	if err := ValidateID(id.ID); err != nil {
 		return err
 	}
-	if _, err := ParseState(string(id.State)); err != nil {
-		return err
+	// Exactly one spelling per state: a store keeping "approved" would never
+	// match Approved in lookups or transitions.
+	if st, err := ParseState(string(id.State)); err != nil || st != id.State {
+		return fmt.Errorf("%w: unknown state %q", ErrInvalid, id.State)
 	}
 	if err := ValidateProperties(id.Properties); err != nil {
 		return err

@@ -28,8 +28,12 @@ func NewSignedForm(kind string) *SignedForm {
 	return f
 }
 
-// Add appends one field.
+// Add appends one field. Names are the program's own constants; one that
+// could blur the framing is a bug, so it panics.
 func (f *SignedForm) Add(name, value string) *SignedForm {
+	if name == "" || strings.ContainsAny(name, ":\n") {
+		panic(fmt.Sprintf("identity: signed form field name %q", name))
+	}
 	f.b = append(f.b, name...)
 	f.b = append(f.b, ':')
 	f.b = strconv.AppendInt(f.b, int64(len(value)), 10)
@@ -78,7 +82,9 @@ func ParseSignedForm(form []byte) (kind string, fields []FormField, err error) {
 		}
 		lenText, after, _ := strings.Cut(after, ":")
 		n, err := strconv.Atoi(lenText)
-		if err != nil || n < 0 || n >= len(after) || after[n] != '\n' {
+		// Only the canonical spelling of a length counts, so that one form
+		// has exactly one byte string.
+		if err != nil || n < 0 || lenText != strconv.Itoa(n) || n >= len(after) || after[n] != '\n' {
 			return "", nil, fmt.Errorf("%w: signed form field %q has a bad length", ErrInvalid, name)
 		}
 		fields = append(fields, FormField{Name: name, Value: after[:n]})

@@ -11,6 +11,11 @@ import (
 // suite in package identity/conformance. Methods return errors wrapping the
 // sentinels in this package (ErrNotFound, ErrDuplicate, ErrConflict,
 // ErrTransition, ErrInvalid, ErrUnavailable) so callers can branch on them.
+//
+// Stores keep times in UTC with at least millisecond precision. Create
+// fills a zero Created or Updated with the current time. FindValid and List
+// return identities ordered by ID. A negative Query.Limit, a State not
+// spelled as a State constant, and a key of the wrong size are ErrInvalid.
 type Store interface {
 	// Create stores a new identity. Its ID and public key must both be unused.
 	Create(ctx context.Context, id Identity) error
@@ -57,6 +62,9 @@ type Change struct {
 // ErrConflict or ErrTransition. Stores call it under their own atomicity so
 // every store applies the same rules.
 func (c Change) Apply(id Identity) (Identity, error) {
+	if c.At.IsZero() {
+		return id, fmt.Errorf("%w: a change needs the time it is made", ErrInvalid)
+	}
 	if id.State != c.From {
 		return id, fmt.Errorf("%w: %s is %s now, not %s", ErrConflict, id.ID, id.State, c.From)
 	}
