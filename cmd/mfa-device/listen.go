@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"golang.org/x/term"
+
+	"github.com/legalmfa/mfa/notify"
+)
+
+const listenHelp = `
+Usage: mfa-device listen [--auto approve|deny] [--auto-delay 0s] [--nats-url URL] [--style auto]
+
+Connects to the broker's NATS server (reconnecting for as long as it runs),
+receives the MFA requests pushed to this device, including those pushed
+while it was offline and not yet expired, and shows them one at a time:
+who asks (verified requesters by name and LegalId, others by IP address),
+the Reason rendered as markdown, the broker, and a countdown to expiry
+(live on a terminal). Type a to approve or d to deny; the answer is signed
+with the device key, and the broker's verdict is shown. A request answered
+on another device, cancelled by the requester, or expired is taken off the
+screen with a note. More requests wait in a queue. Ctrl-C stops.
+
+Input typed before a request appeared, or within half a second of it
+appearing, is not taken as an answer to it.
+
+With --auto, every request is answered with the given decision after
+--auto-delay, without reading standard input, and stdout gets one line per
+event. These lines are stable; scripts may parse them:
+
+  prompt <RequestId> from verified <LegalId> "<Name>": <first line of Reason>
+  prompt <RequestId> from unverified <RemoteIp>: <first line of Reason>
+  approved <RequestId>            the broker accepted the approval
+  denied <RequestId>              the broker accepted the denial
+  refused <RequestId>: <why>      the broker refused the answer
+  withdrawn <RequestId>: <why>    withdrawn during --auto-delay; <why> is
+                                  answered, timeout, cancelled or shutdown
+  expired <RequestId>             expired during --auto-delay
+  failed <RequestId>: <error>     the answer could not be delivered
+
+<Name> is a Go-quoted string; <RemoteIp> is - when unknown. Connection
+notes go to stderr.
+`
+
+func cmdListen(ctx context.Context, e env, g globalFlags, args []string) error {
+	c := newCommand(e, g, "listen", listenHelp)
+	autoFlag := c.fs.String("auto", "", "answer every request automatically: approve or deny")
+	delay := c.fs.Duration("auto-delay", 0, "with --auto: how long to wait before answering")
+	natsURL := c.fs.String("nats-url", "", "NATS URL to connect to (default: the one in device.json)")
+	style := c.fs.String("style", "auto", "markdown style for the Reason: auto (dark on a terminal, notty otherwise), "+strings.Join(styleNames(), ", "))
+	if err := c.parse(args, e.getenv); err != nil {
+		return err
+	}
+	var decision notify.Decision
+	if *autoFlag != "" {
+		d, err := notify.ParseDecision(*autoFlag)
+		if err != nil {
+			return usageError{fmt.Sprintf("--auto: %v", err)}
+		}
+		decision = d
+	}
+	if *delay < 0 {
+		return usageError{"--auto-delay must not be negative"}
+	}
+	dir, err := c.g.resolveDir(e.getenv)
+	if err != nil {
+		return err
+	}
+	cfg, err := dir.loadConfig()
+	if err != nil {
+		return err
+	}
+	key, err := dir.loadKey()
+	if err != nil {
+		return err
+	}
+	brokerKey, err := cfg.brokerKey()
+	if err != nil {
+		return err
+	}
+	if *natsURL == "" {
+		*natsURL = cfg.NATSURL
+	}
+	if err := checkNATSURL(*natsURL); err != nil {
+		return err
+	}
+
+	outFd, outTTY := terminalFd(e.stdout)
+	interactive := decision == ""
+	var md *markdown
+	if interactive {
+		if *style == "auto" {
+			*style = "notty"
+			if outTTY {
+				*style = "dark"
+			}
+		}
+		width := 78
+		if outTTY {
+			if w, _, err := term.GetSize(outFd); err == nil {
+				width = min(max(w-len(reasonGutter), 20), 100)
+			}
+		}
+		if md, err = newMarkdown(*style, width); err != nil {
+			return err
+		}
+	}
+
+	notes := &notifier{w: &lineWriter{w: e.stderr}}
+	warnIfNotUsable(ctx, cfg, notes.note)
+	nc, err := connectNATS(ctx, *natsURL, notes)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer nc.Close()
+	dev, err := notify.NewDevice(nc, notify.DeviceConfig{
+		LegalID: cfg.LegalID, Key: key, BrokerKey: brokerKey, Logger: notes.logger(),
+	})
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	if err := dev.Start(ctx); err != nil {
+		if !syncFailure(err) {
+			return err
+		}
+		// Live pushes still arrive; missed ones come with the next sync.
+		notes.note(fmt.Sprintf("could not fetch requests pushed while offline (%v); listening anyway", err))
+	}
+	// Device.Start installed a handler that syncs after a reconnect; ours
+	// says so and then runs it.
+	syncAfterReconnect := nc.ReconnectHandler()
+	nc.SetReconnectHandler(func(c *nats.Conn) {
+		notes.send(notice{text: "reconnected to NATS at " + c.ConnectedUrlRedacted(), conn: connOnline})
+		if syncAfterReconnect != nil {
+			syncAfterReconnect(c)
+		}
+	})
+	notes.note(fmt.Sprintf("listening for requests to %s (device %s) on %s", cfg.LegalID, dev.ID(), nc.ConnectedUrlRedacted()))
+
+	if !interactive {
+		a := &autoAnswerer{out: &lineWriter{w: e.stdout}, decision: decision, delay: *delay, answer: dev.Answer}
+		err = a.run(ctx, dev.Events())
+	} else {
+		err = runInteractive(ctx, e, md, dev, notes, outFd, outTTY)
+	}
+	if errors.Is(err, errEventsClosed) && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func runInteractive(ctx context.Context, e env, md *markdown, dev *notify.Device, notes *notifier, outFd int, outTTY bool) error {
+	inFd, inTTY := terminalFd(e.stdin)
+	var s screen = &plainScreen{w: e.stdout}
+	if outTTY {
+		t := &ttyScreen{w: e.stdout, echo: inTTY, size: func() (int, int) {
+			w, h, err := term.GetSize(outFd)
+			if err != nil {
+				return 80, 0
+			}
+			return w, h
+		}}
+		if inTTY {
+			t.flush = flushInput(inFd)
+		}
+		s = t
+	}
+	clk := realClock{}
+	ui := newPromptUI(s, md.render, clk, dev.Answer)
+	ui.color = outTTY
+	// From here on, notes go through the UI so they do not break up the
+	// prompt on the screen.
+	ch := notes.redirect()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	return ui.run(ctx, dev.Events(), readLines(ctx, e.stdin, clk.Now), ch)
+}
+
+// terminalFd reports whether v is a terminal, and its descriptor.
+func terminalFd(v any) (int, bool) {
+	f, ok := v.(*os.File)
+	if !ok {
+		return 0, false
+	}
+	fd := int(f.Fd())
+	return fd, term.IsTerminal(fd)
+}
+
+// connectNATS connects, retrying until it succeeds or ctx ends, and stays
+// connected: once up, the client reconnects by itself forever.
+func connectNATS(ctx context.Context, natsURL string, n *notifier) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name("mfa-device"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(2 * time.Second),
+		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
+			if c.IsClosed() {
+				return // our own Close
+			}
+			if err != nil {
+				n.send(notice{text: fmt.Sprintf("disconnected from NATS (%v); reconnecting…", err), conn: connOffline})
+			} else {
+				n.send(notice{text: "disconnected from NATS; reconnecting…", conn: connOffline})
+			}
+		}),
+	}
+	wait := time.Second
+	for {
+		nc, err := nats.Connect(natsURL, opts...)
+		if err == nil {
+			return nc, nil
+		}
+		n.note(fmt.Sprintf("cannot reach NATS at %s (%v); retrying in %s", redactURL(natsURL), err, wait))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		wait = min(wait*2, 30*time.Second)
+	}
+}
+
+// redactURL hides a password in a NATS URL before it is printed.
+func redactURL(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// syncFailure reports whether Device.Start failed only in fetching missed
+// pushes, which the device survives, rather than in subscribing.
+func syncFailure(err error) bool {
+	return strings.HasPrefix(err.Error(), "sync") ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, context.DeadlineExceeded)
+}
+
+// warnIfNotUsable tells the person when requests cannot reach the device
+// yet, such as before an operator approved the identity. It is only
+// advice: when the broker cannot be asked, it says nothing.
+func warnIfNotUsable(ctx context.Context, cfg deviceConfig, note func(string)) {
+	client, err := newBrokerClient(cfg.BrokerURL)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	pub, err := client.identity(ctx, cfg.LegalID)
+	if err != nil {
+		return
+	}
+	if u := usable(pub, time.Now()); u != "yes" {
+		note(fmt.Sprintf("identity %s cannot be asked yet: %s", cfg.LegalID, strings.TrimSuffix(strings.TrimPrefix(u, "no ("), ")")))
+	}
+}
+
+// notifier carries notes (connection state, warnings) to stderr, or into
+// the prompt UI once it runs.
+type notifier struct {
+	w  *lineWriter
+	mu sync.Mutex
+	ch chan notice
+}
+
+func (n *notifier) note(s string) { n.send(notice{text: s}) }
+
+func (n *notifier) send(nt notice) {
+	n.mu.Lock()
+	ch := n.ch
+	n.mu.Unlock()
+	if ch == nil {
+		n.w.printf("%s", sanitizeLine(nt.text))
+		return
+	}
+	select {
+	case ch <- nt:
+	default: // the UI is busy or gone; a note is not worth blocking NATS
+	}
+}
+
+func (n *notifier) redirect() <-chan notice {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.ch = make(chan notice, 64)
+	return n.ch
+}
+
+// logger turns the device's warnings (such as a push with a bad signature)
+// into notes.
+func (n *notifier) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(noteWriter{n}, &slog.HandlerOptions{
+		Level: slog.LevelWarn,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}
+
+type noteWriter struct{ n *notifier }
+
+func (w noteWriter) Write(p []byte) (int, error) {
+	w.n.note(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

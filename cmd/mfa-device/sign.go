@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/legalmfa/mfa/encoding"
+	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/schema"
+)
+
+const signHelp = `
+Usage: mfa-device sign --pnr PNR --country CC --timeout SECONDS (--reason TEXT | --reason-file FILE) [--format signature|json|xml|form]
+
+Signs an MFA request as this device's identity, which must be a requester
+identity an operator approved (a relying party applies like anyone else,
+e.g. with --property ORGNAME=Example Bank). The signature covers PNR,
+COUNTRY, Timeout, Reason and the identity's LegalId in the canonical
+MFA-Request/1 form, so it verifies whichever encoding carries the request.
+
+--format signature (the default) prints only the base64 signature. json,
+xml and form print the whole request body, LegalId and Signature included,
+ready to post:
+
+  mfa-device sign ... --format json | curl --data-binary @- \
+      -H 'Content-Type: application/json' $MFA_BROKER_URL/MFA
+  (xml: -H 'Content-Type: application/xml';
+   form: -H 'Content-Type: application/x-www-form-urlencoded')
+
+The Reason is markdown; --reason-file reads it from a file (- for stdin),
+for text over several lines. It is signed exactly as given, with CRLF and
+CR turned into LF as the broker does. The form body ends without a newline
+(unless printed to a terminal), since a newline would become part of the
+Signature value.
+`
+
+// Output formats of sign.
+const (
+	formatSignature = "signature"
+	formatJSON      = "json"
+	formatXML       = "xml"
+	formatForm      = "form"
+)
+
+func cmdSign(_ context.Context, e env, g globalFlags, args []string) error {
+	c := newCommand(e, g, "sign", signHelp)
+	pnr := c.fs.String("pnr", "", "the person's personal number")
+	country := c.fs.String("country", "", "the person's country, ISO 3166-1 alpha-2 (SE, NO, ...)")
+	timeout := c.fs.Int("timeout", 0, "seconds the person has to answer")
+	reason := c.fs.String("reason", "", "markdown shown to the person")
+	reasonFile := c.fs.String("reason-file", "", "read the Reason from this file (- for stdin)")
+	format := c.fs.String("format", formatSignature, "output: signature, json, xml or form")
+	if err := c.parse(args, e.getenv); err != nil {
+		return err
+	}
+	switch *format {
+	case formatSignature, formatJSON, formatXML, formatForm:
+	default:
+		return usageError{fmt.Sprintf("--format %q: want signature, json, xml or form", *format)}
+	}
+	switch {
+	case *reason != "" && *reasonFile != "":
+		return usageError{"give --reason or --reason-file, not both"}
+	case *reasonFile == "-":
+		b, err := io.ReadAll(io.LimitReader(e.stdin, 1<<20))
+		if err != nil {
+			return fmt.Errorf("read the Reason from stdin: %w", err)
+		}
+		*reason = string(b)
+	case *reasonFile != "":
+		b, err := os.ReadFile(*reasonFile)
+		if err != nil {
+			return fmt.Errorf("read the Reason: %w", err)
+		}
+		*reason = string(b)
+	}
+	req := encoding.Request{PNR: *pnr, Country: *country, Timeout: *timeout, Reason: normalizeNewlines(*reason)}
+	if err := checkRequest(req); err != nil {
+		return err
+	}
+	dir, err := c.g.resolveDir(e.getenv)
+	if err != nil {
+		return err
+	}
+	cfg, err := dir.loadConfig()
+	if err != nil {
+		return err
+	}
+	key, err := dir.loadKey()
+	if err != nil {
+		return err
+	}
+	if cfg.MaxTimeout > 0 && req.Timeout > cfg.MaxTimeout {
+		fmt.Fprintf(e.stderr, "warning: --timeout %d is more than the %d seconds the broker allowed when this device applied; it may refuse the request\n", req.Timeout, cfg.MaxTimeout)
+	}
+	req.LegalID = cfg.LegalID
+	req.Signature = ed25519.Sign(key, req.SigningForm())
+
+	var out []byte
+	switch *format {
+	case formatSignature:
+		out = []byte(base64.StdEncoding.EncodeToString(req.Signature) + "\n")
+	case formatJSON:
+		out, err = requestJSON(req)
+	case formatXML:
+		out, err = requestXML(req)
+	case formatForm:
+		out = []byte(requestForm(req))
+		if _, tty := terminalFd(e.stdout); tty {
+			out = append(out, '\n')
+		}
+	}
+	if err != nil {
+		return err
+	}
+	_, err = e.stdout.Write(out)
+	return err
+}
+
+// checkRequest applies the broker's field rules that can be checked here,
+// so that mistakes are caught before a request is sent. The broker stays
+// the judge (it also knows its largest Timeout). Messages never quote the
+// personal number.
+func checkRequest(r encoding.Request) error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, usageError{fmt.Sprintf(format, args...)}) }
+	switch {
+	case r.PNR == "":
+		bad("--pnr is required")
+	case !utf8.ValidString(r.PNR):
+		bad("--pnr is not valid UTF-8")
+	case utf8.RuneCountInString(r.PNR) > encoding.MaxPNRLength:
+		bad("--pnr is longer than %d characters", encoding.MaxPNRLength)
+	case r.PNR[0] == ' ' || r.PNR[len(r.PNR)-1] == ' ':
+		bad("--pnr must not begin or end with a space")
+	case strings.ContainsFunc(r.PNR, func(c rune) bool { return dangerous(c) && c < 0xa0 }):
+		bad("--pnr contains a control character")
+	}
+	if !identity.IsCountryCode(r.Country) {
+		bad("--country %q is not an assigned ISO 3166-1 alpha-2 code in upper case, such as SE or US", r.Country)
+	}
+	if r.Timeout <= 0 {
+		bad("--timeout must be a positive number of seconds")
+	}
+	switch {
+	case strings.TrimSpace(r.Reason) == "":
+		bad("give the Reason the person is asked with --reason or --reason-file; it must not be empty")
+	case !utf8.ValidString(r.Reason):
+		bad("the Reason is not valid UTF-8")
+	case utf8.RuneCountInString(r.Reason) > encoding.MaxReasonLength:
+		bad("the Reason is %d characters; at most %d are allowed", utf8.RuneCountInString(r.Reason), encoding.MaxReasonLength)
+	case strings.ContainsFunc(r.Reason, func(c rune) bool { return c != '\n' && c != '\t' && dangerous(c) && c < 0xa0 }):
+		bad("the Reason contains a control character (only line feed and tab are allowed)")
+	}
+	return errors.Join(errs...)
+}
+
+// normalizeNewlines does what the broker does to the Reason before it
+// checks the signature.
+func normalizeNewlines(s string) string {
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	return strings.ReplaceAll(s, "\r", "\n")
+}
+
+// jsonRequest has the request's fields in their canonical order, spelled
+// as the spec spells them.
+type jsonRequest struct {
+	PNR       string `json:"PNR"`
+	Country   string `json:"COUNTRY"`
+	Timeout   int    `json:"Timeout"`
+	Reason    string `json:"Reason"`
+	LegalID   string `json:"LegalId"`
+	Signature string `json:"Signature"`
+}
+
+func requestJSON(r encoding.Request) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	// Markdown is full of < > &; \u003c escapes would only obscure it.
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	err := enc.Encode(jsonRequest{
+		PNR: r.PNR, Country: r.Country, Timeout: r.Timeout, Reason: r.Reason,
+		LegalID: r.LegalID, Signature: base64.StdEncoding.EncodeToString(r.Signature),
+	})
+	return b.Bytes(), err
+}
+
+// requestXML writes the MFA element of MFA.xsd, children in schema order.
+func requestXML(r encoding.Request) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
+	fmt.Fprintf(&b, "<MFA xmlns=%q>\n", schema.Namespace)
+	for _, f := range [...][2]string{
+		{encoding.FieldPNR, r.PNR},
+		{encoding.FieldCountry, r.Country},
+		{encoding.FieldTimeout, fmt.Sprint(r.Timeout)},
+		{encoding.FieldReason, r.Reason},
+		{encoding.FieldLegalID, r.LegalID},
+		{encoding.FieldSignature, base64.StdEncoding.EncodeToString(r.Signature)},
+	} {
+		fmt.Fprintf(&b, "  <%s>", f[0])
+		// EscapeText writes line feeds as &#xA;, which any XML parser
+		// reads back as the line feed that was signed.
+		if err := xml.EscapeText(&b, []byte(f[1])); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&b, "</%s>\n", f[0])
+	}
+	b.WriteString("</MFA>\n")
+	return b.Bytes(), nil
+}
+
+// requestForm is the url-encoded body, fields in canonical order.
+func requestForm(r encoding.Request) string {
+	return strings.Join([]string{
+		encoding.FieldPNR + "=" + url.QueryEscape(r.PNR),
+		encoding.FieldCountry + "=" + url.QueryEscape(r.Country),
+		encoding.FieldTimeout + "=" + fmt.Sprint(r.Timeout),
+		encoding.FieldReason + "=" + url.QueryEscape(r.Reason),
+		encoding.FieldLegalID + "=" + url.QueryEscape(r.LegalID),
+		encoding.FieldSignature + "=" + url.QueryEscape(base64.StdEncoding.EncodeToString(r.Signature)),
+	}, "&")
+}
