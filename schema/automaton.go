@@ -2,6 +2,7 @@ package schema
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -21,6 +22,16 @@ import (
 // maxStates bounds the automata so a schema with large occurrence counts
 // fails to compile instead of exhausting memory.
 const maxStates = 100000
+
+// maxSubsetWork bounds the total size of the DFA's state sets. Unrolling a
+// nullable group, as in (a?){0,10000}, makes every set span all copies and
+// the construction quadratic; past this budget Compile gives up with an
+// error rather than spend seconds or gigabytes.
+const maxSubsetWork = 1 << 19
+
+func errTooLarge() error {
+	return errors.New("content model too large to compile (reduce maxOccurs, especially on groups that can be empty)")
+}
 
 type xmlName struct{ ns, local string }
 
@@ -60,7 +71,7 @@ type nfa struct {
 
 func (n *nfa) state() (int32, error) {
 	if len(n.sym) >= maxStates {
-		return 0, fmt.Errorf("content model too large to compile (more than %d states; reduce maxOccurs)", maxStates)
+		return 0, errTooLarge()
 	}
 	n.eps = append(n.eps, nil)
 	n.sym = append(n.sym, -1)
@@ -257,35 +268,39 @@ func (b *modelBuilder) determinize(start, final int32) error {
 	seen := make([]bool, len(b.n.sym))
 	sets := [][]int32{b.closure([]int32{start}, seen)}
 	ids := map[string]int{setKey(sets[0]): 0}
+	work := len(sets[0])
+	targets := make([][]int32, nsym)
 	for d := 0; d < len(sets); d++ {
 		set := sets[d]
 		m.accept = append(m.accept, slices.Contains(set, final))
-		row := make([]int32, nsym)
-		owners := make([]int32, nsym)
-		for sym := range nsym {
-			var targets []int32
-			owner := int32(-1)
-			for _, s := range set {
-				if b.n.sym[s] != int32(sym) {
-					continue
-				}
-				if owner >= 0 && b.n.owner[s] != owner {
-					return fmt.Errorf("content model is ambiguous: element %q could match two different particles (Unique Particle Attribution)", m.symbols[sym].name.local)
-				}
-				owner = b.n.owner[s]
-				targets = append(targets, b.n.to[s])
+		owners := slices.Repeat([]int32{-1}, nsym)
+		for sym := range targets {
+			targets[sym] = targets[sym][:0]
+		}
+		for _, s := range set {
+			sym := b.n.sym[s]
+			if sym < 0 {
+				continue
 			}
-			owners[sym] = owner
-			if len(targets) == 0 {
+			if owners[sym] >= 0 && owners[sym] != b.n.owner[s] {
+				return fmt.Errorf("content model is ambiguous: element %q could match two different particles (Unique Particle Attribution)", m.symbols[sym].name.local)
+			}
+			owners[sym] = b.n.owner[s]
+			targets[sym] = append(targets[sym], b.n.to[s])
+		}
+		row := make([]int32, nsym)
+		for sym := range nsym {
+			if len(targets[sym]) == 0 {
 				row[sym] = -1
 				continue
 			}
-			next := b.closure(targets, seen)
+			next := b.closure(targets[sym], seen)
 			key := setKey(next)
 			id, ok := ids[key]
 			if !ok {
-				if len(sets) >= maxStates {
-					return fmt.Errorf("content model too large to compile (more than %d states; reduce maxOccurs)", maxStates)
+				work += len(next)
+				if len(sets) >= maxStates || work > maxSubsetWork {
+					return errTooLarge()
 				}
 				id = len(sets)
 				ids[key] = id

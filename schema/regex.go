@@ -1,8 +1,10 @@
 package schema
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,9 +52,26 @@ func compilePattern(src string) (*pattern, error) {
 	}
 	re, err := regexp.Compile(goSrc)
 	if err != nil {
+		if isRegexpLimit(err) {
+			return nil, fmt.Errorf("pattern %q is unsupported: it exceeds Go's regexp limits (nested counts multiply to more than %d, or the expression is too large): %w", src, maxRepeat, err)
+		}
 		return nil, fmt.Errorf("pattern %q: translated expression does not compile: %w", src, err)
 	}
 	return &pattern{source: src, re: re}, nil
+}
+
+// isRegexpLimit reports whether a Go regexp error is one of its size
+// limits rather than a syntax error (which would be a translator bug).
+func isRegexpLimit(err error) bool {
+	var se *syntax.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code {
+	case syntax.ErrInvalidRepeatSize, syntax.ErrLarge, syntax.ErrNestingDepth:
+		return true
+	}
+	return false
 }
 
 // translateRegex returns a Go regexp equivalent to the XSD regular

@@ -165,6 +165,7 @@ func TestRegexErrors(t *testing.T) {
 		{`a{1001}`, "above 1000"},
 		{`a{0,1001}`, "above 1000"},
 		{`a{99999999999999999999}`, "above 1000"},
+		{`(a{100}){11}`, "exceeds Go's regexp limits"},
 		{`[a-\d]`, "cannot end with a multi-character escape"},
 		{`[\d-z]`, "cannot start with a multi-character escape"},
 		{`[a--]`, "must be escaped"},

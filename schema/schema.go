@@ -97,21 +97,26 @@ const (
 	UnexpectedContent
 )
 
-var kindNames = [...]string{
-	WrongRoot:           "WrongRoot",
-	UnknownElement:      "UnknownElement",
-	UnexpectedElement:   "UnexpectedElement",
-	RepeatedElement:     "RepeatedElement",
-	MissingElement:      "MissingElement",
-	InvalidValue:        "InvalidValue",
-	UnexpectedText:      "UnexpectedText",
-	UnexpectedAttribute: "UnexpectedAttribute",
-	UnexpectedContent:   "UnexpectedContent",
-}
-
 func (k ViolationKind) String() string {
-	if k > 0 && int(k) < len(kindNames) {
-		return kindNames[k]
+	switch k {
+	case WrongRoot:
+		return "WrongRoot"
+	case UnknownElement:
+		return "UnknownElement"
+	case UnexpectedElement:
+		return "UnexpectedElement"
+	case RepeatedElement:
+		return "RepeatedElement"
+	case MissingElement:
+		return "MissingElement"
+	case InvalidValue:
+		return "InvalidValue"
+	case UnexpectedText:
+		return "UnexpectedText"
+	case UnexpectedAttribute:
+		return "UnexpectedAttribute"
+	case UnexpectedContent:
+		return "UnexpectedContent"
 	}
 	return "ViolationKind(" + strconv.Itoa(int(k)) + ")"
 }

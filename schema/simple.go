@@ -31,7 +31,15 @@ const (
 	wsCollapse
 )
 
-var wsNames = [...]string{wsPreserve: "preserve", wsReplace: "replace", wsCollapse: "collapse"}
+func (ws whiteSpace) String() string {
+	switch ws {
+	case wsPreserve:
+		return "preserve"
+	case wsReplace:
+		return "replace"
+	}
+	return "collapse"
+}
 
 // simpleType is one derivation step. Validation checks the facets of every
 // step from the primitive down, which is what makes patterns of different
@@ -409,19 +417,21 @@ func deriveSimple(name string, base *simpleType, raw []rawFacet) (*simpleType, e
 		seen[f.kind] = true
 		switch f.kind {
 		case "whiteSpace":
-			ws, v := -1, normalizeSpace(f.value, wsCollapse)
-			for i, n := range wsNames {
-				if v == n {
-					ws = i
-				}
-			}
-			if ws < 0 {
+			var ws whiteSpace
+			switch normalizeSpace(f.value, wsCollapse) {
+			case "preserve":
+				ws = wsPreserve
+			case "replace":
+				ws = wsReplace
+			case "collapse":
+				ws = wsCollapse
+			default:
 				return nil, fmt.Errorf("xs:whiteSpace value %q is not preserve, replace or collapse", f.value)
 			}
-			if whiteSpace(ws) < base.ws {
-				return nil, fmt.Errorf("xs:whiteSpace %q cannot relax %q of base type %s", f.value, wsNames[base.ws], base.name)
+			if ws < base.ws {
+				return nil, fmt.Errorf("xs:whiteSpace %q cannot relax %q of base type %s", f.value, base.ws, base.name)
 			}
-			t.ws = whiteSpace(ws)
+			t.ws = ws
 		case "length", "minLength", "maxLength":
 			n, ok := parseInteger(normalizeSpace(f.value, wsCollapse))
 			if !ok || n.big != nil || n.small < 0 {
