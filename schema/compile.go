@@ -32,6 +32,7 @@ type elementDecl struct {
 // attributes are not in the supported subset).
 type complexType struct {
 	name     string // "" when anonymous
+	where    string // names it in compile errors
 	particle *particle
 	model    *contentModel
 	// empty is XSD's content type "empty", which unlike element-only
@@ -89,7 +90,7 @@ func compile(xsd []byte) (*Schema, error) {
 		return nil, err
 	}
 	c := &compiler{
-		targetNS:   root.SelectAttrValue("targetNamespace", ""),
+		targetNS:   normalizeSpace(root.SelectAttrValue("targetNamespace", ""), wsCollapse),
 		builtins:   builtinTypes(),
 		rawSimple:  map[string]*etree.Element{},
 		simple:     map[string]*simpleType{},
@@ -99,7 +100,7 @@ func compile(xsd []byte) (*Schema, error) {
 		nameStart:  nameStartSet(),
 		nameChar:   nameCharSet(),
 	}
-	if a := root.SelectAttr("targetNamespace"); a != nil && a.Value == "" {
+	if a := root.SelectAttr("targetNamespace"); a != nil && c.targetNS == "" {
 		return nil, errors.New(`targetNamespace must not be empty (omit it for no namespace)`)
 	}
 	switch v := strings.TrimSpace(root.SelectAttrValue("elementFormDefault", "unqualified")); v {
@@ -138,7 +139,7 @@ func compile(xsd []byte) (*Schema, error) {
 			} else {
 				c.rawComplex[name] = k
 				c.complexOrder = append(c.complexOrder, name)
-				ct := &complexType{name: name}
+				ct := &complexType{name: name, where: fmt.Sprintf("complexType %q", name)}
 				c.complex[name] = ct
 				c.allComplex = append(c.allComplex, ct)
 			}
@@ -178,10 +179,7 @@ func compile(xsd []byte) (*Schema, error) {
 	for _, ct := range c.allComplex {
 		m, err := buildModel(ct.particle)
 		if err != nil {
-			if ct.name != "" {
-				return nil, fmt.Errorf("complexType %q: %w", ct.name, err)
-			}
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", ct.where, err)
 		}
 		ct.model = m
 	}
@@ -584,7 +582,7 @@ func (c *compiler) elementType(el *etree.Element, name, ns string) (*elementDecl
 			return nil, err
 		}
 	default:
-		ct := &complexType{}
+		ct := &complexType{where: fmt.Sprintf("the type of element %q", name)}
 		c.allComplex = append(c.allComplex, ct)
 		if err := c.fillComplex(ct, inline); err != nil {
 			return nil, err

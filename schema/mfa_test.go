@@ -81,10 +81,13 @@ func TestMessages(t *testing.T) {
 		{strings.Replace(request(okPNR, okCountry, okTimeout, okReason), Namespace, "urn:x", 1), `root element "MFA" is in namespace "urn:x", but the schema expects namespace "` + Namespace + `"`},
 		{strings.Replace(request(okPNR, okCountry, okTimeout, okReason), ` xmlns="`+Namespace+`"`, "", 1), `root element "MFA" is in no namespace, but the schema expects namespace "` + Namespace + `"`},
 		{mfa(`<PNR xmlns="">1</PNR>`), `element "PNR" in "MFA" is in no namespace, but the schema expects namespace "` + Namespace + `"`},
+		{mfa(`<m:PNR>1</m:PNR>`), `element "PNR" in "MFA" is in no namespace (its prefix "m" is not declared), but the schema expects namespace "` + Namespace + `"`},
 		{`<Foo/>`, `root element "Foo" is not declared by the schema; expected "MFA" or "MFAResponse" in namespace "` + Namespace + `"`},
 		{mfa(tag("COUNTRY", "SE"), tag("PNR", okPNR)), `element "COUNTRY" is out of order in "MFA"; expected "PNR"`},
 		{request(okPNR, okCountry, okTimeout, strings.Repeat("r", 2001)), `"rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr"… has 2001 characters; type Reason allows at most 2000`},
-		{request("1\t2", okCountry, okTimeout, okReason), `"1\t2" does not match`},
+		{request("1\t2", okCountry, okTimeout, okReason), `element "PNR": "1\t2" does not match the pattern "[^ \p{Cc}]([^\p{Cc}]*[^ \p{Cc}])?" of type PersonalNumber`},
+		{request("", okCountry, okTimeout, okReason), `element "PNR": "" has 0 characters; type PersonalNumber requires at least 1`},
+		{request(okPNR, okCountry, okTimeout, okReason, tag("LegalId", "x"), tag("Signature", "AA==")), `"AA==" has 1 octet; type Signature requires exactly 64`},
 	}
 	for _, tc := range tests {
 		err := s.Validate(parse(t, tc.xml))

@@ -121,26 +121,32 @@ func (t *simpleType) checkFacets(tv *typedValue) string {
 		}
 		return fmt.Sprintf(format, args...)
 	}
-	unit := "characters"
-	if t.prim == primBase64 {
-		unit = "octets"
+	measure := func() string {
+		unit := "character"
+		if t.prim == primBase64 {
+			unit = "octet"
+		}
+		if tv.length != 1 {
+			unit += "s"
+		}
+		return fmt.Sprintf("%s has %d %s", quoteValue(tv.str), tv.length, unit)
 	}
 	if f.length >= 0 && int64(tv.length) != f.length {
-		return fail("%s has %d %s; %s requires exactly %d", quoteValue(tv.str), tv.length, unit, t.displayName(), f.length)
+		return fail("%s; %s requires exactly %d", measure(), t.displayName(), f.length)
 	}
 	if f.minLength >= 0 && int64(tv.length) < f.minLength {
-		return fail("%s has %d %s; %s requires at least %d", quoteValue(tv.str), tv.length, unit, t.displayName(), f.minLength)
+		return fail("%s; %s requires at least %d", measure(), t.displayName(), f.minLength)
 	}
 	if f.maxLength >= 0 && int64(tv.length) > f.maxLength {
-		return fail("%s has %d %s; %s allows at most %d", quoteValue(tv.str), tv.length, unit, t.displayName(), f.maxLength)
+		return fail("%s; %s allows at most %d", measure(), t.displayName(), f.maxLength)
 	}
 	if len(f.patterns) > 0 && !matchesAny(f.patterns, tv.str) {
 		if len(f.patterns) == 1 {
-			return fail("%s does not match the pattern %q of %s", quoteValue(tv.str), f.patterns[0].source, t.displayName())
+			return fail("%s does not match the pattern %s of %s", quoteValue(tv.str), quotePattern(f.patterns[0].source), t.displayName())
 		}
 		srcs := make([]string, len(f.patterns))
 		for i, p := range f.patterns {
-			srcs[i] = strconv.Quote(p.source)
+			srcs[i] = quotePattern(p.source)
 		}
 		return fail("%s matches none of the patterns %s of %s", quoteValue(tv.str), strings.Join(srcs, ", "), t.displayName())
 	}
@@ -280,6 +286,12 @@ func quoteValue(s string) string {
 		n++
 	}
 	return strconv.Quote(s)
+}
+
+// quotePattern quotes a pattern for a message without doubling its
+// backslashes, which are XSD syntax the reader should see as written.
+func quotePattern(src string) string {
+	return strings.ReplaceAll(strconv.Quote(src), `\\`, `\`)
 }
 
 // parseValue checks the lexical space of a primitive and parses the

@@ -13,7 +13,8 @@ import (
 // etree) against the global element declarations. It returns nil or a
 // *Violation (the first violation in document order).
 //
-// A valid document costs no allocation beyond etree's namespace look-ups;
+// Validating a valid document does not allocate (except for integers of
+// more than 18 digits and values of enumerated base64Binary types);
 // messages and paths are built only for the violation returned.
 func (s *Schema) Validate(root *etree.Element) error {
 	if root == nil {
@@ -27,7 +28,7 @@ func (s *Schema) Validate(root *etree.Element) error {
 	}
 	if ns := root.NamespaceURI(); ns != d.ns {
 		return v.fail(WrongRoot, root, root.Tag, fmt.Sprintf("root element %q is in %s, but the schema expects %s",
-			root.Tag, nsPhrase(ns), nsPhrase(d.ns)))
+			root.Tag, elementNS(root), nsPhrase(d.ns)))
 	}
 	if viol := v.element(root, d); viol != nil {
 		return viol
@@ -134,7 +135,7 @@ func (v *validator) complexContent(e *etree.Element, ct *complexType) *Violation
 func (v *validator) unknown(parent, child *etree.Element, m *contentModel) *Violation {
 	if i, ok := m.byLocal[child.Tag]; ok {
 		return v.fail(UnknownElement, child, child.Tag, fmt.Sprintf("element %q in %q is in %s, but the schema expects %s",
-			child.Tag, parent.Tag, nsPhrase(child.NamespaceURI()), nsPhrase(m.symbols[i].name.ns)))
+			child.Tag, parent.Tag, elementNS(child), nsPhrase(m.symbols[i].name.ns)))
 	}
 	names := make([]string, len(m.symbols))
 	for i, s := range m.symbols {
@@ -284,6 +285,16 @@ func (v *validator) path(e *etree.Element) string {
 	}
 	slices.Reverse(segs)
 	return "/" + strings.Join(segs, "/")
+}
+
+// elementNS describes the namespace e is in. etree resolves an undeclared
+// prefix to no namespace, which would make the message misleading.
+func elementNS(e *etree.Element) string {
+	ns := e.NamespaceURI()
+	if ns == "" && e.Space != "" && e.Space != "xmlns" {
+		return fmt.Sprintf("no namespace (its prefix %q is not declared)", e.Space)
+	}
+	return nsPhrase(ns)
 }
 
 func nsPhrase(ns string) string {
