@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -79,7 +80,7 @@ type compiler struct {
 
 func compile(xsd []byte) (*Schema, error) {
 	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(xsd); err != nil {
+	if err := doc.ReadFromBytes(normalizeAttributes(xsd)); err != nil {
 		return nil, fmt.Errorf("XSD is not well-formed XML: %w", err)
 	}
 	root := doc.Root()
@@ -184,6 +185,98 @@ func compile(xsd []byte) (*Schema, error) {
 		ct.model = m
 	}
 	return s, nil
+}
+
+// normalizeAttributes applies XML 1.0 attribute-value normalization
+// (§3.3.3), which encoding/xml and so etree skip: each literal tab, line
+// feed, carriage return or CR LF pair inside an attribute value becomes a
+// space, while character references such as &#9; keep their character.
+// Facet values depend on it: a literal line break in a pattern or
+// enumeration value means a space. Comments, CDATA sections, processing
+// instructions and declarations are copied untouched; malformed input is
+// copied too and left for the parser to reject.
+func normalizeAttributes(in []byte) []byte {
+	out := make([]byte, 0, len(in))
+	for i := 0; i < len(in); {
+		rest := in[i:]
+		var n int
+		switch {
+		case rest[0] != '<':
+			n = 1
+		case bytes.HasPrefix(rest, []byte("<!--")):
+			n = spanThrough(rest, "-->")
+		case bytes.HasPrefix(rest, []byte("<![CDATA[")):
+			n = spanThrough(rest, "]]>")
+		case bytes.HasPrefix(rest, []byte("<?")):
+			n = spanThrough(rest, "?>")
+		case bytes.HasPrefix(rest, []byte("<!")):
+			// A DOCTYPE: its internal subset may hold quotes and '>'.
+			n = markupLen(rest, true)
+		default:
+			n = markupLen(rest, false)
+			out = appendTag(out, rest[:n])
+			i += n
+			continue
+		}
+		out = append(out, rest[:n]...)
+		i += n
+	}
+	return out
+}
+
+// spanThrough is the length of b up to and including end (all of b if
+// end is missing).
+func spanThrough(b []byte, end string) int {
+	if j := bytes.Index(b, []byte(end)); j >= 0 {
+		return j + len(end)
+	}
+	return len(b)
+}
+
+// markupLen is the length of the tag or declaration at the start of b,
+// through its closing '>' outside quotes (and, for declarations, outside
+// brackets).
+func markupLen(b []byte, brackets bool) int {
+	depth, quote := 0, byte(0)
+	for i, c := range b {
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case brackets && c == '[':
+			depth++
+		case brackets && c == ']':
+			depth--
+		case c == '>' && depth <= 0:
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// appendTag appends a tag with the whitespace in its quoted attribute
+// values normalized.
+func appendTag(out, tag []byte) []byte {
+	quote := byte(0)
+	for i := 0; i < len(tag); i++ {
+		c := tag[i]
+		switch {
+		case quote == 0 && (c == '"' || c == '\''):
+			quote = c
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote != 0 && c == '\r' && i+1 < len(tag) && tag[i+1] == '\n':
+			i++ // CR LF is one line break, so one space.
+			c = ' '
+		case quote != 0 && (c == '\t' || c == '\n' || c == '\r'):
+			c = ' '
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // unsupported is the error for a schema construct outside the subset.

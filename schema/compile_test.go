@@ -152,3 +152,21 @@ func TestCompileAccepts(t *testing.T) {
 		}
 	}
 }
+
+func TestNormalizeAttributes(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{"<a v=\"x\ty\nz\r\nw\rq\"/>", `<a v="x y z w q"/>`},
+		{"<a v='1\t2' w=\"'\t'\">t\tx</a>", `<a v='1 2' w="' '">t` + "\t" + `x</a>`},
+		{"<a v=\"&#9;>\"\n\tw='\n'>", "<a v=\"&#9;>\"\n\tw=' '>"},
+		{"<!-- \"\t --><?pi \"\t?><![CDATA[\"\t]]><b/>", "<!-- \"\t --><?pi \"\t?><![CDATA[\"\t]]><b/>"},
+		{"<!DOCTYPE a [<!ENTITY e \"\t>\">]><a v=\"\t\"/>", "<!DOCTYPE a [<!ENTITY e \"\t>\">]><a v=\" \"/>"},
+		{"<a v=\"\t", "<a v=\" "},
+		{"<!--\t", "<!--\t"},
+	}
+	for _, tc := range tests {
+		if got := string(normalizeAttributes([]byte(tc.in))); got != tc.want {
+			t.Errorf("normalizeAttributes(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -39,6 +39,7 @@ const typesXSD = `<?xml version="1.0"?>
         <xs:element name="when" type="When"/>
         <xs:element name="shortURI" type="ShortURI"/>
         <xs:element name="flag" type="Flag"/>
+        <xs:element name="wrapped" type="Wrapped"/>
         <xs:element name="inline">
           <xs:simpleType>
             <xs:restriction base="xs:token"><xs:maxLength value="3"/></xs:restriction>
@@ -114,6 +115,17 @@ const typesXSD = `<?xml version="1.0"?>
   <xs:simpleType name="ShortURI">
     <xs:restriction base="xs:anyURI"><xs:maxLength value="10"/></xs:restriction>
   </xs:simpleType>
+  <!-- Literal line breaks and tabs in attribute values are spaces (XML
+       attribute-value normalization); &#9; stays a tab. -->
+  <xs:simpleType name="Wrapped">
+    <xs:restriction base="xs:string">
+      <xs:enumeration value="two
+words"/>
+      <xs:enumeration value="tab	sep"/>
+      <xs:enumeration value="real&#9;tab"/>
+      <xs:pattern value="[a-z]+ [a-z]+|[a-z]+&#9;[a-z]+"/>
+    </xs:restriction>
+  </xs:simpleType>
   <xs:simpleType name="Flag">
     <xs:restriction base="xs:boolean"><xs:pattern value="true|false"/></xs:restriction>
   </xs:simpleType>
@@ -171,6 +183,7 @@ func typedDocs() []doc {
 	add("shortURI", []string{"http://a", "ä"}, []string{"http://abcd", "%zz"})
 	add("flag", []string{"true", "false", " true "}, []string{"1", "0", "TRUE"})
 	add("inline", []string{"abc", " ab "}, []string{"abcd", " ab c "})
+	add("wrapped", []string{"two words", "tab sep", "real&#9;tab"}, []string{"two&#10;words", "tab&#9;sep", "real tab"})
 
 	// Where the spec and libxml2 part ways.
 	for _, v := range []string{"1" + strings.Repeat("0", 40), "-" + strings.Repeat("9", 30)} {
