@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/legalmfa/mfa/broker"
@@ -70,19 +69,21 @@ func cmdStatus(ctx context.Context, e env, g globalFlags, args []string) error {
 	if k, err := identity.ParsePublicKey(pub.PublicKey); err != nil || !bytes.Equal(k, own) {
 		return fmt.Errorf("the broker holds another public key for %s than this device's: this directory's key does not belong to that identity", cfg.LegalID)
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 1, ' ', 0)
-	fmt.Fprintf(tw, "LegalId:\t%s\n", sanitizeLine(pub.ID))
-	fmt.Fprintf(tw, "State:\t%s\n", sanitizeLine(pub.State))
+	// Fixed columns, not a tabwriter, so the layout does not depend on
+	// which lines are present: scripts may read "State: " lines.
+	line := func(label, value string) { fmt.Fprintf(e.stdout, "%-12s%s\n", label+":", value) }
+	line("LegalId", sanitizeLine(pub.ID))
+	line("State", sanitizeLine(pub.State))
 	if !pub.ValidFrom.IsZero() {
-		fmt.Fprintf(tw, "Valid from:\t%s\n", pub.ValidFrom.UTC().Format(time.RFC3339))
+		line("Valid from", pub.ValidFrom.UTC().Format(time.RFC3339))
 	}
 	if !pub.ValidTo.IsZero() {
-		fmt.Fprintf(tw, "Valid to:\t%s\n", pub.ValidTo.UTC().Format(time.RFC3339))
+		line("Valid to", pub.ValidTo.UTC().Format(time.RFC3339))
 	}
-	fmt.Fprintf(tw, "Usable:\t%s\n", usable(pub, time.Now()))
-	fmt.Fprintf(tw, "Broker:\t%s at %s\n", sanitizeLine(cfg.Domain), client.base)
-	fmt.Fprintf(tw, "Device:\t%s\n", identity.DeviceIDOf(own))
-	return tw.Flush()
+	line("Usable", usable(pub, time.Now()))
+	line("Broker", sanitizeLine(cfg.Domain)+" at "+client.base)
+	line("Device", identity.DeviceIDOf(own))
+	return nil
 }
 
 // usable says whether requests can reach the identity now, and if not why.

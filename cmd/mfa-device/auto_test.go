@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/legalmfa/mfa/notify"
+)
+
+// autoRig runs an autoAnswerer whose answers get the verdict verdict(id).
+type autoRig struct {
+	out    *syncBuffer
+	events chan notify.Event
+	done   chan error
+}
+
+func newAutoRig(t *testing.T, d notify.Decision, delay time.Duration, verdict func(id string) error) *autoRig {
+	t.Helper()
+	r := &autoRig{out: &syncBuffer{}, events: make(chan notify.Event, 8), done: make(chan error, 1)}
+	a := &autoAnswerer{out: &lineWriter{w: r.out}, decision: d, delay: delay,
+		answer: func(_ context.Context, p notify.Prompt, got notify.Decision) error {
+			if got != d {
+				return fmt.Errorf("answered %s, want %s", got, d)
+			}
+			return verdict(p.Push.RequestID)
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { r.done <- a.run(ctx, r.events) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-r.done; err != nil {
+			t.Errorf("run = %v", err)
+		}
+	})
+	return r
+}
+
+func autoPush(id string, r notify.Requester, reason string, ttl time.Duration) notify.Event {
+	return notify.Event{Prompt: &notify.Prompt{Push: notify.Push{
+		Version: notify.ProtocolVersion, RequestID: id, LegalID: "alice@legal.broker.test", Broker: "broker.test",
+		Reason: reason, Requester: r,
+		Expires: time.Now().Add(ttl).UTC().Format(notify.TimeFormat),
+	}}}
+}
+
+func TestAutoLines(t *testing.T) {
+	t.Parallel()
+	bank := notify.Requester{Verified: true, LegalID: "bank@legal.broker.test", Name: `Example "Bank"`, RemoteIP: "192.0.2.7"}
+	anon := notify.Requester{RemoteIP: "198.51.100.1"}
+	tests := []struct {
+		name     string
+		decision notify.Decision
+		verdict  error
+		event    notify.Event
+		want     []string
+	}{
+		{"approve verified", notify.Approve, nil, autoPush("r1", bank, "\n\n  Log in to **Example Bank**  \nmore", time.Minute),
+			[]string{`prompt r1 from verified bank@legal.broker.test "Example \"Bank\"": Log in to **Example Bank**` + "\n", "approved r1\n"}},
+		{"deny unverified", notify.Deny, nil, autoPush("r2", anon, "Sign in", time.Minute),
+			[]string{"prompt r2 from unverified 198.51.100.1: Sign in\n", "denied r2\n"}},
+		{"unknown address", notify.Deny, nil, autoPush("r3", notify.Requester{}, "x", time.Minute),
+			[]string{"prompt r3 from unverified -: x\n", "denied r3\n"}},
+		{"refused", notify.Approve, fmt.Errorf("%w: the request was answered on another device", notify.ErrRefused), autoPush("r4", anon, "x", time.Minute),
+			[]string{"prompt r4 from unverified 198.51.100.1: x\n", "refused r4: the request was answered on another device\n"}},
+		{"failed", notify.Approve, errors.New("nats: timeout"), autoPush("r5", anon, "x", time.Minute),
+			[]string{"failed r5: nats: timeout\n"}},
+		{"hostile text", notify.Approve, nil, autoPush("r6\x1b[2J", notify.Requester{RemoteIP: "1.2.3.4 5\x1b]0;x\x07"}, "\x1b[1Ahi", time.Minute),
+			[]string{"prompt r6␛[2J from unverified 1.2.3.4_5␛]0;x␇: ␛[1Ahi\n", "approved r6␛[2J\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := newAutoRig(t, tt.decision, 0, func(string) error { return tt.verdict })
+			r.events <- tt.event
+			for _, w := range tt.want {
+				r.out.expect(t, w)
+			}
+		})
+	}
+}
+
+func TestAutoWithdrawnDuringDelay(t *testing.T) {
+	t.Parallel()
+	r := newAutoRig(t, notify.Approve, time.Hour, func(id string) error { return fmt.Errorf("answered %s", id) })
+	r.events <- autoPush("r1", notify.Requester{RemoteIP: "192.0.2.1"}, "x", time.Minute)
+	r.out.expect(t, "prompt r1 ")
+	r.events <- notify.Event{Withdrawal: &notify.Withdrawal{RequestID: "r1", Why: notify.WhyCancelled}}
+	r.out.expect(t, "withdrawn r1: cancelled\n")
+}
+
+func TestAutoExpiredDuringDelay(t *testing.T) {
+	t.Parallel()
+	r := newAutoRig(t, notify.Approve, time.Hour, func(id string) error { return fmt.Errorf("answered %s", id) })
+	r.events <- autoPush("r1", notify.Requester{RemoteIP: "192.0.2.1"}, "x", 100*time.Millisecond)
+	r.out.expect(t, "expired r1\n")
+}
+
+func TestAutoAnswersAfterDelay(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	r := newAutoRig(t, notify.Approve, 200*time.Millisecond, func(string) error { return nil })
+	r.events <- autoPush("r1", notify.Requester{}, "x", time.Minute)
+	r.events <- autoPush("r2", notify.Requester{}, "y", time.Minute)
+	r.out.expect(t, "prompt r2 ")
+	// Requests wait out their delays side by side, not one after another.
+	got := r.out.unread() + r.out.expect(t, "approved")
+	r.out.expect(t, "approved")
+	if d := time.Since(start); d < 200*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("answered after %s (%q), want about the 200ms delay", d, got)
+	}
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/legalmfa/mfa/encoding"
+	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/schema"
+)
+
+// appliedDir makes a device directory as apply leaves it, without a
+// broker: a key and a device.json naming legalID.
+func appliedDir(t *testing.T, legalID string) (string, ed25519.PrivateKey) {
+	t.Helper()
+	dir := deviceDir{path: filepath.Join(t.TempDir(), "device")}
+	key, err := dir.createKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokerKey, err := identity.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dir.saveConfig(deviceConfig{
+		BrokerURL: "http://127.0.0.1:1", NATSURL: "nats://127.0.0.1:1", Domain: "broker.test",
+		BrokerPublicKey: identity.EncodePublicKey(brokerKey.Public().(ed25519.PublicKey)),
+		MaxTimeout:      300, LegalID: legalID, AppliedAt: time.Now().UTC(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return dir.path, key
+}
+
+// hostileReason exercises escaping in every encoding: markup characters,
+// quotes, line breaks of every kind, a tab, and non-ASCII text.
+const hostileReason = "# Log in to <Example & \"Bank\">\r\n\n* amount: 100 €\r* ref: a+b=c&d=%20\t]]>\n"
+
+func TestSignEncodingsVerifyAtTheDecoder(t *testing.T) {
+	t.Parallel()
+	const legalID = "bank@legal.broker.test"
+	dir, key := appliedDir(t, legalID)
+	xsd, err := schema.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := encoding.NewDecoder(xsd)
+	want := encoding.Request{PNR: "19791231-1234", Country: "SE", Timeout: 120, Reason: normalizeNewlines(hostileReason), LegalID: legalID}
+	for _, tt := range []struct {
+		format string
+		wire   encoding.Format
+	}{
+		{formatJSON, encoding.FormatJSON},
+		{formatXML, encoding.FormatXML},
+		{formatForm, encoding.FormatForm},
+	} {
+		t.Run(tt.format, func(t *testing.T) {
+			t.Parallel()
+			r := runCmd(t, map[string]string{"MFA_DEVICE_DIR": dir}, hostileReason,
+				"sign", "--pnr", want.PNR, "--country", want.Country, "--timeout", "120", "--reason-file", "-", "--format", tt.format)
+			if r.err != nil {
+				t.Fatalf("sign: %v\n%s", r.err, r.stderr)
+			}
+			got, derr := dec.DecodeBody(tt.wire, "", []byte(r.stdout))
+			if derr != nil {
+				t.Fatalf("the broker's decoder refuses the body: %v\n%s", derr, r.stdout)
+			}
+			sig := got.Signature
+			got.Signature = nil
+			if got.PNR != want.PNR || got.Country != want.Country || got.Timeout != want.Timeout ||
+				got.Reason != want.Reason || got.LegalID != want.LegalID {
+				t.Fatalf("decoded %+v, want %+v", got, want)
+			}
+			if err := identity.Verify(key.Public().(ed25519.PublicKey), got.SigningForm(), sig); err != nil {
+				t.Fatalf("signature does not verify over the decoded request: %v", err)
+			}
+		})
+	}
+}
+
+func TestSignFormats(t *testing.T) {
+	t.Parallel()
+	dir, key := appliedDir(t, "bank@legal.broker.test")
+	args := []string{"sign", "--pnr", "19791231-1234", "--country", "SE", "--timeout", "60", "--reason", "Log in"}
+	req := encoding.Request{PNR: "19791231-1234", Country: "SE", Timeout: 60, Reason: "Log in", LegalID: "bank@legal.broker.test"}
+	wantSig := base64.StdEncoding.EncodeToString(ed25519.Sign(key, req.SigningForm()))
+	env := map[string]string{"MFA_DEVICE_DIR": dir}
+
+	r := runCmd(t, env, "", args...)
+	if r.err != nil || r.stdout != wantSig+"\n" {
+		t.Fatalf("default format = %q, %v; want the signature %s", r.stdout, r.err, wantSig)
+	}
+	r = runCmd(t, env, "", append(args, "--format", "json")...)
+	wantJSON := `{
+  "PNR": "19791231-1234",
+  "COUNTRY": "SE",
+  "Timeout": 60,
+  "Reason": "Log in",
+  "LegalId": "bank@legal.broker.test",
+  "Signature": "` + wantSig + `"
+}
+`
+	if r.err != nil || r.stdout != wantJSON {
+		t.Fatalf("json = %s, %v; want\n%s", r.stdout, r.err, wantJSON)
+	}
+	r = runCmd(t, env, "", append(args, "--format", "xml")...)
+	wantXML := `<?xml version="1.0" encoding="UTF-8"?>
+<MFA xmlns="http://waher.se/Schema/MFA.xsd">
+  <PNR>19791231-1234</PNR>
+  <COUNTRY>SE</COUNTRY>
+  <Timeout>60</Timeout>
+  <Reason>Log in</Reason>
+  <LegalId>bank@legal.broker.test</LegalId>
+  <Signature>` + wantSig + `</Signature>
+</MFA>
+`
+	if r.err != nil || r.stdout != wantXML {
+		t.Fatalf("xml = %s, %v; want\n%s", r.stdout, r.err, wantXML)
+	}
+	r = runCmd(t, env, "", append(args, "--format", "form")...)
+	if r.err != nil || !strings.HasPrefix(r.stdout, "PNR=19791231-1234&COUNTRY=SE&Timeout=60&Reason=Log+in&LegalId=bank%40legal.broker.test&Signature=") ||
+		strings.HasSuffix(r.stdout, "\n") {
+		t.Fatalf("form = %q, %v", r.stdout, r.err)
+	}
+}
+
+func TestSignReasonFile(t *testing.T) {
+	t.Parallel()
+	dir, _ := appliedDir(t, "bank@legal.broker.test")
+	file := filepath.Join(t.TempDir(), "reason.md")
+	if err := os.WriteFile(file, []byte("# Title\r\n\r\nBody\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"MFA_DEVICE_DIR": dir}
+	viaFile := runCmd(t, env, "", "sign", "--pnr", "1", "--country", "SE", "--timeout", "5", "--reason-file", file)
+	viaFlag := runCmd(t, env, "", "sign", "--pnr", "1", "--country", "SE", "--timeout", "5", "--reason", "# Title\n\nBody\n")
+	if viaFile.err != nil || viaFlag.err != nil || viaFile.stdout != viaFlag.stdout {
+		t.Fatalf("a CRLF file and the same text with LF sign differently: %q (%v) vs %q (%v)", viaFile.stdout, viaFile.err, viaFlag.stdout, viaFlag.err)
+	}
+}
+
+func TestSignRefusesBadFields(t *testing.T) {
+	t.Parallel()
+	dir, _ := appliedDir(t, "bank@legal.broker.test")
+	env := map[string]string{"MFA_DEVICE_DIR": dir}
+	const pnr = "19791231-1234"
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no pnr", []string{"--country", "SE", "--timeout", "5", "--reason", "x"}, "--pnr is required"},
+		{"pnr with space", []string{"--pnr", pnr + " ", "--country", "SE", "--timeout", "5", "--reason", "x"}, "must not begin or end with a space"},
+		{"pnr with control", []string{"--pnr", pnr + "\x1b", "--country", "SE", "--timeout", "5", "--reason", "x"}, "--pnr contains a control character"},
+		{"pnr too long", []string{"--pnr", strings.Repeat("1", 65), "--country", "SE", "--timeout", "5", "--reason", "x"}, "longer than 64"},
+		{"lower-case country", []string{"--pnr", pnr, "--country", "se", "--timeout", "5", "--reason", "x"}, "--country"},
+		{"unassigned country", []string{"--pnr", pnr, "--country", "XX", "--timeout", "5", "--reason", "x"}, "--country"},
+		{"zero timeout", []string{"--pnr", pnr, "--country", "SE", "--timeout", "0", "--reason", "x"}, "--timeout must be a positive"},
+		{"no reason", []string{"--pnr", pnr, "--country", "SE", "--timeout", "5"}, "Reason"},
+		{"blank reason", []string{"--pnr", pnr, "--country", "SE", "--timeout", "5", "--reason", " \n "}, "must not be empty"},
+		{"reason with escape", []string{"--pnr", pnr, "--country", "SE", "--timeout", "5", "--reason", "a\x1b[2J"}, "control character"},
+		{"reason too long", []string{"--pnr", pnr, "--country", "SE", "--timeout", "5", "--reason", strings.Repeat("x", 2001)}, "at most 2000"},
+		{"both reasons", []string{"--pnr", pnr, "--country", "SE", "--timeout", "5", "--reason", "x", "--reason-file", "f"}, "not both"},
+		{"bad format", []string{"--pnr", pnr, "--country", "SE", "--timeout", "5", "--reason", "x", "--format", "yaml"}, "--format"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := runCmd(t, env, "", append([]string{"sign"}, tt.args...)...)
+			if r.err == nil || !strings.Contains(r.err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one saying %q", r.err, tt.want)
+			}
+			if exitCode(r.err) != 2 {
+				t.Errorf("exit code %d, want 2 for a usage error", exitCode(r.err))
+			}
+			if strings.Contains(r.err.Error()+r.stderr+r.stdout, pnr) {
+				t.Errorf("the PNR was echoed: %v %s", r.err, r.stderr)
+			}
+		})
+	}
+}
+
+func TestSignNeedsAnIdentity(t *testing.T) {
+	t.Parallel()
+	r := runCmd(t, map[string]string{"MFA_DEVICE_DIR": t.TempDir()}, "", "sign", "--pnr", "1", "--country", "SE", "--timeout", "5", "--reason", "x")
+	if r.err == nil || !strings.Contains(r.err.Error(), "mfa-device apply") {
+		t.Fatalf("err = %v, want advice to apply first", r.err)
+	}
+}
+
+func TestSignWarnsPastMaxTimeout(t *testing.T) {
+	t.Parallel()
+	dir, _ := appliedDir(t, "bank@legal.broker.test")
+	r := runCmd(t, map[string]string{"MFA_DEVICE_DIR": dir}, "", "sign", "--pnr", "1", "--country", "SE", "--timeout", "301", "--reason", "x")
+	if r.err != nil || !strings.Contains(r.stderr, "more than the 300 seconds") {
+		t.Fatalf("err %v, stderr %q: want a warning", r.err, r.stderr)
+	}
+}
