@@ -34,12 +34,16 @@ func (b *Broker) recoverPanic(c *gin.Context) {
 func (b *Broker) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	remote := c.ClientIP()
+	if remote == "" {
+		remote = "local" // the operator socket has no IP address
+	}
 	attrs := []slog.Attr{
 		slog.String("method", c.Request.Method),
 		slog.String("path", c.FullPath()),
 		slog.Int("status", c.Writer.Status()),
 		slog.Duration("duration", time.Since(start)),
-		slog.String("remote", c.ClientIP()),
+		slog.String("remote", remote),
 	}
 	if v, ok := c.Get(recordKey); ok {
 		rec := v.(*mfaRecord)

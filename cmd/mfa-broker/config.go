@@ -79,14 +79,14 @@ func serverFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.natsURL, "nats-url", "", "URL of an external NATS server or cluster; disables the embedded server")
 	fs.StringVar(&c.natsDeviceURL, "nats-device-url", "", "NATS URL devices are told to use (default: nats://<host they reached the broker on>:<NATS port>)")
 	c.maxTimeout = 300 * time.Second
-	fs.Var(seconds{&c.maxTimeout}, "max-timeout", "largest Timeout a request may ask for, in seconds or as a duration (default 300)")
+	fs.Var(seconds{&c.maxTimeout}, "max-timeout", "largest Timeout a request may ask for, in seconds or as a duration")
 	c.identityValidity = 2 * 365 * 24 * time.Hour
-	fs.Var(seconds{&c.identityValidity}, "identity-validity", "how long an approval lasts unless the operator says otherwise (default 17520h)")
+	fs.Var(seconds{&c.identityValidity}, "identity-validity", "how long an approval lasts unless the operator says otherwise")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For is believed")
 	fs.StringVar(&c.brokerKeyFile, "broker-key-file", "", "Ed25519 key that signs pushes; replicas share it (default <data-dir>/broker.key)")
 	fs.StringVar(&c.pnrHashKeyFile, "pnr-hash-key-file", "", "key of the hash that names people in logs (default <data-dir>/pnr-hash.key)")
 	c.shutdownTimeout = 30 * time.Second
-	fs.Var(seconds{&c.shutdownTimeout}, "shutdown-timeout", "how long a graceful shutdown may take (default 30s)")
+	fs.Var(seconds{&c.shutdownTimeout}, "shutdown-timeout", "how long a graceful shutdown may take")
 }
 
 // parseFlags parses args, then fills every flag not given on the command
