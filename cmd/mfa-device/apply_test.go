@@ -188,6 +188,11 @@ func TestUsage(t *testing.T) {
 	if r := runCmd(t, nil, "", "listen", "--auto", "maybe"); r.err == nil || exitCode(r.err) != 2 {
 		t.Errorf("--auto maybe: %v", r.err)
 	}
+	// Answering blindly is never switched on by the environment.
+	r = runCmd(t, map[string]string{"MFA_DEVICE_AUTO": "maybe", "MFA_DEVICE_DIR": t.TempDir()}, "", "listen")
+	if r.err == nil || strings.Contains(r.err.Error(), "--auto") || !errors.Is(r.err, errNotApplied) {
+		t.Errorf("MFA_DEVICE_AUTO was read: %v", r.err)
+	}
 }
 
 func TestEnvironmentFillsFlags(t *testing.T) {

@@ -48,12 +48,15 @@ event. These lines are stable; scripts may parse them:
   failed <RequestId>: <error>     the answer could not be delivered
 
 <Name> is a Go-quoted string; <RemoteIp> is - when unknown. Connection
-notes go to stderr.
+notes go to stderr. --auto is never read from the environment.
 `
 
 func cmdListen(ctx context.Context, e env, g globalFlags, args []string) error {
 	c := newCommand(e, g, "listen", listenHelp)
-	autoFlag := c.fs.String("auto", "", "answer every request automatically: approve or deny")
+	autoFlag := c.fs.String("auto", "", "answer every request automatically: approve or deny (command line only)")
+	// A forgotten MFA_DEVICE_AUTO=approve in a shell would silently approve
+	// every request; answering blindly must be asked for explicitly.
+	c.noEnv["auto"] = true
 	delay := c.fs.Duration("auto-delay", 0, "with --auto: how long to wait before answering")
 	natsURL := c.fs.String("nats-url", "", "NATS URL to connect to (default: the one in device.json)")
 	style := c.fs.String("style", "auto", "markdown style for the Reason: auto (dark on a terminal, notty otherwise), "+strings.Join(styleNames(), ", "))
