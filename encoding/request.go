@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/legalmfa/mfa/identity"
@@ -144,11 +145,15 @@ func checkPNR(v string) (string, *Error) {
 		return "", errorf(CodeInvalidField, FieldPNR, "PNR is not valid UTF-8")
 	case utf8.RuneCountInString(v) > MaxPNRLength:
 		return "", errorf(CodeInvalidField, FieldPNR, "PNR is longer than %d characters", MaxPNRLength)
-	case v[0] == ' ' || v[len(v)-1] == ' ':
-		return "", errorf(CodeInvalidField, FieldPNR, "PNR must not begin or end with a space")
+	}
+	if first, _ := utf8.DecodeRuneInString(v); unicode.Is(unicode.Z, first) {
+		return "", errorf(CodeInvalidField, FieldPNR, "PNR must not begin with a space")
+	}
+	if last, _ := utf8.DecodeLastRuneInString(v); unicode.Is(unicode.Z, last) {
+		return "", errorf(CodeInvalidField, FieldPNR, "PNR must not end with a space")
 	}
 	if r, bad := firstControl(v, false); bad {
-		return "", errorf(CodeInvalidField, FieldPNR, "PNR contains the control character U+%04X", r)
+		return "", errorf(CodeInvalidField, FieldPNR, "PNR contains the control or invisible character U+%04X", r)
 	}
 	return v, nil
 }
@@ -193,7 +198,7 @@ func checkReason(v string) (string, *Error) {
 		return "", errorf(CodeInvalidField, FieldReason, "Reason is longer than %d characters", MaxReasonLength)
 	}
 	if r, bad := firstControl(v, true); bad {
-		return "", errorf(CodeInvalidField, FieldReason, "Reason contains the control character U+%04X", r)
+		return "", errorf(CodeInvalidField, FieldReason, "Reason contains the control or invisible character U+%04X, which could disguise what the person reads", r)
 	}
 	return v, nil
 }
@@ -216,14 +221,15 @@ func checkSignature(v string) ([]byte, *Error) {
 	return sig, nil
 }
 
-// firstControl finds the first C0/C1 control character; tab and line feed
-// are allowed where text spans lines.
+// firstControl finds the first C0/C1 control character, or invisible
+// character that changes how the text reads (identity.IsDisguising); tab
+// and line feed are allowed where text spans lines.
 func firstControl(v string, multiline bool) (rune, bool) {
 	for _, r := range v {
 		if multiline && (r == '\t' || r == '\n') {
 			continue
 		}
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || identity.IsDisguising(r) {
 			return r, true
 		}
 	}

@@ -212,18 +212,18 @@ func validatePropertyValue(v string) error {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
 			return fmt.Errorf("value contains control character U+%04X", r)
 		}
-		if isDisguising(r) {
+		if IsDisguising(r) {
 			return fmt.Errorf("value contains U+%04X, which can disguise how a name is shown", r)
 		}
 	}
 	return nil
 }
 
-// isDisguising reports the invisible characters that can make a name shown
+// IsDisguising reports the invisible characters that can make a name shown
 // on a device read as something else: bidirectional embeddings, overrides
 // and isolates, zero-width space, line and paragraph separators, and the
 // byte-order mark. Zero-width joiners stay allowed; scripts need them.
-func isDisguising(r rune) bool {
+func IsDisguising(r rune) bool {
 	switch {
 	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
 		return true

@@ -85,7 +85,7 @@ func TestMessages(t *testing.T) {
 		{`<Foo/>`, `root element "Foo" is not declared by the schema; expected "MFA" or "MFAResponse" in namespace "` + Namespace + `"`},
 		{mfa(tag("COUNTRY", "SE"), tag("PNR", okPNR)), `element "COUNTRY" is out of order in "MFA"; expected "PNR"`},
 		{request(okPNR, okCountry, okTimeout, strings.Repeat("r", 2001)), `"rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr"… has 2001 characters; type Reason allows at most 2000`},
-		{request("1\t2", okCountry, okTimeout, okReason), `element "PNR": "1\t2" does not match the pattern "[^ \p{Cc}]([^\p{Cc}]*[^ \p{Cc}])?" of type PersonalNumber`},
+		{request("1\t2", okCountry, okTimeout, okReason), `element "PNR": "1\t2" does not match the pattern "[^\p{Z}\p{Cc}`},
 		{request("", okCountry, okTimeout, okReason), `element "PNR": "" has 0 characters; type PersonalNumber requires at least 1`},
 		{request(okPNR, okCountry, okTimeout, okReason, tag("LegalId", "x"), tag("Signature", "AA==")), `"AA==" has 1 octet; type Signature requires exactly 64`},
 	}
