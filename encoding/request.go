@@ -67,6 +67,35 @@ func (r Request) SigningForm() []byte {
 		Bytes()
 }
 
+// CheckFields applies the field rules to a request a requester is about to
+// sign: PNR, COUNTRY, Timeout (1 to maxTimeout), Reason (with LF line
+// breaks, as it will be signed) and, when set, LegalId. Signature is not
+// looked at. It returns the first fault as an *Error, or nil.
+func (r Request) CheckFields(maxTimeout int) error {
+	if _, err := checkPNR(r.PNR); err != nil {
+		return err
+	}
+	if _, err := checkCountry(r.Country); err != nil {
+		return err
+	}
+	if _, err := checkTimeout(strconv.Itoa(r.Timeout), maxTimeout); err != nil {
+		return err
+	}
+	reason, err := checkReason(r.Reason)
+	if err != nil {
+		return err
+	}
+	if reason != r.Reason {
+		return errorf(CodeInvalidField, FieldReason, "Reason must have LF line breaks, as it is signed")
+	}
+	if r.LegalID != "" {
+		if _, err := checkLegalID(r.LegalID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // rawRequest holds field values as the wire carried them, before the rules
 // common to all encodings are applied.
 type rawRequest struct {
@@ -168,6 +197,9 @@ func checkCountry(v string) (string, *Error) {
 // checkTimeout accepts the lexical form of xs:positiveInteger: digits with
 // an optional plus sign and leading zeros.
 func checkTimeout(v string, maxTimeout int) (int, *Error) {
+	if strings.HasPrefix(v, "-") && strings.Trim(v[1:], "0123456789") == "" && len(v) > 1 {
+		return 0, errorf(CodeInvalidField, FieldTimeout, "Timeout must be at least 1 second")
+	}
 	digits := strings.TrimPrefix(v, "+")
 	if digits == "" || strings.Trim(digits, "0123456789") != "" {
 		return 0, errorf(CodeInvalidField, FieldTimeout, "Timeout %s is not a whole number of seconds", quote(v, 24))

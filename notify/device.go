@@ -15,8 +15,23 @@ import (
 	"github.com/legalmfa/mfa/identity"
 )
 
-// ErrRefused: the broker did not accept an answer; the error says why.
-var ErrRefused = errors.New("answer refused by the broker")
+// Errors of the device side.
+var (
+	// ErrRefused: the broker did not accept an answer. The error is a
+	// *RefusedError that says why.
+	ErrRefused = errors.New("answer refused by the broker")
+	// ErrSync: fetching the pushes missed while offline failed. Live pushes
+	// still arrive; the next sync fetches the missed ones.
+	ErrSync = errors.New("sync of missed pushes failed")
+)
+
+// RefusedError is the broker's refusal of an answer, with its reason.
+type RefusedError struct{ Reason string }
+
+func (e *RefusedError) Error() string { return ErrRefused.Error() + ": " + e.Reason }
+
+// Is makes errors.Is(err, ErrRefused) hold for every refusal.
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 
 // Prompt is a verified push for a person to decide on.
 type Prompt struct {
@@ -55,13 +70,17 @@ type Device struct {
 	withdrawn map[string]time.Time // request ID → when to forget it
 	sub       *nats.Subscription
 	closed    bool
+	// prevReconnect is the connection's reconnect handler before Start
+	// chained the device's sync onto it; Close puts it back.
+	prevReconnect nats.ConnHandler
 }
 
 // eventBuffer absorbs bursts without blocking NATS delivery.
 const eventBuffer = 256
 
-// NewDevice prepares a device on nc. Call Start to begin receiving. It
-// installs a reconnect handler on nc that syncs missed pushes.
+// NewDevice prepares a device on nc, which must be connected. Call Start to
+// begin receiving. Start chains a sync of missed pushes onto nc's reconnect
+// handler; a handler set on nc afterwards must call the one it replaces.
 func NewDevice(nc *nats.Conn, cfg DeviceConfig) (*Device, error) {
 	if len(cfg.Key) != ed25519.PrivateKeySize || len(cfg.BrokerKey) != ed25519.PublicKeySize || cfg.LegalID == "" {
 		return nil, errors.New("device needs its legal ID, its Ed25519 key and the broker's public key")
@@ -90,15 +109,21 @@ func (d *Device) Events() <-chan Event { return d.events }
 
 // Start subscribes to live pushes, then fetches any pushed while the
 // device was away. Subscribing first means nothing falls between the two.
+// An error wrapping ErrSync means the device is receiving, but the missed
+// pushes could not be fetched yet.
 func (d *Device) Start(ctx context.Context) error {
 	sub, err := d.nc.Subscribe(PushSubject(d.id), d.handlePush)
 	if err != nil {
 		return fmt.Errorf("subscribe to pushes: %w", err)
 	}
+	prev := d.nc.ReconnectHandler()
 	d.mu.Lock()
-	d.sub = sub
+	d.sub, d.prevReconnect = sub, prev
 	d.mu.Unlock()
-	d.nc.SetReconnectHandler(func(*nats.Conn) {
+	d.nc.SetReconnectHandler(func(c *nats.Conn) {
+		if prev != nil {
+			prev(c)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), d.cfg.RequestTimeout)
 		defer cancel()
 		if err := d.Sync(ctx); err != nil {
@@ -114,11 +139,11 @@ func (d *Device) Sync(ctx context.Context) error {
 	defer cancel()
 	m, err := d.nc.RequestWithContext(ctx, SyncSubject(d.id), nil)
 	if err != nil {
-		return fmt.Errorf("sync: %w", err)
+		return fmt.Errorf("%w: %w", ErrSync, err)
 	}
 	var pushes []syncedPush
 	if err := json.Unmarshal(m.Data, &pushes); err != nil {
-		return fmt.Errorf("sync reply: %w", err)
+		return fmt.Errorf("%w: reply: %w", ErrSync, err)
 	}
 	for _, sp := range pushes {
 		d.receivePush(sp.Push, sp.Signature)
@@ -247,7 +272,7 @@ func (d *Device) SendAnswer(ctx context.Context, subject string, a Answer) error
 	m, err := d.nc.RequestWithContext(ctx, subject, marshal(a))
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {
-			return fmt.Errorf("%w: the request is no longer pending", ErrRefused)
+			return &RefusedError{Reason: "the request is no longer pending"}
 		}
 		return fmt.Errorf("send answer: %w", err)
 	}
@@ -256,7 +281,7 @@ func (d *Device) SendAnswer(ctx context.Context, subject string, a Answer) error
 		return fmt.Errorf("answer receipt: %w", err)
 	}
 	if !r.Accepted {
-		return fmt.Errorf("%w: %s", ErrRefused, r.Error)
+		return &RefusedError{Reason: r.Error}
 	}
 	return nil
 }
@@ -278,7 +303,7 @@ func (d *Device) Close() error {
 	}
 	d.closed = true
 	close(d.events)
-	d.nc.SetReconnectHandler(nil)
+	d.nc.SetReconnectHandler(d.prevReconnect)
 	if d.sub != nil {
 		return d.sub.Unsubscribe()
 	}

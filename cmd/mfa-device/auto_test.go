@@ -63,7 +63,7 @@ func TestAutoLines(t *testing.T) {
 			[]string{"prompt r2 from unverified 198.51.100.1: Sign in\n", "denied r2\n"}},
 		{"unknown address", notify.Deny, nil, autoPush("r3", notify.Requester{}, "x", time.Minute),
 			[]string{"prompt r3 from unverified -: x\n", "denied r3\n"}},
-		{"refused", notify.Approve, fmt.Errorf("%w: the request was answered on another device", notify.ErrRefused), autoPush("r4", anon, "x", time.Minute),
+		{"refused", notify.Approve, &notify.RefusedError{Reason: "the request was answered on another device"}, autoPush("r4", anon, "x", time.Minute),
 			[]string{"prompt r4 from unverified 198.51.100.1: x\n", "refused r4: the request was answered on another device\n"}},
 		{"failed", notify.Approve, errors.New("nats: timeout"), autoPush("r5", anon, "x", time.Minute),
 			[]string{"failed r5: nats: timeout\n"}},

@@ -251,11 +251,7 @@ func redactURL(raw string) string {
 
 // syncFailure reports whether Device.Start failed only in fetching missed
 // pushes, which the device survives, rather than in subscribing.
-func syncFailure(err error) bool {
-	return strings.HasPrefix(err.Error(), "sync") ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, context.DeadlineExceeded)
-}
+func syncFailure(err error) bool { return errors.Is(err, notify.ErrSync) }
 
 // warnIfNotUsable tells the person when requests cannot reach the device
 // yet, such as before an operator approved the identity. It is only

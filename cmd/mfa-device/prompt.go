@@ -435,12 +435,11 @@ func withdrawalText(why string) string {
 
 // refusal is the broker's reason for refusing an answer.
 func refusal(err error) string {
-	msg := strings.TrimPrefix(err.Error(), notify.ErrRefused.Error())
-	msg = strings.TrimSpace(strings.TrimPrefix(msg, ":"))
-	if msg == "" {
-		msg = "no reason given"
+	var r *notify.RefusedError
+	if !errors.As(err, &r) || strings.TrimSpace(r.Reason) == "" {
+		return "no reason given"
 	}
-	return sanitizeLine(msg)
+	return sanitizeLine(r.Reason)
 }
 
 // countdown formats a remaining time as m:ss, or h:mm:ss past an hour.

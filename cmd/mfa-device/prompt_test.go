@@ -326,7 +326,7 @@ func TestPromptShowsRefusal(t *testing.T) {
 	r.typeLine("a")
 	c := r.nextAnswer()
 	r.withdraw("req-1", notify.WhyAnswered) // the other device's answer won
-	c.reply <- fmt.Errorf("%w: the request was answered on another device", notify.ErrRefused)
+	c.reply <- &notify.RefusedError{Reason: "the request was answered on another device"}
 	r.out.expect(t, "⚠ the broker refused your answer to request req-1 from Example Bank: the request was answered on another device")
 }
 

@@ -10,13 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/legalmfa/mfa/encoding"
-	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/schema"
 )
 
@@ -128,42 +127,20 @@ func cmdSign(_ context.Context, e env, g globalFlags, args []string) error {
 	return err
 }
 
-// checkRequest applies the broker's field rules that can be checked here,
-// so that mistakes are caught before a request is sent. The broker stays
-// the judge (it also knows its largest Timeout). Messages never quote the
-// personal number.
+// checkRequest applies the broker's own field rules before anything is
+// signed. The largest Timeout is the broker's to judge: sign only warns
+// past the one recorded at apply time.
 func checkRequest(r encoding.Request) error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, usageError{fmt.Sprintf(format, args...)}) }
-	switch {
-	case r.PNR == "":
-		bad("--pnr is required")
-	case !utf8.ValidString(r.PNR):
-		bad("--pnr is not valid UTF-8")
-	case utf8.RuneCountInString(r.PNR) > encoding.MaxPNRLength:
-		bad("--pnr is longer than %d characters", encoding.MaxPNRLength)
-	case r.PNR[0] == ' ' || r.PNR[len(r.PNR)-1] == ' ':
-		bad("--pnr must not begin or end with a space")
-	case strings.ContainsFunc(r.PNR, func(c rune) bool { return dangerous(c) && c < 0xa0 }):
-		bad("--pnr contains a control character")
+	err := r.CheckFields(math.MaxInt32)
+	var e *encoding.Error
+	if !errors.As(err, &e) {
+		return err
 	}
-	if !identity.IsCountryCode(r.Country) {
-		bad("--country %q is not an assigned ISO 3166-1 alpha-2 code in upper case, such as SE or US", r.Country)
-	}
-	if r.Timeout <= 0 {
-		bad("--timeout must be a positive number of seconds")
-	}
-	switch {
-	case strings.TrimSpace(r.Reason) == "":
-		bad("give the Reason the person is asked with --reason or --reason-file; it must not be empty")
-	case !utf8.ValidString(r.Reason):
-		bad("the Reason is not valid UTF-8")
-	case utf8.RuneCountInString(r.Reason) > encoding.MaxReasonLength:
-		bad("the Reason is %d characters; at most %d are allowed", utf8.RuneCountInString(r.Reason), encoding.MaxReasonLength)
-	case strings.ContainsFunc(r.Reason, func(c rune) bool { return c != '\n' && c != '\t' && dangerous(c) && c < 0xa0 }):
-		bad("the Reason contains a control character (only line feed and tab are allowed)")
-	}
-	return errors.Join(errs...)
+	flag := map[string]string{
+		encoding.FieldPNR: "--pnr", encoding.FieldCountry: "--country",
+		encoding.FieldTimeout: "--timeout", encoding.FieldReason: "--reason",
+	}[e.Field]
+	return usageError{fmt.Sprintf("%s (%s)", e.Message, flag)}
 }
 
 // normalizeNewlines does what the broker does to the Reason before it

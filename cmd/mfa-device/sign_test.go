@@ -154,17 +154,17 @@ func TestSignRefusesBadFields(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no pnr", []string{"--country", "SE", "--timeout", "5", "--reason", "x"}, "--pnr is required"},
-		{"pnr with space", []string{"--pnr", pnr + " ", "--country", "SE", "--timeout", "5", "--reason", "x"}, "must not begin or end with a space"},
-		{"pnr with control", []string{"--pnr", pnr + "\x1b", "--country", "SE", "--timeout", "5", "--reason", "x"}, "--pnr contains a control character"},
+		{"no pnr", []string{"--country", "SE", "--timeout", "5", "--reason", "x"}, "PNR must not be empty (--pnr)"},
+		{"pnr with space", []string{"--pnr", pnr + " ", "--country", "SE", "--timeout", "5", "--reason", "x"}, "PNR must not end with a space (--pnr)"},
+		{"pnr with control", []string{"--pnr", pnr + "\x1b", "--country", "SE", "--timeout", "5", "--reason", "x"}, "PNR contains the control or invisible character U+001B (--pnr)"},
 		{"pnr too long", []string{"--pnr", strings.Repeat("1", 65), "--country", "SE", "--timeout", "5", "--reason", "x"}, "longer than 64"},
 		{"lower-case country", []string{"--pnr", pnr, "--country", "se", "--timeout", "5", "--reason", "x"}, "--country"},
 		{"unassigned country", []string{"--pnr", pnr, "--country", "XX", "--timeout", "5", "--reason", "x"}, "--country"},
-		{"zero timeout", []string{"--pnr", pnr, "--country", "SE", "--timeout", "0", "--reason", "x"}, "--timeout must be a positive"},
+		{"zero timeout", []string{"--pnr", pnr, "--country", "SE", "--timeout", "0", "--reason", "x"}, "Timeout must be at least 1 second (--timeout)"},
 		{"no reason", []string{"--pnr", pnr, "--country", "SE", "--timeout", "5"}, "Reason"},
-		{"blank reason", []string{"--pnr", pnr, "--country", "SE", "--timeout", "5", "--reason", " \n "}, "must not be empty"},
-		{"reason with escape", []string{"--pnr", pnr, "--country", "SE", "--timeout", "5", "--reason", "a\x1b[2J"}, "control character"},
-		{"reason too long", []string{"--pnr", pnr, "--country", "SE", "--timeout", "5", "--reason", strings.Repeat("x", 2001)}, "at most 2000"},
+		{"blank reason", []string{"--pnr", pnr, "--country", "SE", "--timeout", "5", "--reason", " \n "}, "Reason must not be empty"},
+		{"reason with escape", []string{"--pnr", pnr, "--country", "SE", "--timeout", "5", "--reason", "a\x1b[2J"}, "control or invisible character U+001B"},
+		{"reason too long", []string{"--pnr", pnr, "--country", "SE", "--timeout", "5", "--reason", strings.Repeat("x", 2001)}, "longer than 2000 characters (--reason)"},
 		{"both reasons", []string{"--pnr", pnr, "--country", "SE", "--timeout", "5", "--reason", "x", "--reason-file", "f"}, "not both"},
 		{"bad format", []string{"--pnr", pnr, "--country", "SE", "--timeout", "5", "--reason", "x", "--format", "yaml"}, "--format"},
 	}
