@@ -438,8 +438,12 @@ func (p *Pusher) Close(ctx context.Context) error {
 		err = fmt.Errorf("pending requests still withdrawing: %w", ctx.Err())
 	}
 	p.unsubscribe()
-	if ferr := p.nc.FlushTimeout(p.publishTimeout); ferr != nil && err == nil && !p.nc.IsClosed() {
-		err = fmt.Errorf("flush withdrawals: %w", ferr)
+	// Withdrawals cannot reach devices while NATS is away; their prompts
+	// expire on the devices by themselves.
+	if p.nc.IsConnected() {
+		if ferr := p.nc.FlushTimeout(p.publishTimeout); ferr != nil && err == nil {
+			err = fmt.Errorf("flush withdrawals: %w", ferr)
+		}
 	}
 	return err
 }

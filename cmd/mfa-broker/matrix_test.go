@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/legalmfa/mfa/notify"
+)
+
+// TestOutcomeMatrix runs every outcome in every encoding with every answer
+// format: approve, deny, timeout, unknown person, a signed request and a
+// badly signed one.
+func TestOutcomeMatrix(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	tb.person("19010101-0001", "SE", always(notify.Approve))
+	tb.person("19010101-0002", "SE", always(notify.Deny))
+	tb.person("19010101-0003", "SE", nil)
+	rpID, rpKey := tb.requester()
+
+	signed := func(m mfaBody) mfaBody {
+		m.LegalId = rpID
+		m.Signature = sign(rpKey, m)
+		return m
+	}
+	outcomes := []struct {
+		name   string
+		body   mfaBody
+		status int
+		code   string
+	}{
+		{"approve", mfaBody{PNR: "19010101-0001", COUNTRY: "SE", Timeout: 30, Reason: "approve"}, http.StatusOK, "approved"},
+		{"deny", mfaBody{PNR: "19010101-0002", COUNTRY: "SE", Timeout: 30, Reason: "deny"}, http.StatusForbidden, "denied"},
+		{"timeout", mfaBody{PNR: "19010101-0003", COUNTRY: "SE", Timeout: 1, Reason: "timeout"}, http.StatusRequestTimeout, "timeout"},
+		{"unknown person", mfaBody{PNR: "19010101-0004", COUNTRY: "SE", Timeout: 30, Reason: "nobody"}, http.StatusNotFound, "unknown-person"},
+		{"signed", signed(mfaBody{PNR: "19010101-0001", COUNTRY: "SE", Timeout: 30, Reason: "signed"}), http.StatusOK, "approved"},
+		{"badly signed", func() mfaBody {
+			m := signed(mfaBody{PNR: "19010101-0001", COUNTRY: "SE", Timeout: 30, Reason: "signed"})
+			m.Reason = "tampered"
+			return m
+		}(), http.StatusUnauthorized, "invalid-signature"},
+	}
+	for _, o := range outcomes {
+		for _, enc := range allEncodings {
+			for _, accept := range allAccepts {
+				name := o.name + "/" + enc + "/" + strings.SplitN(accept, ",", 2)[0]
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					got := tb.postMFA(context.Background(), enc, o.body, accept)
+					if got.status != o.status || got.code != o.code {
+						t.Fatalf("got %d %s (%s), want %d %s", got.status, got.code, got.message, o.status, o.code)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestExternalNATS runs the broker against a NATS server of its own
+// (--nats-url) instead of the embedded one.
+func TestExternalNATS(t *testing.T) {
+	t.Parallel()
+	ext, err := natsserver.NewServer(&natsserver.Options{
+		Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, JetStream: true,
+		StoreDir: filepath.Join(t.TempDir(), "js"), NoSigs: true, NoLog: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ext.Start()
+	if !ext.ReadyForConnections(10 * time.Second) {
+		t.Fatal("external NATS did not start")
+	}
+	t.Cleanup(func() { ext.Shutdown(); ext.WaitForShutdown() })
+
+	tb := startBroker(t, func(c *config) {
+		c.natsURL = ext.ClientURL()
+		c.natsDeviceURL = ext.ClientURL()
+		c.natsListen = "127.0.0.1:1" // must not be used
+	})
+	if tb.srv.nats != nil {
+		t.Fatal("an embedded NATS server was started despite --nats-url")
+	}
+	if tb.info.NATSURL != ext.ClientURL() {
+		t.Fatalf("devices are told %s, want %s", tb.info.NATSURL, ext.ClientURL())
+	}
+	tb.person("19020202-0002", "NO", always(notify.Approve))
+	if o := tb.postMFA(context.Background(), "json", mfaBody{PNR: "19020202-0002", COUNTRY: "NO", Timeout: 30, Reason: "external"}, ""); o.code != "approved" {
+		t.Fatalf("over external NATS: %d %s", o.status, o.code)
+	}
+	if r := tb.do(http.MethodGet, "/readyz", "", "", nil); r.status != http.StatusOK {
+		t.Fatalf("readyz: %d %s", r.status, r.body)
+	}
+	// NATS going away makes the broker not ready, and pushes fail cleanly.
+	ext.Shutdown()
+	ext.WaitForShutdown()
+	waitFor(t, "not ready without NATS", func() bool {
+		return tb.do(http.MethodGet, "/readyz", "", "", nil).status == http.StatusServiceUnavailable
+	})
+	o := tb.postMFA(context.Background(), "json", mfaBody{PNR: "19020202-0002", COUNTRY: "NO", Timeout: 30, Reason: "no NATS"}, "")
+	if o.status != http.StatusServiceUnavailable || o.code != "push-unavailable" {
+		t.Fatalf("without NATS: %d %s", o.status, o.code)
+	}
+}
