@@ -3,7 +3,11 @@ package broker
 import (
 	"fmt"
 	"net/http"
+	"net/http/pprof"
+	"os"
+	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -24,6 +28,45 @@ type AdminIdentity struct {
 	Created    time.Time           `json:"Created"`
 	Updated    time.Time           `json:"Updated"`
 	Version    int64               `json:"Version"`
+}
+
+// Stats is what the broker process is doing, for operators and load tests.
+type Stats struct {
+	Goroutines int    `json:"Goroutines"`
+	RSSBytes   uint64 `json:"RssBytes"`
+	HeapBytes  uint64 `json:"HeapBytes"`
+	Pending    int    `json:"Pending"`
+}
+
+// pendingCounter is what an Asker that keeps pending requests can tell.
+type pendingCounter interface{ Pending() int }
+
+func (b *Broker) handleStats(c *gin.Context) {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	st := Stats{Goroutines: runtime.NumGoroutine(), RSSBytes: residentBytes(), HeapBytes: m.HeapAlloc}
+	if p, ok := b.asker.(pendingCounter); ok {
+		st.Pending = p.Pending()
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+// residentBytes reads the process's resident set size from /proc (Linux);
+// elsewhere it is 0.
+func residentBytes() uint64 {
+	data, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseUint(fields[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * uint64(os.Getpagesize())
 }
 
 // AdminList is the answer to listing identities.
@@ -72,6 +115,22 @@ func (b *Broker) AdminHandler() http.Handler {
 	r.GET("/identities", b.handleAdminList)
 	r.GET("/identities/:id", b.handleAdminGet)
 	r.POST("/identities/:id/:action", b.handleAdminTransition)
+	r.GET("/stats", b.handleStats)
+	// Profiles for the operator: the socket is the only way in.
+	r.Any("/debug/pprof/*profile", gin.WrapF(func(w http.ResponseWriter, req *http.Request) {
+		switch name := strings.TrimPrefix(req.URL.Path, "/debug/pprof/"); name {
+		case "cmdline":
+			pprof.Cmdline(w, req)
+		case "profile":
+			pprof.Profile(w, req)
+		case "symbol":
+			pprof.Symbol(w, req)
+		case "trace":
+			pprof.Trace(w, req)
+		default:
+			pprof.Index(w, req)
+		}
+	}))
 	r.NoRoute(func(c *gin.Context) {
 		b.fail(c, encoding.MediaJSON, &encoding.Error{Code: encoding.CodeNotFound, Message: "no such operator endpoint"})
 	})

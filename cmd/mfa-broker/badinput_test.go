@@ -222,6 +222,10 @@ func TestOperatorCommands(t *testing.T) {
 	if out, err := tb.operator("identity", "list", "--state", "approved"); err != nil || strings.Contains(out, alice) {
 		t.Errorf("obsoleted identity still listed as approved:\n%s", out)
 	}
+	var st struct{ Goroutines, Pending int }
+	if err := (operatorClient{socket: tb.cfg.adminSocket}).call(context.Background(), http.MethodGet, "/stats", nil, &st); err != nil || st.Goroutines == 0 {
+		t.Fatalf("stats: %+v %v", st, err)
+	}
 	// Unreachable broker: a clear error, not a hang.
 	var errOut bytes.Buffer
 	err = run(context.Background(), []string{"identity", "list", "--data-dir", t.TempDir()}, &bytes.Buffer{}, &errOut, func(string) string { return "" })
