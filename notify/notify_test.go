@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/identity/boltstore"
 	"github.com/legalmfa/mfa/notify"
 )
 
@@ -23,35 +25,80 @@ type rig struct {
 	url    string
 	pusher *notify.Pusher
 	key    ed25519.PrivateKey
+	creds  *notify.BrokerCredentials
+	store  identity.Store
 }
 
+// newRig starts the embedded server with the broker's credentials, the
+// callout service over a real identity store, and a pusher.
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	srv, err := notify.StartServer(notify.ServerConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	nc := connect(t, srv.ClientURL())
 	key, err := identity.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
+	creds, err := notify.NewBrokerCredentials(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := notify.StartServer(notify.ServerConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Credentials: creds, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	store, err := boltstore.Open(filepath.Join(t.TempDir(), "identities.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close(context.Background()) })
+	nc := connect(t, srv.ClientURL(), creds.ConnectOptions()...)
+	auth, err := notify.StartAuthService(nc, creds, store, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { auth.Close() })
 	p, err := notify.NewPusher(context.Background(), nc, key, "broker.test", notify.WithLogger(quietLogger()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close(context.Background()) })
-	return &rig{t: t, url: srv.ClientURL(), pusher: p, key: key}
+	return &rig{t: t, url: srv.ClientURL(), pusher: p, key: key, creds: creds, store: store}
+}
+
+// identity stores an identity for key in the given state, valid for an
+// hour around now.
+func (r *rig) identity(legalID string, key ed25519.PrivateKey, state identity.State) {
+	r.t.Helper()
+	now := time.Now()
+	id := identity.Identity{
+		ID: legalID, State: state, PublicKey: key.Public().(ed25519.PublicKey),
+		Properties: []identity.Property{{Name: "FIRST", Value: "Test"}},
+		Created:    now, Updated: now, Version: 1,
+	}
+	if state == identity.Approved || state == identity.Obsoleted || state == identity.Compromised {
+		id.From, id.To = now.Add(-time.Hour), now.Add(time.Hour)
+	}
+	if err := r.store.Create(context.Background(), id); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// deviceConn connects with a device key's credentials.
+func (r *rig) deviceConn(key ed25519.PrivateKey, extra ...nats.Option) (*nats.Conn, error) {
+	opts, err := notify.DeviceConnectOptions(key)
+	if err != nil {
+		return nil, err
+	}
+	return nats.Connect(r.url, append(opts, extra...)...)
 }
 
 func quietLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func connect(t *testing.T, url string) *nats.Conn {
+func connect(t *testing.T, url string, opts ...nats.Option) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,14 +112,21 @@ type testDevice struct {
 	key    ed25519.PrivateKey
 }
 
-// device makes an identity key and a device for it, not yet started.
+// device makes an approved identity with a fresh key and a device for it,
+// connected with its own credentials but not yet started.
 func (r *rig) device(legalID string) *testDevice {
 	r.t.Helper()
 	key, err := identity.GenerateKey()
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	d, err := notify.NewDevice(connect(r.t, r.url), notify.DeviceConfig{
+	r.identity(legalID, key, identity.Approved)
+	nc, err := r.deviceConn(key)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(nc.Close)
+	d, err := notify.NewDevice(nc, notify.DeviceConfig{
 		LegalID: legalID, Key: key, BrokerKey: r.pusher.PublicKey(), Logger: quietLogger(),
 	})
 	if err != nil {
@@ -393,8 +447,10 @@ func TestPushesFromOthersAreDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Someone other than the broker publishes a push on the device's subject.
-	nc := connect(t, r.url)
+	// A push on the device's subject not signed by the broker's push key.
+	// Devices cannot publish there at all (see auth_test.go); this covers a
+	// misconfigured server or a compromised broker connection.
+	nc := connect(t, r.url, r.creds.ConnectOptions()...)
 	push := notify.Push{Version: 1, RequestID: notify.NewRequestID(), LegalID: "grace@legal.broker.test", Broker: "broker.test",
 		Reason: "Pay 1000 EUR", Expires: time.Now().Add(time.Minute).UTC().Format(notify.TimeFormat)}
 	m := nats.NewMsg(notify.PushSubject(d.ID()))

@@ -16,7 +16,10 @@ type ServerConfig struct {
 	Listen string
 	// StoreDir holds JetStream's files.
 	StoreDir string
-	Logger   *slog.Logger
+	// Credentials make the broker the server's only user and its callout
+	// the judge of every other connection (see auth.go).
+	Credentials *BrokerCredentials
+	Logger      *slog.Logger
 }
 
 // EmbeddedServer is a nats-server with JetStream running in this process.
@@ -38,6 +41,9 @@ func StartServer(cfg ServerConfig) (*EmbeddedServer, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
+	if cfg.Credentials == nil {
+		return nil, fmt.Errorf("NATS server: broker credentials are required: it accepts no anonymous clients")
+	}
 	if host == "" {
 		host = "0.0.0.0"
 	}
@@ -51,6 +57,11 @@ func StartServer(cfg ServerConfig) (*EmbeddedServer, error) {
 		NoSigs: true,
 		// Pushes are small; a tight payload limit bounds abuse.
 		MaxPayload: 64 * 1024,
+		Nkeys:      []*server.NkeyUser{{Nkey: cfg.Credentials.UserPublicKey()}},
+		AuthCallout: &server.AuthCallout{
+			Issuer:    cfg.Credentials.IssuerPublicKey(),
+			AuthUsers: []string{cfg.Credentials.UserPublicKey()},
+		},
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

@@ -177,14 +177,14 @@ func TestIdentityApplicationErrors(t *testing.T) {
 func TestOperatorCommands(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t)
-	fi, err := os.Stat(tb.cfg.adminSocket)
+	fi, err := os.Stat(tb.cfg.AdminSocket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
 		t.Fatalf("operator socket mode %v, want a 0600 socket", fi.Mode())
 	}
-	if fi, err := os.Stat(tb.cfg.dataDir); err != nil || fi.Mode().Perm() != 0o700 {
+	if fi, err := os.Stat(tb.cfg.DataDir); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("data directory mode %v, want 0700", fi.Mode())
 	}
 	alice, _ := tb.applyIdentity("FIRST", "Alice", "LAST", "Andersson", "PNR", "1", "COUNTRY", "SE")
@@ -223,7 +223,7 @@ func TestOperatorCommands(t *testing.T) {
 		t.Errorf("obsoleted identity still listed as approved:\n%s", out)
 	}
 	var st struct{ Goroutines, Pending int }
-	if err := (operatorClient{socket: tb.cfg.adminSocket}).call(context.Background(), http.MethodGet, "/stats", nil, &st); err != nil || st.Goroutines == 0 {
+	if err := (operatorClient{socket: tb.cfg.AdminSocket}).call(context.Background(), http.MethodGet, "/stats", nil, &st); err != nil || st.Goroutines == 0 {
 		t.Fatalf("stats: %+v %v", st, err)
 	}
 	// Unreachable broker: a clear error, not a hang.
@@ -279,11 +279,8 @@ func TestNoPNRInLogsOrSubjects(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t)
 	const pnr = "19121212-1212"
-	spy, err := nats.Connect(tb.info.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer spy.Close()
+	// The spy sees everything: it has the broker's own credentials.
+	spy := tb.brokerConn()
 	var mu sync.Mutex
 	var subjects []string
 	var payloads [][]byte

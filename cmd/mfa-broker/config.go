@@ -1,40 +1,29 @@
 package main
 
 import (
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/legalmfa/mfa/broker/service"
 )
 
-// config is the broker's configuration. Every flag can also be given as an
-// environment variable: the flag's name in upper case with dashes as
-// underscores, prefixed MFA_ (--max-timeout is MFA_MAX_TIMEOUT). A flag on
-// the command line wins over the environment.
+// config is the command line: the service's configuration plus what only
+// the process needs. Every flag can also be given as an environment
+// variable: the flag's name in upper case with dashes as underscores,
+// prefixed MFA_ (--max-timeout is MFA_MAX_TIMEOUT). A flag on the command
+// line wins over the environment.
 type config struct {
-	httpAddr         string
-	dataDir          string
-	domain           string
-	publicURL        string
-	natsListen       string
-	natsURL          string
-	natsDeviceURL    string
-	maxTimeout       time.Duration
-	identityValidity time.Duration
-	trustedProxies   string
-	adminSocket      string
-	brokerKeyFile    string
-	pnrHashKeyFile   string
-	shutdownTimeout  time.Duration
-	logLevel         string
-	logFormat        string
+	service.Config
+	trustedProxies  string
+	shutdownTimeout time.Duration
+	logLevel        string
+	logFormat       string
 }
 
 // seconds is a flag holding a duration given either as whole seconds
@@ -64,27 +53,32 @@ func (s seconds) Set(v string) error {
 // commonFlags are shared by the server and the operator commands, which
 // find the running broker through the data directory.
 func commonFlags(fs *flag.FlagSet, c *config) {
-	fs.StringVar(&c.dataDir, "data-dir", "mfa-data", "directory for the identity store, keys, JetStream and the operator socket")
-	fs.StringVar(&c.adminSocket, "admin-socket", "", "operator socket (default <data-dir>/admin.sock)")
+	fs.StringVar(&c.DataDir, "data-dir", "mfa-data", "directory for the identity store, keys, JetStream and the operator socket")
+	fs.StringVar(&c.AdminSocket, "admin-socket", "", "operator socket (default <data-dir>/admin.sock)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 }
 
+// keyFlags locate the broker's secrets.
+func keyFlags(fs *flag.FlagSet, c *config) {
+	fs.StringVar(&c.BrokerKeyFile, "broker-key-file", "", "Ed25519 key that signs pushes and authenticates the broker to NATS; replicas share it (default <data-dir>/broker.key)")
+}
+
 func serverFlags(fs *flag.FlagSet, c *config) {
 	commonFlags(fs, c)
-	fs.StringVar(&c.httpAddr, "http-addr", ":8080", "HTTP listen address")
-	fs.StringVar(&c.domain, "domain", "localhost", "the broker's domain; identities are named <uuid>@legal.<domain>")
-	fs.StringVar(&c.publicURL, "public-url", "", "external base URL of the broker, for links in answers (default: from the request's Host)")
-	fs.StringVar(&c.natsListen, "nats-listen", ":4222", "listen address of the embedded NATS server, for devices")
-	fs.StringVar(&c.natsURL, "nats-url", "", "URL of an external NATS server or cluster; disables the embedded server")
-	fs.StringVar(&c.natsDeviceURL, "nats-device-url", "", "NATS URL devices are told to use (default: nats://<host they reached the broker on>:<NATS port>)")
-	c.maxTimeout = 300 * time.Second
-	fs.Var(seconds{&c.maxTimeout}, "max-timeout", "largest Timeout a request may ask for, in seconds or as a duration")
-	c.identityValidity = 2 * 365 * 24 * time.Hour
-	fs.Var(seconds{&c.identityValidity}, "identity-validity", "how long an approval lasts unless the operator says otherwise")
+	keyFlags(fs, c)
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen address")
+	fs.StringVar(&c.Domain, "domain", "localhost", "the broker's domain; identities are named <uuid>@legal.<domain>")
+	fs.StringVar(&c.PublicURL, "public-url", "", "external base URL of the broker, for links in answers (default: from the request's Host)")
+	fs.StringVar(&c.NATSListen, "nats-listen", ":4222", "listen address of the embedded NATS server, for devices")
+	fs.StringVar(&c.NATSURL, "nats-url", "", "URL of an external NATS server or cluster, configured with 'mfa-broker nats-config'; disables the embedded server")
+	fs.StringVar(&c.NATSDeviceURL, "nats-device-url", "", "NATS URL devices are told to use (default: nats://<host they reached the broker on>:<NATS port>)")
+	c.MaxTimeout = 300 * time.Second
+	fs.Var(seconds{&c.MaxTimeout}, "max-timeout", "largest Timeout a request may ask for, in seconds or as a duration")
+	c.IdentityValidity = 2 * 365 * 24 * time.Hour
+	fs.Var(seconds{&c.IdentityValidity}, "identity-validity", "how long an approval lasts unless the operator says otherwise")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For is believed")
-	fs.StringVar(&c.brokerKeyFile, "broker-key-file", "", "Ed25519 key that signs pushes; replicas share it (default <data-dir>/broker.key)")
-	fs.StringVar(&c.pnrHashKeyFile, "pnr-hash-key-file", "", "key of the hash that names people in logs (default <data-dir>/pnr-hash.key)")
+	fs.StringVar(&c.PNRHashKeyFile, "pnr-hash-key-file", "", "key of the hash that names people in logs (default <data-dir>/pnr-hash.key)")
 	c.shutdownTimeout = 30 * time.Second
 	fs.Var(seconds{&c.shutdownTimeout}, "shutdown-timeout", "how long a graceful shutdown may take")
 }
@@ -115,40 +109,17 @@ func envName(flagName string) string {
 	return "MFA_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// resolvePaths fills in the paths that default to the data directory.
-func (c *config) resolvePaths() {
-	if c.adminSocket == "" {
-		c.adminSocket = filepath.Join(c.dataDir, "admin.sock")
-	}
-}
-
-// resolveServer completes and checks the server's configuration.
-func (c *config) resolveServer() error {
-	c.resolvePaths()
-	if c.brokerKeyFile == "" {
-		c.brokerKeyFile = filepath.Join(c.dataDir, "broker.key")
-	}
-	if c.pnrHashKeyFile == "" {
-		c.pnrHashKeyFile = filepath.Join(c.dataDir, "pnr-hash.key")
-	}
-	if c.maxTimeout < time.Second {
-		return fmt.Errorf("max-timeout must be at least 1 second")
-	}
-	if c.identityValidity <= 0 {
-		return fmt.Errorf("identity-validity must be positive")
-	}
-	c.publicURL = strings.TrimRight(c.publicURL, "/")
-	return nil
-}
-
-func (c *config) proxies() []string {
-	var out []string
+// resolve completes the configuration the flags left open.
+func (c *config) resolve() error {
+	c.TrustedProxies = nil
 	for _, p := range strings.Split(c.trustedProxies, ",") {
 		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
+			c.TrustedProxies = append(c.TrustedProxies, p)
 		}
 	}
-	return out
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	c.Defaults()
+	return c.Check()
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
@@ -164,30 +135,4 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("log-format %q: want text or json", format)
-}
-
-// loadOrCreateSecret reads a random secret from path, creating it (owner
-// read-only) the first time.
-func loadOrCreateSecret(path string, size int) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if len(b) < size {
-			return nil, fmt.Errorf("secret %s has %d bytes, want %d", path, len(b), size)
-		}
-		return b, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	b = make([]byte, size)
-	rand.Read(b) // never fails: crypto/rand aborts the process instead
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("create secret: %w", err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("write secret: %w", err)
-	}
-	return b, f.Close()
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/legalmfa/mfa/broker"
+	"github.com/legalmfa/mfa/broker/service"
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/notify"
 	"github.com/legalmfa/mfa/schema"
@@ -37,7 +38,7 @@ func TestMain(m *testing.M) {
 // on random ports with its own data directory.
 type testBroker struct {
 	t    *testing.T
-	srv  *server
+	srv  *service.Service
 	cfg  config
 	logs *syncBuffer
 	info broker.BrokerInfo
@@ -63,15 +64,16 @@ func (s *syncBuffer) String() string {
 func startBroker(t *testing.T, tweak ...func(*config)) *testBroker {
 	t.Helper()
 	cfg := config{
-		httpAddr: "127.0.0.1:0", dataDir: filepath.Join(t.TempDir(), "data"), domain: "broker.test",
-		natsListen: "127.0.0.1:0", maxTimeout: 60 * time.Second,
-		identityValidity: time.Hour, shutdownTimeout: 10 * time.Second,
-		logLevel: "debug", logFormat: "json",
+		Config: service.Config{
+			HTTPAddr: "127.0.0.1:0", DataDir: filepath.Join(t.TempDir(), "data"), Domain: "broker.test",
+			NATSListen: "127.0.0.1:0", MaxTimeout: 60 * time.Second, IdentityValidity: time.Hour,
+		},
+		shutdownTimeout: 10 * time.Second, logLevel: "debug", logFormat: "json",
 	}
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	if err := cfg.resolveServer(); err != nil {
+	if err := cfg.resolve(); err != nil {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
@@ -79,7 +81,7 @@ func startBroker(t *testing.T, tweak ...func(*config)) *testBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := start(context.Background(), cfg, log)
+	s, err := service.Start(context.Background(), cfg.Config, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,10 +89,8 @@ func startBroker(t *testing.T, tweak ...func(*config)) *testBroker {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if s.http != nil {
-			if err := s.shutdown(ctx); err != nil {
-				t.Errorf("shutdown: %v", err)
-			}
+		if err := s.Shutdown(ctx); err != nil && !strings.Contains(err.Error(), "already shut down") {
+			t.Errorf("shutdown: %v", err)
 		}
 		if t.Failed() {
 			t.Logf("broker log:\n%s", logs.String())
@@ -103,7 +103,7 @@ func startBroker(t *testing.T, tweak ...func(*config)) *testBroker {
 	return tb
 }
 
-func (tb *testBroker) url(path string) string { return tb.srv.httpURL + path }
+func (tb *testBroker) url(path string) string { return tb.srv.HTTPURL() + path }
 
 type httpResult struct {
 	status int
@@ -140,10 +140,30 @@ func (tb *testBroker) doContext(ctx context.Context, method, path, contentType, 
 	return httpResult{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
+// brokerConn connects to the broker's NATS with the broker's own
+// credentials, as only the broker may.
+func (tb *testBroker) brokerConn() *nats.Conn {
+	tb.t.Helper()
+	key, err := identity.ReadKeyFile(tb.cfg.BrokerKeyFile)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	creds, err := notify.NewBrokerCredentials(key)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	nc, err := nats.Connect(tb.info.NATSURL, creds.ConnectOptions()...)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	tb.t.Cleanup(nc.Close)
+	return nc
+}
+
 // operator runs an operator command the way a shell would.
 func (tb *testBroker) operator(args ...string) (string, error) {
 	var out, errOut bytes.Buffer
-	args = append(args, "--data-dir", tb.cfg.dataDir)
+	args = append(args, "--data-dir", tb.cfg.DataDir)
 	err := run(context.Background(), args, &out, &errOut, func(string) string { return "" })
 	if err != nil {
 		return out.String() + errOut.String(), err
@@ -224,7 +244,11 @@ func (tb *testBroker) deviceFor(id string, key ed25519.PrivateKey, decide func(n
 	if err != nil {
 		tb.t.Fatal(err)
 	}
-	nc, err := nats.Connect(tb.info.NATSURL)
+	opts, err := notify.DeviceConnectOptions(key)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	nc, err := nats.Connect(tb.info.NATSURL, opts...)
 	if err != nil {
 		tb.t.Fatalf("device connect to %s: %v", tb.info.NATSURL, err)
 	}

@@ -16,7 +16,40 @@ import (
 	"syscall"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/legalmfa/mfa/broker/service"
+	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/notify"
 )
+
+// runNATSConfig prints the authorization block an external nats-server
+// needs so that it admits the broker and lets the broker's callout judge
+// everyone else. It creates the broker key if there is none yet, so the
+// configuration can be made before the broker first starts.
+func runNATSConfig(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var cfg config
+	fs := flag.NewFlagSet("mfa-broker nats-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	commonFlags(fs, &cfg)
+	keyFlags(fs, &cfg)
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	cfg.Defaults()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	key, err := identity.LoadOrCreateKeyFile(cfg.BrokerKeyFile)
+	if err != nil {
+		return fmt.Errorf("broker key: %w", err)
+	}
+	creds, err := notify.NewBrokerCredentials(key)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(stdout, creds.ServerAuthConfig())
+	return err
+}
 
 const usage = `mfa-broker: the legal-identity MFA broker
 
@@ -26,6 +59,8 @@ Usage:
   mfa-broker identity show LEGALID
   mfa-broker identity approve LEGALID [--valid-for 8760h]
   mfa-broker identity reject|obsolete|compromise LEGALID [--from STATE]
+  mfa-broker nats-config              print the nats-server configuration an
+                                      external NATS server or cluster needs
 
 Operator commands reach the running broker through the operator socket in
 its data directory (--data-dir or MFA_DATA_DIR), which only the broker's
@@ -57,7 +92,7 @@ func (e usageError) Error() string { return e.msg }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	cmd := "serve"
-	if len(args) > 0 && (args[0] == "serve" || args[0] == "identity" || args[0] == "help" || args[0] == "-h" || args[0] == "--help") {
+	if len(args) > 0 && (args[0] == "serve" || args[0] == "identity" || args[0] == "nats-config" || args[0] == "help" || args[0] == "-h" || args[0] == "--help") {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -65,6 +100,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runServe(ctx, args, stderr, getenv)
 	case "identity":
 		return runIdentity(ctx, args, stdout, stderr, getenv)
+	case "nats-config":
+		return runNATSConfig(args, stdout, stderr, getenv)
 	}
 	fmt.Fprint(stdout, usage)
 	return nil
@@ -81,7 +118,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
-	if err := cfg.resolveServer(); err != nil {
+	if err := cfg.resolve(); err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
@@ -90,18 +127,18 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	}
 	ctx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
-	s, err := start(ctx, cfg, log)
+	s, err := service.Start(ctx, cfg.Config, log)
 	if err != nil {
 		return err
 	}
 	select {
 	case <-ctx.Done():
-	case err := <-s.serveErr:
+	case err := <-s.Done():
 		log.Error("a listener failed", "err", err)
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
-	if err := s.shutdown(shutdownCtx); err != nil {
+	if err := s.Shutdown(shutdownCtx); err != nil {
 		return err
 	}
 	log.Info("stopped")

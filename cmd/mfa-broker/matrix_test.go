@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/legalmfa/mfa/notify"
 )
@@ -66,10 +70,25 @@ func TestOutcomeMatrix(t *testing.T) {
 // (--nats-url) instead of the embedded one.
 func TestExternalNATS(t *testing.T) {
 	t.Parallel()
-	ext, err := natsserver.NewServer(&natsserver.Options{
-		Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, JetStream: true,
-		StoreDir: filepath.Join(t.TempDir(), "js"), NoSigs: true, NoLog: true,
-	})
+	// The operator configures the external server with what nats-config
+	// prints for the broker's key.
+	dataDir := filepath.Join(t.TempDir(), "data")
+	var conf bytes.Buffer
+	if err := run(context.Background(), []string{"nats-config", "--data-dir", dataDir}, &conf, &conf, func(string) string { return "" }); err != nil {
+		t.Fatalf("nats-config: %v\n%s", err, conf.String())
+	}
+	confFile := filepath.Join(t.TempDir(), "nats.conf")
+	text := "listen: 127.0.0.1:-1\njetstream { store_dir: " + strconv.Quote(filepath.Join(t.TempDir(), "js")) + " }\n" +
+		strings.Replace(conf.String(), "jetstream: enabled\n", "", 1)
+	if err := os.WriteFile(confFile, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := natsserver.ProcessConfigFile(confFile)
+	if err != nil {
+		t.Fatalf("nats-config output does not load: %v\n%s", err, text)
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	ext, err := natsserver.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,11 +99,12 @@ func TestExternalNATS(t *testing.T) {
 	t.Cleanup(func() { ext.Shutdown(); ext.WaitForShutdown() })
 
 	tb := startBroker(t, func(c *config) {
-		c.natsURL = ext.ClientURL()
-		c.natsDeviceURL = ext.ClientURL()
-		c.natsListen = "127.0.0.1:1" // must not be used
+		c.DataDir = dataDir
+		c.NATSURL = ext.ClientURL()
+		c.NATSDeviceURL = ext.ClientURL()
+		c.NATSListen = "127.0.0.1:1" // must not be used
 	})
-	if tb.srv.nats != nil {
+	if tb.srv.EmbeddedNATS() {
 		t.Fatal("an embedded NATS server was started despite --nats-url")
 	}
 	if tb.info.NATSURL != ext.ClientURL() {
@@ -96,6 +116,10 @@ func TestExternalNATS(t *testing.T) {
 	}
 	if r := tb.do(http.MethodGet, "/readyz", "", "", nil); r.status != http.StatusOK {
 		t.Fatalf("readyz: %d %s", r.status, r.body)
+	}
+	if nc, err := nats.Connect(ext.ClientURL(), nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("an anonymous client connected to the external server")
 	}
 	// NATS going away makes the broker not ready, and pushes fail cleanly.
 	ext.Shutdown()

@@ -36,8 +36,8 @@ func runIdentity(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if err != nil {
 		return err
 	}
-	cfg.resolvePaths()
-	op := operatorClient{socket: cfg.adminSocket}
+	cfg.Defaults()
+	op := operatorClient{socket: cfg.AdminSocket}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 

@@ -1,84 +1,42 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
-	"github.com/legalmfa/mfa/broker"
-	"github.com/legalmfa/mfa/encoding"
+	"github.com/legalmfa/mfa/broker/service"
 	"github.com/legalmfa/mfa/identity"
-	"github.com/legalmfa/mfa/identity/boltstore"
-	"github.com/legalmfa/mfa/notify"
-	"github.com/legalmfa/mfa/schema"
 )
 
-// brokerRig is a whole broker in this process, no mocks: an embedded NATS
-// server, the bbolt identity store, the pusher, and the HTTP handler on
-// httptest.
+// brokerRig is a whole broker in this process, started the way mfa-broker
+// starts one: embedded NATS with the authorization callout, the bbolt
+// identity store, the pusher, HTTP and the operator socket.
 type brokerRig struct {
 	t     *testing.T
 	url   string
-	store *boltstore.Store
+	admin string // the operator socket
 }
 
 func newBrokerRig(t *testing.T) *brokerRig {
 	t.Helper()
-	quiet := slog.New(slog.DiscardHandler)
-	srv, err := notify.StartServer(notify.ServerConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Logger: quiet})
+	svc, err := service.Start(context.Background(), service.Config{
+		HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", Domain: "broker.test",
+		DataDir: filepath.Join(t.TempDir(), "data"),
+	}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.Stop)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	brokerKey, err := identity.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pusher, err := notify.NewPusher(context.Background(), nc, brokerKey, "broker.test", notify.WithLogger(quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pusher.Close(context.Background()) })
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "identities.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close(context.Background()) })
-	xsd, err := schema.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.New(store, pusher, encoding.NewDecoder(xsd), brokerKey.Public().(ed25519.PublicKey),
-		broker.WithPNRHashKey(bytes.Repeat([]byte{7}, 32)),
-		broker.WithDeviceNATS(srv.ClientURL(), 0),
-		broker.WithDomain("broker.test"),
-		broker.WithLogger(quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := b.Handler()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
-	return &brokerRig{t: t, url: ts.URL, store: store}
+	t.Cleanup(func() { svc.Shutdown(context.Background()) })
+	return &brokerRig{t: t, url: svc.HTTPURL(), admin: svc.Config().AdminSocket}
 }
 
 // device is one device directory, used through the commands.
@@ -110,14 +68,24 @@ func (r *brokerRig) apply(props ...string) *device {
 	return d
 }
 
-// approve does what an operator does, straight in the store.
+// approve does what an operator does: asks the broker over its operator
+// socket.
 func (d *device) approve() {
 	d.rig.t.Helper()
-	now := time.Now()
-	if _, err := d.rig.store.Transition(context.Background(), d.legalID, identity.Change{
-		From: identity.Created, To: identity.Approved, At: now, ValidFrom: now.Add(-time.Minute), ValidTo: now.Add(time.Hour),
-	}); err != nil {
+	client := http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var dialer net.Dialer
+			return dialer.DialContext(ctx, "unix", d.rig.admin)
+		},
+	}}
+	resp, err := client.Post("http://broker/identities/"+url.PathEscape(d.legalID)+"/approve", "application/json", nil)
+	if err != nil {
 		d.rig.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		d.rig.t.Fatalf("approve: %s %s", resp.Status, body)
 	}
 }
 

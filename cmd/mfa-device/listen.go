@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -120,7 +121,7 @@ func cmdListen(ctx context.Context, e env, g globalFlags, args []string) error {
 
 	notes := &notifier{w: &lineWriter{w: e.stderr}}
 	warnIfNotUsable(ctx, cfg, notes.note)
-	nc, err := connectNATS(ctx, *natsURL, notes)
+	nc, err := connectNATS(ctx, *natsURL, key, notes)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -202,13 +203,19 @@ func terminalFd(v any) (int, bool) {
 	return fd, term.IsTerminal(fd)
 }
 
-// connectNATS connects, retrying until it succeeds or ctx ends, and stays
-// connected: once up, the client reconnects by itself forever.
-func connectNATS(ctx context.Context, natsURL string, n *notifier) (*nats.Conn, error) {
-	opts := []nats.Option{
+// connectNATS connects with the device's identity key, retrying until it
+// succeeds or ctx ends, and stays connected: once up, the client reconnects
+// by itself forever. A device whose identity is not approved yet is refused
+// by the broker; it keeps trying, so it starts working once approved.
+func connectNATS(ctx context.Context, natsURL string, key ed25519.PrivateKey, n *notifier) (*nats.Conn, error) {
+	auth, err := notify.DeviceConnectOptions(key)
+	if err != nil {
+		return nil, err
+	}
+	opts := append(auth,
 		nats.Name("mfa-device"),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(2 * time.Second),
+		nats.ReconnectWait(2*time.Second),
 		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
 			if c.IsClosed() {
 				return // our own Close
@@ -219,14 +226,18 @@ func connectNATS(ctx context.Context, natsURL string, n *notifier) (*nats.Conn, 
 				n.send(notice{text: "disconnected from NATS; reconnecting…", conn: connOffline})
 			}
 		}),
-	}
+	)
 	wait := time.Second
 	for {
 		nc, err := nats.Connect(natsURL, opts...)
 		if err == nil {
 			return nc, nil
 		}
-		n.note(fmt.Sprintf("cannot reach NATS at %s (%v); retrying in %s", redactURL(natsURL), err, wait))
+		if errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization") {
+			n.note(fmt.Sprintf("the broker's NATS refuses this device: its identity must be Approved and valid ('mfa-device status'); retrying in %s", wait))
+		} else {
+			n.note(fmt.Sprintf("cannot reach NATS at %s (%v); retrying in %s", redactURL(natsURL), err, wait))
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

@@ -1,0 +1,374 @@
+// Package service assembles and runs one broker: the identity store, NATS
+// (embedded or external) with its authorization callout, the pusher, the
+// public HTTP server and the operator socket. mfa-broker runs it, and so do
+// the tests and tools that need a whole broker.
+package service
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/legalmfa/mfa/broker"
+	"github.com/legalmfa/mfa/encoding"
+	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/identity/boltstore"
+	"github.com/legalmfa/mfa/notify"
+	"github.com/legalmfa/mfa/schema"
+)
+
+// Config is a broker's configuration; mfa-broker's flags fill it in.
+type Config struct {
+	HTTPAddr         string
+	DataDir          string
+	Domain           string
+	PublicURL        string
+	NATSListen       string
+	NATSURL          string
+	NATSDeviceURL    string
+	MaxTimeout       time.Duration
+	IdentityValidity time.Duration
+	TrustedProxies   []string
+	AdminSocket      string
+	BrokerKeyFile    string
+	PNRHashKeyFile   string
+}
+
+// Defaults fills in what is unset with the documented defaults and derives
+// the paths inside the data directory.
+func (c *Config) Defaults() {
+	if c.DataDir == "" {
+		c.DataDir = "mfa-data"
+	}
+	if c.Domain == "" {
+		c.Domain = "localhost"
+	}
+	if c.MaxTimeout == 0 {
+		c.MaxTimeout = 300 * time.Second
+	}
+	if c.IdentityValidity == 0 {
+		c.IdentityValidity = 2 * 365 * 24 * time.Hour
+	}
+	if c.AdminSocket == "" {
+		c.AdminSocket = filepath.Join(c.DataDir, "admin.sock")
+	}
+	if c.BrokerKeyFile == "" {
+		c.BrokerKeyFile = filepath.Join(c.DataDir, "broker.key")
+	}
+	if c.PNRHashKeyFile == "" {
+		c.PNRHashKeyFile = filepath.Join(c.DataDir, "pnr-hash.key")
+	}
+}
+
+// Check reports settings that cannot work.
+func (c *Config) Check() error {
+	if c.MaxTimeout < time.Second {
+		return errors.New("max-timeout must be at least 1 second")
+	}
+	if c.IdentityValidity <= 0 {
+		return errors.New("identity-validity must be positive")
+	}
+	return nil
+}
+
+// Service is a running broker.
+type Service struct {
+	cfg    Config
+	log    *slog.Logger
+	broker *broker.Broker
+	store  identity.Store
+	nats   *notify.EmbeddedServer // nil with an external NATS
+	nc     *nats.Conn
+	auth   *notify.AuthService
+	pusher *notify.Pusher
+
+	http, admin     *http.Server
+	httpLn, adminLn net.Listener
+	serveErr        chan error
+	httpURL         string
+	natsURL         string
+}
+
+// Start brings a broker up; every part it started is stopped again if a
+// later part fails.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err error) {
+	cfg.Defaults()
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	s = &Service{cfg: cfg, log: log, serveErr: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			s.stop()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the data directory holds keys and the operator socket but others may enter it; chmod 700 it", "dir", cfg.DataDir, "mode", fi.Mode().Perm().String())
+	}
+	brokerKey, err := identity.LoadOrCreateKeyFile(cfg.BrokerKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("broker key: %w", err)
+	}
+	creds, err := notify.NewBrokerCredentials(brokerKey)
+	if err != nil {
+		return nil, err
+	}
+	hashKey, err := LoadOrCreateSecret(cfg.PNRHashKeyFile, 32)
+	if err != nil {
+		return nil, fmt.Errorf("PNR hash key: %w", err)
+	}
+	if s.store, err = boltstore.Open(filepath.Join(cfg.DataDir, "identities.db")); err != nil {
+		return nil, err
+	}
+	if err := s.connectNATS(creds); err != nil {
+		return nil, err
+	}
+	// The callout must answer before any device can connect.
+	if s.auth, err = notify.StartAuthService(s.nc, creds, s.store, log); err != nil {
+		return nil, err
+	}
+	if s.pusher, err = notify.NewPusher(ctx, s.nc, brokerKey, cfg.Domain,
+		notify.WithLogger(log), notify.WithMaxTimeout(cfg.MaxTimeout)); err != nil {
+		return nil, err
+	}
+	xsd, err := schema.Load()
+	if err != nil {
+		return nil, err
+	}
+	decoder := encoding.NewDecoder(xsd, encoding.WithMaxTimeout(int(cfg.MaxTimeout/time.Second)))
+	if s.broker, err = broker.New(s.store, s.pusher, decoder, brokerKey.Public().(ed25519.PublicKey),
+		broker.WithLogger(log),
+		broker.WithDomain(cfg.Domain),
+		broker.WithPublicURL(cfg.PublicURL),
+		broker.WithDeviceNATS(cfg.NATSDeviceURL, s.natsPort()),
+		broker.WithIdentityValidity(cfg.IdentityValidity),
+		broker.WithTrustedProxies(cfg.TrustedProxies),
+		broker.WithPNRHashKey(hashKey),
+		broker.WithReadinessCheck(s.natsReady),
+	); err != nil {
+		return nil, err
+	}
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	log.Info("broker started", "http", s.httpURL, "nats", s.natsURL, "admin", cfg.AdminSocket, "domain", cfg.Domain, "data", cfg.DataDir)
+	return s, nil
+}
+
+func (s *Service) connectNATS(creds *notify.BrokerCredentials) error {
+	opts := append(creds.ConnectOptions(),
+		nats.Name("mfa-broker"),
+		nats.MaxReconnects(-1),
+		nats.Timeout(5*time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				s.log.Warn("NATS disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { s.log.Info("NATS reconnected") }),
+	)
+	url := s.cfg.NATSURL
+	if url == "" {
+		srv, err := notify.StartServer(notify.ServerConfig{
+			Listen: s.cfg.NATSListen, StoreDir: filepath.Join(s.cfg.DataDir, "jetstream"),
+			Credentials: creds, Logger: s.log,
+		})
+		if err != nil {
+			return err
+		}
+		s.nats = srv
+		// The broker talks to its own server without a socket.
+		opts = append(opts, nats.InProcessServer(srv))
+		s.natsURL = srv.ClientURL()
+	} else {
+		s.natsURL = url
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to NATS %s: %w", s.natsURL, err)
+	}
+	s.nc = nc
+	return nil
+}
+
+// natsPort is the port devices use when no device URL is configured.
+func (s *Service) natsPort() int {
+	if s.nats != nil {
+		if addr, ok := s.nats.Addr().(*net.TCPAddr); ok {
+			return addr.Port
+		}
+	}
+	return 4222
+}
+
+func (s *Service) natsReady(context.Context) error {
+	if st := s.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("NATS connection is %s", st)
+	}
+	return nil
+}
+
+func (s *Service) listen() error {
+	handler, err := s.broker.Handler()
+	if err != nil {
+		return err
+	}
+	if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("HTTP listen: %w", err)
+	}
+	s.httpURL = "http://" + s.httpLn.Addr().String()
+	s.http = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Answers wait for a person: up to the longest timeout, plus slack.
+		WriteTimeout:   s.cfg.MaxTimeout + 30*time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if s.adminLn, err = listenAdmin(s.cfg.AdminSocket); err != nil {
+		return err
+	}
+	s.admin = &http.Server{Handler: s.broker.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { s.serveErr <- s.http.Serve(s.httpLn) }()
+	go func() { s.serveErr <- s.admin.Serve(s.adminLn) }()
+	return nil
+}
+
+// listenAdmin opens the operator socket, readable and writable by the
+// broker's user only. A socket left by a broker that died is replaced; one
+// that still answers means another broker uses this data directory.
+func listenAdmin(path string) (net.Listener, error) {
+	if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		conn.Close()
+		return nil, fmt.Errorf("operator socket %s is in use: another broker runs on this data directory", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale operator socket: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("operator socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("operator socket permissions: %w", err)
+	}
+	return ln, nil
+}
+
+// HTTPURL is the public listener's base URL.
+func (s *Service) HTTPURL() string { return s.httpURL }
+
+// NATSURL is where the broker's NATS is (the embedded server's client URL,
+// or the external one).
+func (s *Service) NATSURL() string { return s.natsURL }
+
+// EmbeddedNATS reports whether the broker runs its own NATS server.
+func (s *Service) EmbeddedNATS() bool { return s.nats != nil }
+
+// Pending is the number of MFA requests waiting for an answer.
+func (s *Service) Pending() int { return s.pusher.Pending() }
+
+// Config is the configuration the service runs with, defaults filled in.
+func (s *Service) Config() Config { return s.cfg }
+
+// Done delivers the error of a listener that stopped serving on its own.
+func (s *Service) Done() <-chan error { return s.serveErr }
+
+// Shutdown stops taking MFA requests, answers the pending ones (503
+// shutting-down, and their devices are told to withdraw), then stops
+// everything else.
+func (s *Service) Shutdown(ctx context.Context) error {
+	if s.http == nil {
+		return errors.New("already shut down")
+	}
+	s.log.Info("shutting down", "pending", s.pusher.Pending())
+	s.broker.BeginShutdown()
+	var errs []error
+	if err := s.pusher.Close(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.http.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("HTTP shutdown: %w", err))
+	}
+	if err := s.admin.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("operator socket shutdown: %w", err))
+	}
+	s.http, s.admin, s.pusher = nil, nil, nil
+	s.stop()
+	return errors.Join(errs...)
+}
+
+// stop releases whatever Start got as far as acquiring.
+func (s *Service) stop() {
+	if s.http != nil {
+		s.http.Close()
+	}
+	if s.admin != nil {
+		s.admin.Close()
+	}
+	if s.httpLn != nil {
+		s.httpLn.Close()
+	}
+	if s.adminLn != nil {
+		s.adminLn.Close()
+	}
+	if s.pusher != nil {
+		s.pusher.Close(context.Background())
+	}
+	if s.auth != nil {
+		s.auth.Close()
+	}
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.nats != nil {
+		s.nats.Stop()
+	}
+	if s.store != nil {
+		if err := s.store.Close(context.Background()); err != nil {
+			s.log.Error("close identity store", "err", err)
+		}
+	}
+}
+
+// LoadOrCreateSecret reads a random secret from path, creating it (owner
+// read-only) the first time.
+func LoadOrCreateSecret(path string, size int) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if len(b) < size {
+			return nil, fmt.Errorf("secret %s has %d bytes, want %d", path, len(b), size)
+		}
+		return b, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	b = make([]byte, size)
+	rand.Read(b) // never fails: crypto/rand aborts the process instead
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create secret: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write secret: %w", err)
+	}
+	return b, f.Close()
+}
