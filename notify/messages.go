@@ -7,6 +7,7 @@
 //	mfa.push.<device>                       pushes and withdrawals (JetStream stream MFA_PUSH)
 //	mfa.sync.<device>                       a device asks for the pushes it missed (request/reply)
 //	mfa.answer.<device>.<broker>.<request>  a device's signed answer (request/reply)
+//	mfa.supersede.<device>                  a newer request for the device replaces older ones
 package notify
 
 import (
@@ -28,6 +29,7 @@ const (
 	pushPrefix   = "mfa.push."
 	syncPrefix   = "mfa.sync."
 	answerPrefix = "mfa.answer."
+	supersedePrefix = "mfa.supersede."
 	// PushStream is the JetStream stream that keeps pushes until they
 	// expire, so a device that comes online late still gets them.
 	PushStream = "MFA_PUSH"
@@ -64,19 +66,22 @@ func AnswerSubject(deviceID, brokerInstance, requestID string) string {
 // Decision is a person's answer.
 type Decision string
 
-// The two answers a person can give.
+// The answers a person can give. NotMe is a denial that also reports the
+// request as not the person's own doing: a sign someone is trying to get
+// in, which the broker answers by blocking that requester for a while.
 const (
 	Approve Decision = "approve"
 	Deny    Decision = "deny"
+	NotMe   Decision = "not-me"
 )
 
-// ParseDecision accepts exactly "approve" or "deny".
+// ParseDecision accepts exactly "approve", "deny" or "not-me".
 func ParseDecision(s string) (Decision, error) {
 	switch d := Decision(s); d {
-	case Approve, Deny:
+	case Approve, Deny, NotMe:
 		return d, nil
 	}
-	return "", fmt.Errorf("decision %q: want %q or %q", s, Approve, Deny)
+	return "", fmt.Errorf("decision %q: want %q, %q or %q", s, Approve, Deny, NotMe)
 }
 
 // Requester is who asks, as shown to the person.
@@ -119,7 +124,16 @@ const (
 	WhyTimeout   = "timeout"
 	WhyCancelled = "cancelled"
 	WhyShutdown  = "shutdown"
+	// WhySuperseded: a newer request for the same identity replaced it.
+	WhySuperseded = "superseded"
 )
+
+// supersession announces a new request for a device to every broker: each
+// ends its older pending requests for that device.
+type supersession struct {
+	RequestID string `json:"RequestId"`
+	Issued    int64  `json:"Issued"` // Unix nanoseconds
+}
 
 // Answer is a device's signed decision on one push.
 type Answer struct {
@@ -150,7 +164,7 @@ type syncedPush struct {
 //	RequestId:<len>:<request id>\n
 //	LegalId:<len>:<legal id>\n
 //	Broker:<len>:<broker domain>\n
-//	Decision:<len>:approve|deny\n
+//	Decision:<len>:approve|deny|not-me\n
 //	Expires:<len>:<expiry, TimeFormat>\n
 //	Push:<len>:<hex SHA-256 of the push bytes>\n
 func AnswerForm(push Push, pushBytes []byte, d Decision) []byte {

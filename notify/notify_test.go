@@ -216,7 +216,7 @@ func result(t *testing.T, ch <-chan askResult) askResult {
 
 func TestDecisionsReachTheBroker(t *testing.T) {
 	t.Parallel()
-	for _, decision := range []notify.Decision{notify.Approve, notify.Deny} {
+	for _, decision := range []notify.Decision{notify.Approve, notify.Deny, notify.NotMe} {
 		t.Run(string(decision), func(t *testing.T) {
 			t.Parallel()
 			r := newRig(t)
@@ -374,10 +374,6 @@ func TestHostileAnswers(t *testing.T) {
 	r := newRig(t)
 	alice := r.startedDevice("alice@legal.broker.test")
 	mallory := r.startedDevice("mallory@legal.broker.test")
-	q := question(time.Minute, alice)
-	ch := r.ask(context.Background(), q)
-	p := nextPrompt(t, alice)
-
 	// An earlier, finished request gives a genuine signature to replay.
 	oldQ := question(time.Minute, alice)
 	oldCh := r.ask(context.Background(), oldQ)
@@ -387,6 +383,10 @@ func TestHostileAnswers(t *testing.T) {
 	}
 	result(t, oldCh)
 	nextWithdrawal(t, alice)
+
+	q := question(time.Minute, alice)
+	ch := r.ask(context.Background(), q)
+	p := nextPrompt(t, alice)
 
 	sign := func(key ed25519.PrivateKey, push notify.Push, raw []byte, d notify.Decision) []byte {
 		return ed25519.Sign(key, notify.AnswerForm(push, raw, d))
@@ -437,6 +437,50 @@ func TestHostileAnswers(t *testing.T) {
 	if err := alice.Answer(context.Background(), p, notify.Approve); !errors.Is(err, notify.ErrRefused) {
 		t.Fatalf("duplicate answer: %v, want ErrRefused", err)
 	}
+}
+
+// TestNewerRequestSupersedes: one person is asked one thing at a time. A
+// second request for the same identity ends the first, which is withdrawn
+// from the device; a request for someone else is not touched.
+func TestNewerRequestSupersedes(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	alice := r.startedDevice("alice@legal.broker.test")
+	bob := r.startedDevice("bob@legal.broker.test")
+	first := r.ask(context.Background(), question(time.Minute, alice))
+	p1 := nextPrompt(t, alice)
+	other := r.ask(context.Background(), question(time.Minute, bob))
+	nextPrompt(t, bob)
+	second := r.ask(context.Background(), question(time.Minute, alice))
+	if res := result(t, first); !errors.Is(res.err, notify.ErrSuperseded) {
+		t.Fatalf("first request: %v, want ErrSuperseded", res.err)
+	}
+	var sawPrompt, sawWithdrawal bool
+	for !sawPrompt || !sawWithdrawal {
+		e := nextEvent(t, alice)
+		switch {
+		case e.Withdrawal != nil && e.Withdrawal.RequestID == p1.Push.RequestID && e.Withdrawal.Why == notify.WhySuperseded:
+			sawWithdrawal = true
+		case e.Prompt != nil:
+			sawPrompt = true
+			if err := alice.Answer(context.Background(), *e.Prompt, notify.Approve); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if res := result(t, second); res.err != nil || res.out.Decision != notify.Approve {
+		t.Fatalf("second request: %+v, %v", res.out, res.err)
+	}
+	if err := alice.Answer(context.Background(), p1, notify.Approve); !errors.Is(err, notify.ErrRefused) {
+		t.Fatalf("answer to the superseded request: %v", err)
+	}
+	select {
+	case res := <-other:
+		t.Fatalf("another person's request ended: %v", res.err)
+	default:
+	}
+	r.pusher.Close(context.Background())
+	result(t, other)
 }
 
 func TestPushesFromOthersAreDropped(t *testing.T) {

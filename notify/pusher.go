@@ -25,6 +25,9 @@ var (
 	ErrClosed = errors.New("push service is shutting down")
 	// ErrUnavailable: no push could be delivered to NATS.
 	ErrUnavailable = errors.New("push service unavailable")
+	// ErrSuperseded: a newer request for the same identity replaced this
+	// one, so that a person is never asked two things at once.
+	ErrSuperseded = errors.New("superseded by a newer request for the same identity")
 )
 
 // Pusher is the broker's side of the protocol: it pushes a request to the
@@ -42,18 +45,26 @@ type Pusher struct {
 	maxTimeout     time.Duration
 	replicas       int
 
-	mu      sync.Mutex
-	pending map[string]*pendingRequest
-	subs    []*nats.Subscription
+	mu       sync.Mutex
+	pending  map[string]*pendingRequest
+	byDevice map[string]map[string]*pendingRequest // device → request ID → request
+	subs     []*nats.Subscription
 	closed  chan struct{}
 	asks    sync.WaitGroup
 }
 
 type pendingRequest struct {
+	id      string
+	issued  time.Time
 	expires time.Time
 	devices map[string]*pendingDevice // by device ID
-	result  chan Outcome              // buffered: holds the one winning answer
-	done    bool                      // an answer won; guarded by Pusher.mu
+	result  chan askResult            // buffered: holds the one way it ends early
+	done    bool                      // an answer won or it was superseded; guarded by Pusher.mu
+}
+
+type askResult struct {
+	out Outcome
+	err error
 }
 
 type pendingDevice struct {
@@ -116,6 +127,7 @@ func NewPusher(ctx context.Context, nc *nats.Conn, key ed25519.PrivateKey, domai
 		maxTimeout:     5 * time.Minute,
 		replicas:       1,
 		pending:        make(map[string]*pendingRequest),
+		byDevice:       make(map[string]map[string]*pendingRequest),
 		closed:         make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -151,7 +163,15 @@ func NewPusher(ctx context.Context, nc *nats.Conn, key ed25519.PrivateKey, domai
 		answers.Unsubscribe()
 		return nil, fmt.Errorf("subscribe to syncs: %w", err)
 	}
-	p.subs = []*nats.Subscription{answers, syncs}
+	// Every broker hears every supersession: the older request may be
+	// pending at any replica.
+	supersessions, err := nc.Subscribe(supersedePrefix+"*", p.handleSupersede)
+	if err != nil {
+		answers.Unsubscribe()
+		syncs.Unsubscribe()
+		return nil, fmt.Errorf("subscribe to supersessions: %w", err)
+	}
+	p.subs = []*nats.Subscription{answers, syncs, supersessions}
 	if err := nc.FlushTimeout(p.publishTimeout); err != nil {
 		p.unsubscribe()
 		return nil, fmt.Errorf("flush subscriptions: %w", err)
@@ -163,15 +183,20 @@ func NewPusher(ctx context.Context, nc *nats.Conn, key ed25519.PrivateKey, domai
 func (p *Pusher) PublicKey() ed25519.PublicKey { return p.key.Public().(ed25519.PublicKey) }
 
 // Ask pushes q to every target's device and waits for the first valid
-// answer, until q.Expires (ErrExpired), ctx ends (its error), or the pusher
-// closes (ErrClosed). However it ends, every device is told to withdraw.
+// answer, until q.Expires (ErrExpired), ctx ends (its error), a newer
+// request for one of the identities replaces it (ErrSuperseded), or the
+// pusher closes (ErrClosed). However it ends, every device is told to
+// withdraw.
 func (p *Pusher) Ask(ctx context.Context, q Question) (Outcome, error) {
+	now := time.Now()
 	req := &pendingRequest{
+		id:      q.RequestID,
+		issued:  now,
 		expires: q.Expires,
 		devices: make(map[string]*pendingDevice, len(q.Targets)),
-		result:  make(chan Outcome, 1),
+		result:  make(chan askResult, 1),
 	}
-	issued := time.Now().UTC().Format(TimeFormat)
+	issued := now.UTC().Format(TimeFormat)
 	for _, t := range q.Targets {
 		dev := identity.DeviceIDOf(t.PublicKey)
 		push := Push{
@@ -191,6 +216,12 @@ func (p *Pusher) Ask(ctx context.Context, q Question) (Outcome, error) {
 	default:
 	}
 	p.pending[q.RequestID] = req
+	for dev := range req.devices {
+		if p.byDevice[dev] == nil {
+			p.byDevice[dev] = make(map[string]*pendingRequest)
+		}
+		p.byDevice[dev][q.RequestID] = req
+	}
 	p.asks.Add(1)
 	p.mu.Unlock()
 	defer p.asks.Done()
@@ -199,19 +230,30 @@ func (p *Pusher) Ask(ctx context.Context, q Question) (Outcome, error) {
 	defer func() {
 		p.mu.Lock()
 		delete(p.pending, q.RequestID)
+		for dev := range req.devices {
+			delete(p.byDevice[dev], q.RequestID)
+			if len(p.byDevice[dev]) == 0 {
+				delete(p.byDevice, dev)
+			}
+		}
 		p.mu.Unlock()
 		p.withdraw(q.RequestID, req, why)
 	}()
 
+	p.supersede(req)
 	if err := p.publishPushes(ctx, req); err != nil {
 		return Outcome{}, err
 	}
 	timer := time.NewTimer(time.Until(q.Expires))
 	defer timer.Stop()
 	select {
-	case out := <-req.result:
+	case r := <-req.result:
+		if r.err != nil {
+			why = WhySuperseded
+			return Outcome{}, r.err
+		}
 		why = WhyAnswered
-		return out, nil
+		return r.out, nil
 	case <-timer.C:
 		why = WhyTimeout
 		return Outcome{}, ErrExpired
@@ -292,7 +334,7 @@ func (p *Pusher) handleAnswer(m *nats.Msg) {
 	accepted := req != nil && !req.done
 	if accepted {
 		req.done = true
-		req.result <- out
+		req.result <- askResult{out: out}
 	}
 	p.mu.Unlock()
 	if !accepted {
@@ -342,6 +384,38 @@ func (p *Pusher) checkAnswer(m *nats.Msg) (Outcome, string, error) {
 		Decision: a.Decision, LegalID: d.target.LegalID, PublicKey: d.target.PublicKey,
 		SignedData: form, Signature: a.Signature, Push: d.pushBytes,
 	}, requestID, nil
+}
+
+// supersede tells every broker that req is the newest request for its
+// devices, so each ends the older ones it holds (this broker included).
+func (p *Pusher) supersede(req *pendingRequest) {
+	body := marshal(supersession{RequestID: req.id, Issued: req.issued.UnixNano()})
+	for dev := range req.devices {
+		if err := p.nc.Publish(supersedePrefix+dev, body); err != nil {
+			p.log.Warn("supersession not sent", "request", req.id, "device", dev, "err", err)
+		}
+	}
+}
+
+// handleSupersede ends the requests pending here for the device that are
+// older than the announced one. Between two requests issued at once, the
+// larger request ID wins, so exactly one survives.
+func (p *Pusher) handleSupersede(m *nats.Msg) {
+	dev := strings.TrimPrefix(m.Subject, supersedePrefix)
+	var s supersession
+	if err := json.Unmarshal(m.Data, &s); err != nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, req := range p.byDevice[dev] {
+		older := req.issued.UnixNano() < s.Issued || (req.issued.UnixNano() == s.Issued && id < s.RequestID)
+		if id == s.RequestID || !older || req.done {
+			continue
+		}
+		req.done = true
+		req.result <- askResult{err: ErrSuperseded}
+	}
 }
 
 // handleSync answers a device that asks for the pushes it missed: those in

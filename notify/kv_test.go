@@ -1,0 +1,91 @@
+package notify_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/legalmfa/mfa/notify"
+)
+
+// TestBlocklistIsShared: a block recorded through one broker's connection
+// is seen by another broker's, and by a broker that starts later.
+func TestBlocklistIsShared(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	ctx := context.Background()
+	a, err := notify.NewBlocklist(ctx, connect(t, r.url, r.creds.ConnectOptions()...), time.Hour, 1, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := notify.NewBlocklist(ctx, connect(t, r.url, r.creds.ConnectOptions()...), time.Hour, 1, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	now := time.Now()
+	if _, blocked := a.Blocked("caller.person", now); blocked {
+		t.Fatal("blocked before any block")
+	}
+	if err := a.Block(ctx, "caller.person", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, blocked := a.Blocked("caller.person", now); !blocked {
+		t.Fatal("not blocked where it was recorded")
+	}
+	waitFor(t, func() bool { _, blocked := b.Blocked("caller.person", now); return blocked })
+	if _, blocked := b.Blocked("caller.person", now.Add(2*time.Minute)); blocked {
+		t.Fatal("still blocked after the block ended")
+	}
+	if _, blocked := b.Blocked("caller.other", now); blocked {
+		t.Fatal("a block spread to another key")
+	}
+	late, err := notify.NewBlocklist(ctx, connect(t, r.url, r.creds.ConnectOptions()...), time.Hour, 1, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	if _, blocked := late.Blocked("caller.person", now); !blocked {
+		t.Fatal("a broker starting later does not see the block")
+	}
+}
+
+// TestReplayGuardRace: replicas racing with the same nonce; exactly one wins.
+func TestReplayGuardRace(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	ctx := context.Background()
+	var guards []*notify.ReplayGuard
+	for i := 0; i < 4; i++ {
+		g, err := notify.NewReplayGuard(ctx, connect(t, r.url, r.creds.ConnectOptions()...), time.Hour, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		guards = append(guards, g)
+	}
+	for round := 0; round < 10; round++ {
+		key := "nonce-" + string(rune('a'+round))
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for i := 0; i < 16; i++ {
+			wg.Add(1)
+			go func(g *notify.ReplayGuard) {
+				defer wg.Done()
+				first, err := g.FirstUse(ctx, key)
+				if err != nil {
+					t.Error(err)
+				}
+				if first {
+					wins.Add(1)
+				}
+			}(guards[i%len(guards)])
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("round %d: %d first uses of one nonce", round, wins.Load())
+		}
+	}
+}
