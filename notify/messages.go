@@ -26,9 +26,9 @@ import (
 
 // Subject prefixes and the push stream.
 const (
-	pushPrefix   = "mfa.push."
-	syncPrefix   = "mfa.sync."
-	answerPrefix = "mfa.answer."
+	pushPrefix      = "mfa.push."
+	syncPrefix      = "mfa.sync."
+	answerPrefix    = "mfa.answer."
 	supersedePrefix = "mfa.supersede."
 	// PushStream is the JetStream stream that keeps pushes until they
 	// expire, so a device that comes online late still gets them.

@@ -49,8 +49,8 @@ type Pusher struct {
 	pending  map[string]*pendingRequest
 	byDevice map[string]map[string]*pendingRequest // device → request ID → request
 	subs     []*nats.Subscription
-	closed  chan struct{}
-	asks    sync.WaitGroup
+	closed   chan struct{}
+	asks     sync.WaitGroup
 }
 
 type pendingRequest struct {
