@@ -65,6 +65,14 @@ type Broker struct {
 	trustedProxies   []string
 	readiness        []func(context.Context) error
 
+	callerLimit     *keyedLimiter
+	identityLimit   *keyedLimiter
+	blocks          Blocklist
+	notMeBlock      time.Duration
+	replays         ReplayGuard
+	signatureWindow time.Duration
+	maxPending      int
+
 	shuttingDown atomic.Bool
 }
 
@@ -129,6 +137,9 @@ func New(registry Registry, asker Asker, decoder *encoding.Decoder, brokerKey ed
 	}
 	if b.pnrHash == nil {
 		return nil, errors.New("broker: a PNR hash key is required (WithPNRHashKey)")
+	}
+	if b.replays == nil {
+		return nil, errors.New("broker: a replay guard is required (WithReplayGuard): signed requests must not be replayable")
 	}
 	b.readiness = append(b.readiness, registry.Ping)
 	return b, nil

@@ -20,8 +20,22 @@ var (
 	ErrUnknownPerson    = errors.New("no approved, valid identity has that PNR and COUNTRY")
 	ErrUnknownRequester = errors.New("the requester's identity cannot sign requests")
 	ErrRequesterSig     = errors.New("the requester's signature does not verify")
+	ErrSignatureExpired = errors.New("the signed request is too old or from the future")
+	ErrReplayed         = errors.New("the signed request was used before")
+	ErrRateLimited      = errors.New("too many requests")
+	ErrBlocked          = errors.New("the person reported a request from this caller as not theirs")
+	ErrTooBusy          = errors.New("the broker holds as many pending requests as it may")
 	ErrShuttingDown     = errors.New("the broker is shutting down")
 )
+
+// retryError is an error after which trying again later may succeed.
+type retryError struct {
+	err  error
+	wait time.Duration
+}
+
+func (e *retryError) Error() string { return e.err.Error() }
+func (e *retryError) Unwrap() error { return e.err }
 
 const notAcceptableMessage = "none of the formats this broker answers in is acceptable: application/json, application/xml, text/xml, text/html or text/plain"
 
@@ -96,18 +110,40 @@ type mfaRecord struct {
 const recordKey = "mfa.record"
 
 // authenticate runs the flow for a decoded request and returns the answer.
+// Every check that can refuse the request comes before the push: no phone
+// buzzes for a request that is refused.
 func (b *Broker) authenticate(ctx context.Context, fc flowContext, req encoding.Request, rec *mfaRecord) encoding.Response {
 	now := b.now()
+	fail := func(err error) encoding.Response { return b.errorResponse(err, rec.requestID) }
 	requester, err := b.requester(ctx, req, fc.remoteIP, now)
 	if err != nil {
-		return b.errorResponse(err, rec.requestID)
+		return fail(err)
+	}
+	if err := b.checkReplay(ctx, req, now); err != nil {
+		return fail(err)
+	}
+	caller := "ip:" + fc.remoteIP
+	if req.Signed() {
+		caller = "id:" + req.LegalID
+	}
+	if wait := b.callerLimit.take(now, caller); wait > 0 {
+		return fail(&retryError{err: fmt.Errorf("%w from this caller: wait %d s", ErrRateLimited, retryAfter(wait)), wait: wait})
+	}
+	blockKey := b.pnrHash.of("caller", caller) + "." + rec.pnr
+	if b.blocks != nil {
+		if until, blocked := b.blocks.Blocked(blockKey, now); blocked {
+			return fail(&retryError{err: fmt.Errorf("%w; requests from this caller to this person are refused until %s", ErrBlocked, until.UTC().Format(time.RFC3339)), wait: until.Sub(now)})
+		}
+	}
+	if p, ok := b.asker.(pendingCounter); ok && b.maxPending > 0 && p.Pending() >= b.maxPending {
+		return fail(&retryError{err: ErrTooBusy, wait: retryAfterSeconds * time.Second})
 	}
 	found, err := b.directory.FindValid(ctx, req.PNR, req.Country, now)
 	if err != nil {
-		return b.errorResponse(err, rec.requestID)
+		return fail(err)
 	}
 	if len(found) == 0 {
-		return b.errorResponse(ErrUnknownPerson, rec.requestID)
+		return fail(ErrUnknownPerson)
 	}
 	q := notify.Question{
 		RequestID: rec.requestID,
@@ -115,15 +151,58 @@ func (b *Broker) authenticate(ctx context.Context, fc flowContext, req encoding.
 		Requester: requester,
 		Expires:   now.Add(time.Duration(req.Timeout) * time.Second),
 	}
+	keys := make([]string, 0, len(found))
 	for _, id := range found {
 		q.Targets = append(q.Targets, notify.Target{LegalID: id.ID, PublicKey: id.PublicKey})
+		keys = append(keys, id.ID)
+	}
+	if wait := b.identityLimit.take(now, keys...); wait > 0 {
+		return fail(&retryError{err: fmt.Errorf("%w for this person: wait %d s", ErrRateLimited, retryAfter(wait)), wait: wait})
 	}
 	rec.devices = len(q.Targets)
 	out, err := b.asker.Ask(ctx, q)
 	if err != nil {
-		return b.errorResponse(err, rec.requestID)
+		return fail(err)
+	}
+	if out.Decision == notify.NotMe {
+		b.reportNotMe(blockKey, rec, now)
 	}
 	return outcomeResponse(out, rec.requestID, fc.baseURL)
+}
+
+// checkReplay accepts a signed request only near the time it says it was
+// signed, and only once: its nonce is remembered across every replica for
+// longer than that window.
+func (b *Broker) checkReplay(ctx context.Context, req encoding.Request, now time.Time) error {
+	if !req.Signed() {
+		return nil
+	}
+	if skew := now.Sub(req.IssuedAt); skew > b.signatureWindow || skew < -b.signatureWindow {
+		return fmt.Errorf("%w: Issued %s is more than %s from the broker's time %s", ErrSignatureExpired,
+			req.Issued, b.signatureWindow, now.UTC().Format(time.RFC3339))
+	}
+	first, err := b.replays.FirstUse(ctx, b.pnrHash.of("nonce", req.LegalID, req.Nonce))
+	if err != nil {
+		return fmt.Errorf("%w: %w", notify.ErrUnavailable, err)
+	}
+	if !first {
+		return fmt.Errorf("%w: the Nonce was already used by %s", ErrReplayed, req.LegalID)
+	}
+	return nil
+}
+
+// reportNotMe blocks the caller from asking this person again for a while,
+// and says so in the log: someone may be trying to get in.
+func (b *Broker) reportNotMe(blockKey string, rec *mfaRecord, now time.Time) {
+	b.log.Warn("person reported a request as not theirs", "request", rec.requestID, "person", rec.pnr, "block", b.notMeBlock)
+	if b.blocks == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.blocks.Block(ctx, blockKey, now.Add(b.notMeBlock)); err != nil {
+		b.log.Error("block after 'not me' not recorded", "request", rec.requestID, "err", err)
+	}
 }
 
 // requester verifies a signed request against the requester's identity; an
@@ -158,8 +237,11 @@ func outcomeResponse(out notify.Outcome, requestID, baseURL string) encoding.Res
 		PublicKey: out.PublicKey, PublicKeyURL: identityURL(baseURL, out.LegalID),
 		SignedData: out.SignedData, Signature: out.Signature, Push: out.Push,
 	}
-	if out.Decision == notify.Approve {
+	switch out.Decision {
+	case notify.Approve:
 		return encoding.Response{Code: encoding.CodeApproved, Message: "The person approved the request.", RequestID: requestID, Evidence: ev}
+	case notify.NotMe:
+		return encoding.Response{Code: encoding.CodeDeniedNotMe, Message: "The person denied the request and reported it as not theirs; further requests from you to this person are blocked for a while.", RequestID: requestID, Evidence: ev}
 	}
 	return encoding.Response{Code: encoding.CodeDenied, Message: "The person denied the request.", RequestID: requestID, Evidence: ev}
 }

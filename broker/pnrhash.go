@@ -22,11 +22,26 @@ func newPNRHasher(key []byte) *pnrHasher {
 }
 
 func (p *pnrHasher) sum(country, pnr string) string {
+	return p.of("person", country, pnr)
+}
+
+// of hashes any parts under the same key: the names of callers in block
+// keys, and nonces, stay as unlinkable as people.
+func (p *pnrHasher) of(kind string, parts ...string) string {
 	h := p.pool.Get().(hash.Hash)
 	defer p.pool.Put(h)
 	h.Reset()
-	h.Write([]byte(country))
-	h.Write([]byte{0})
-	h.Write([]byte(pnr))
+	if kind != "person" {
+		// "person" hashes keep their original, documented form so that log
+		// correlation survives; other kinds are separated by name.
+		h.Write([]byte(kind))
+		h.Write([]byte{0})
+	}
+	for i, part := range parts {
+		if i > 0 {
+			h.Write([]byte{0})
+		}
+		h.Write([]byte(part))
+	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }

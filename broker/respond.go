@@ -20,6 +20,10 @@ const retryAfterSeconds = 5
 // statuses, through encoding.Code.Status). Messages never contain a PNR.
 func (b *Broker) errorResponse(err error, requestID string) encoding.Response {
 	r := encoding.Response{RequestID: requestID, Message: err.Error()}
+	var retry *retryError
+	if errors.As(err, &retry) {
+		r.RetryAfter = retryAfter(retry.wait)
+	}
 	var e *encoding.Error
 	switch {
 	case errors.As(err, &e):
@@ -30,6 +34,18 @@ func (b *Broker) errorResponse(err error, requestID string) encoding.Response {
 		r.Code, r.Field = encoding.CodeUnknownRequester, encoding.FieldLegalID
 	case errors.Is(err, ErrRequesterSig):
 		r.Code, r.Field = encoding.CodeInvalidSignature, encoding.FieldSignature
+	case errors.Is(err, ErrSignatureExpired):
+		r.Code, r.Field = encoding.CodeSignatureExpired, encoding.FieldIssued
+	case errors.Is(err, ErrReplayed):
+		r.Code, r.Field = encoding.CodeReplayed, encoding.FieldNonce
+	case errors.Is(err, ErrRateLimited):
+		r.Code = encoding.CodeRateLimited
+	case errors.Is(err, ErrBlocked):
+		r.Code = encoding.CodeBlocked
+	case errors.Is(err, ErrTooBusy):
+		r.Code, r.Message = encoding.CodeTooBusy, "The broker is holding as many pending requests as it may; try again shortly."
+	case errors.Is(err, notify.ErrSuperseded):
+		r.Code, r.Message = encoding.CodeSuperseded, "A newer request for the same person replaced this one before it was answered."
 	case errors.Is(err, notify.ErrExpired):
 		r.Code, r.Message = encoding.CodeTimeout, "The person did not answer within the timeout."
 	case errors.Is(err, ErrShuttingDown), errors.Is(err, notify.ErrClosed):

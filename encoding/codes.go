@@ -17,10 +17,16 @@ type Code string
 const (
 	CodeApproved             Code = "approved"
 	CodeDenied               Code = "denied"
+	CodeDeniedNotMe          Code = "denied-not-me"
+	CodeSuperseded           Code = "superseded"
+	CodeBlocked              Code = "blocked"
+	CodeRateLimited          Code = "rate-limited"
 	CodeTimeout              Code = "timeout"
 	CodeUnknownPerson        Code = "unknown-person"
 	CodeUnknownRequester     Code = "unknown-requester"
 	CodeInvalidSignature     Code = "invalid-signature"
+	CodeSignatureExpired     Code = "signature-expired"
+	CodeReplayed             Code = "replayed"
 	CodeMalformed            Code = "malformed"
 	CodeSchemaViolation      Code = "schema-violation"
 	CodeMissingField         Code = "missing-field"
@@ -36,19 +42,21 @@ const (
 	CodePushUnavailable      Code = "push-unavailable"
 	CodeStoreUnavailable     Code = "store-unavailable"
 	CodeShuttingDown         Code = "shutting-down"
+	CodeTooBusy              Code = "too-busy"
 	CodeInternalError        Code = "internal-error"
 )
 
 // Codes lists every code in the order the README's table gives them.
 func Codes() []Code {
 	return []Code{
-		CodeApproved, CodeDenied, CodeTimeout, CodeUnknownPerson,
-		CodeUnknownRequester, CodeInvalidSignature,
+		CodeApproved, CodeDenied, CodeDeniedNotMe, CodeTimeout, CodeSuperseded, CodeUnknownPerson,
+		CodeBlocked, CodeRateLimited,
+		CodeUnknownRequester, CodeInvalidSignature, CodeSignatureExpired, CodeReplayed,
 		CodeMalformed, CodeSchemaViolation, CodeMissingField, CodeUnknownField,
 		CodeDuplicateField, CodeInvalidField,
 		CodeUnsupportedMediaType, CodeBodyTooLarge, CodeNotAcceptable,
 		CodeMethodNotAllowed, CodeNotFound, CodeConflict,
-		CodePushUnavailable, CodeStoreUnavailable, CodeShuttingDown, CodeInternalError,
+		CodePushUnavailable, CodeStoreUnavailable, CodeShuttingDown, CodeTooBusy, CodeInternalError,
 	}
 }
 
@@ -57,13 +65,17 @@ func (c Code) Status() int {
 	switch c {
 	case CodeApproved:
 		return http.StatusOK
-	case CodeDenied:
+	case CodeDenied, CodeDeniedNotMe, CodeBlocked:
 		return http.StatusForbidden
+	case CodeSuperseded:
+		return http.StatusConflict
+	case CodeRateLimited:
+		return http.StatusTooManyRequests
 	case CodeTimeout:
 		return http.StatusRequestTimeout
 	case CodeUnknownPerson, CodeNotFound:
 		return http.StatusNotFound
-	case CodeUnknownRequester, CodeInvalidSignature:
+	case CodeUnknownRequester, CodeInvalidSignature, CodeSignatureExpired, CodeReplayed:
 		return http.StatusUnauthorized
 	case CodeMalformed, CodeSchemaViolation, CodeMissingField, CodeUnknownField,
 		CodeDuplicateField, CodeInvalidField:
@@ -78,7 +90,7 @@ func (c Code) Status() int {
 		return http.StatusMethodNotAllowed
 	case CodeConflict:
 		return http.StatusConflict
-	case CodePushUnavailable, CodeStoreUnavailable, CodeShuttingDown:
+	case CodePushUnavailable, CodeStoreUnavailable, CodeShuttingDown, CodeTooBusy:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

@@ -51,6 +51,12 @@ func (f fields) with(name string, value any) fields {
 	return append(out, field{name, value})
 }
 
+// signed adds the four fields of a signed request.
+func (f fields) signed(sig string) fields {
+	return f.with("LegalId", "rp@legal.example.org").with("Signature", sig).
+		with("Issued", "2026-11-22T13:45:00Z").with("Nonce", "n0nce-0123456789_abc")
+}
+
 func (f fields) xml() string {
 	var b strings.Builder
 	b.WriteString(`<MFA xmlns="http://waher.se/Schema/MFA.xsd">`)
@@ -134,7 +140,8 @@ func TestSameRequestEveryEncoding(t *testing.T) {
 		field string
 	}{
 		{"minimal", base, "", ""},
-		{"signed", base.with("LegalId", "rp@legal.example.org").with("Signature", sig), "", ""},
+		{"signed", base.signed(sig), "", ""},
+		{"signed with an offset and fraction", base.signed(sig).with("Issued", "2026-11-22T14:45:00.123+01:00"), "", ""},
 		{"unicode reason", base.with("Reason", "Godkänn **inloggning** 🔐\n\n- punkt"), "", ""},
 		{"pnr with inner space", base.with("PNR", "790101 1234"), "", ""},
 		{"64 multibyte characters of PNR", base.with("PNR", strings.Repeat("å", 64)), "", ""},
@@ -163,8 +170,16 @@ func TestSameRequestEveryEncoding(t *testing.T) {
 		{"reason with a joiner", base.with("Reason", "می\u200cخواهم"), "", ""},
 		{"reason 2001 characters", base.with("Reason", strings.Repeat("a", 2001)), encoding.CodeInvalidField, "Reason"},
 		{"reason with escape", base.with("Reason", "ring\x1b[2J"), encoding.CodeInvalidField, "Reason"},
-		{"signature not base64", base.with("LegalId", "rp@legal.example.org").with("Signature", "not*base64"), encoding.CodeInvalidField, "Signature"},
-		{"signature 63 bytes", base.with("LegalId", "rp@legal.example.org").with("Signature", base64.StdEncoding.EncodeToString(make([]byte, 63))), encoding.CodeInvalidField, "Signature"},
+		{"signature not base64", base.signed("not*base64"), encoding.CodeInvalidField, "Signature"},
+		{"signature 63 bytes", base.signed(base64.StdEncoding.EncodeToString(make([]byte, 63))), encoding.CodeInvalidField, "Signature"},
+		{"Issued without LegalId", base.with("Issued", "2026-11-22T13:45:00Z"), encoding.CodeMissingField, "LegalId"},
+		{"signed without Issued", base.signed(sig).with("Issued", nil), encoding.CodeMissingField, "Issued"},
+		{"signed without Nonce", base.signed(sig).with("Nonce", nil), encoding.CodeMissingField, "Nonce"},
+		{"issued not a time", base.signed(sig).with("Issued", "yesterday"), encoding.CodeInvalidField, "Issued"},
+		{"issued without a time zone", base.signed(sig).with("Issued", "2026-11-22T13:45:00"), encoding.CodeInvalidField, "Issued"},
+		{"nonce too short", base.signed(sig).with("Nonce", "short"), encoding.CodeInvalidField, "Nonce"},
+		{"nonce with a dot", base.signed(sig).with("Nonce", "0123456789abcdef.x"), encoding.CodeInvalidField, "Nonce"},
+		{"nonce too long", base.signed(sig).with("Nonce", strings.Repeat("n", 65)), encoding.CodeInvalidField, "Nonce"},
 	}
 	for _, c := range cases {
 		for _, enc := range encodings {
@@ -226,13 +241,15 @@ func TestSigningFormIsCanonical(t *testing.T) {
 	t.Parallel()
 	d := newDecoder(t)
 	sig := base64.StdEncoding.EncodeToString(make([]byte, 64))
-	f := validFields().with("Timeout", 60).with("Reason", "Två\nrader").with("LegalId", "rp@legal.example.org").with("Signature", sig)
+	f := validFields().with("Timeout", 60).with("Reason", "Två\nrader").signed(sig)
 	want := "MFA-Request/1\n" +
 		"PNR:13:19791231-1234\n" +
 		"COUNTRY:2:SE\n" +
 		"Timeout:2:60\n" +
 		"Reason:10:Två\nrader\n" +
-		"LegalId:20:rp@legal.example.org\n"
+		"LegalId:20:rp@legal.example.org\n" +
+		"Issued:20:2026-11-22T13:45:00Z\n" +
+		"Nonce:20:n0nce-0123456789_abc\n"
 	for _, enc := range encodings {
 		req, err := decode(t, d, enc.contentType, enc.body(f))
 		if err != nil {
@@ -340,7 +357,7 @@ func TestMalformedBodies(t *testing.T) {
 func TestEmptyOptionalFormFieldsAreAbsent(t *testing.T) {
 	t.Parallel()
 	d := newDecoder(t)
-	body := validFields().form() + "&LegalId=&Signature="
+	body := validFields().form() + "&LegalId=&Signature=&Issued=&Nonce="
 	req, err := decode(t, d, "application/x-www-form-urlencoded", body)
 	if err != nil {
 		t.Fatal(err.Message)

@@ -17,6 +17,8 @@ type formFields struct {
 	Reason    string `form:"Reason"`
 	LegalId   string `form:"LegalId"`
 	Signature string `form:"Signature"`
+	Issued    string `form:"Issued"`
+	Nonce     string `form:"Nonce"`
 }
 
 func decodeForm(body []byte) (rawRequest, *Error) {
@@ -42,12 +44,12 @@ func decodeForm(body []byte) (rawRequest, *Error) {
 		return rawRequest{}, errorf(CodeMalformed, "", "the form cannot be decoded: %v", err)
 	}
 	var raw rawRequest
-	for i, v := range [...]string{f.PNR, f.COUNTRY, f.Timeout, f.Reason, f.LegalId, f.Signature} {
+	for i, v := range [...]string{f.PNR, f.COUNTRY, f.Timeout, f.Reason, f.LegalId, f.Signature, f.Issued, f.Nonce} {
 		name := fieldNames[i]
 		_, sent := values[name]
 		// HTML forms send every input, filled in or not: an empty optional
 		// field means the user left it out.
-		if !sent || (v == "" && (name == FieldLegalID || name == FieldSignature)) {
+		if !sent || (v == "" && i >= fieldIndex(FieldLegalID)) {
 			continue
 		}
 		raw.set(i, v)

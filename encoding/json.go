@@ -63,7 +63,7 @@ func decodeJSON(body []byte) (rawRequest, *Error) {
 // jsonFieldValue checks a field's JSON type. Strings must be strings and
 // Timeout an integer literal; null stands for an absent optional field.
 func jsonFieldValue(name string, tok json.Token) (string, bool, *Error) {
-	optional := name == FieldLegalID || name == FieldSignature
+	optional := fieldIndex(name) >= fieldIndex(FieldLegalID)
 	switch v := tok.(type) {
 	case string:
 		if name == FieldTimeout {
@@ -133,5 +133,5 @@ func unknownFieldError(name string) *Error {
 			return errorf(CodeUnknownField, "", "unknown field %s: field names are case-sensitive, did you mean %s?", quote(name, 64), f)
 		}
 	}
-	return errorf(CodeUnknownField, "", "unknown field %s: the fields are PNR, COUNTRY, Timeout, Reason, LegalId and Signature", quote(name, 64))
+	return errorf(CodeUnknownField, "", "unknown field %s: the fields are PNR, COUNTRY, Timeout, Reason, and for signed requests LegalId, Signature, Issued and Nonce", quote(name, 64))
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -18,11 +19,16 @@ const (
 	FieldReason    = "Reason"
 	FieldLegalID   = "LegalId"
 	FieldSignature = "Signature"
+	FieldIssued    = "Issued"
+	FieldNonce     = "Nonce"
 )
 
-// fieldNames lists the request fields in their canonical order, which is
-// also the XML element order and the order of the signed form.
-var fieldNames = [...]string{FieldPNR, FieldCountry, FieldTimeout, FieldReason, FieldLegalID, FieldSignature}
+// fieldNames lists the request fields in the XML element order.
+var fieldNames = [...]string{FieldPNR, FieldCountry, FieldTimeout, FieldReason, FieldLegalID, FieldSignature, FieldIssued, FieldNonce}
+
+// signedFields are the fields a signed request has and an unsigned one
+// does not; LegalId names the signer.
+var signedFields = [...]string{FieldSignature, FieldIssued, FieldNonce}
 
 // Documented limits on request fields.
 const (
@@ -30,6 +36,9 @@ const (
 	MaxReasonLength  = 2000 // characters, after line breaks are normalised
 	MaxLegalIDLength = identity.MaxIDLength
 	SignatureSize    = 64 // bytes: one Ed25519 signature
+	MinNonceLength   = 16
+	MaxNonceLength   = 64
+	MaxIssuedLength  = 40
 )
 
 // Request is a decoded, validated MFA request. Whichever encoding carried
@@ -43,6 +52,12 @@ type Request struct {
 	Reason    string
 	LegalID   string
 	Signature []byte
+	// Issued and Nonce make a signed request usable once: the broker
+	// accepts it only near the time it says it was signed, and only once.
+	// Issued is kept as sent, since the signature covers the text.
+	Issued   string
+	IssuedAt time.Time
+	Nonce    string
 }
 
 // Signed reports whether the requester signed the request.
@@ -57,6 +72,8 @@ func (r Request) Signed() bool { return r.LegalID != "" }
 //	Timeout:<len>:<decimal seconds, no sign or leading zeros>\n
 //	Reason:<len>:<Reason, line breaks as LF>\n
 //	LegalId:<len>:<LegalId>\n
+//	Issued:<len>:<Issued, as sent>\n
+//	Nonce:<len>:<Nonce>\n
 func (r Request) SigningForm() []byte {
 	return identity.NewSignedForm("MFA-Request/1").
 		Add(FieldPNR, r.PNR).
@@ -64,6 +81,8 @@ func (r Request) SigningForm() []byte {
 		Add(FieldTimeout, strconv.Itoa(r.Timeout)).
 		Add(FieldReason, r.Reason).
 		Add(FieldLegalID, r.LegalID).
+		Add(FieldIssued, r.Issued).
+		Add(FieldNonce, r.Nonce).
 		Bytes()
 }
 
@@ -90,6 +109,12 @@ func (r Request) CheckFields(maxTimeout int) error {
 	}
 	if r.LegalID != "" {
 		if _, err := checkLegalID(r.LegalID); err != nil {
+			return err
+		}
+		if _, err := checkIssued(r.Issued); err != nil {
+			return err
+		}
+		if err := checkNonce(r.Nonce); err != nil {
 			return err
 		}
 	}
@@ -146,18 +171,30 @@ func (raw *rawRequest) build(maxTimeout int) (Request, *Error) {
 	if req.Reason, err = checkReason(reason); err != nil {
 		return Request{}, err
 	}
-	legalID, hasLegalID := raw.get(FieldLegalID)
-	signature, hasSignature := raw.get(FieldSignature)
-	switch {
-	case hasLegalID && !hasSignature:
-		return Request{}, errorf(CodeMissingField, FieldSignature, "field Signature is required when LegalId is given")
-	case hasSignature && !hasLegalID:
-		return Request{}, errorf(CodeMissingField, FieldLegalID, "field LegalId is required when Signature is given: it names the identity whose key made the signature")
-	case hasLegalID:
+	legalID, signed := raw.get(FieldLegalID)
+	for _, name := range signedFields {
+		_, has := raw.get(name)
+		switch {
+		case signed && !has:
+			return Request{}, errorf(CodeMissingField, name, "field %s is required when LegalId is given: a signed request has LegalId, Signature, Issued and Nonce", name)
+		case has && !signed:
+			return Request{}, errorf(CodeMissingField, FieldLegalID, "field LegalId is required when %s is given: it names the identity whose key made the signature", name)
+		}
+	}
+	if signed {
 		if req.LegalID, err = checkLegalID(legalID); err != nil {
 			return Request{}, err
 		}
+		signature, _ := raw.get(FieldSignature)
 		if req.Signature, err = checkSignature(signature); err != nil {
+			return Request{}, err
+		}
+		req.Issued, _ = raw.get(FieldIssued)
+		if req.IssuedAt, err = checkIssued(req.Issued); err != nil {
+			return Request{}, err
+		}
+		req.Nonce, _ = raw.get(FieldNonce)
+		if err = checkNonce(req.Nonce); err != nil {
 			return Request{}, err
 		}
 	}
@@ -251,6 +288,26 @@ func checkSignature(v string) ([]byte, *Error) {
 		return nil, errorf(CodeInvalidField, FieldSignature, "Signature has %d bytes; an Ed25519 signature has %d", len(sig), SignatureSize)
 	}
 	return sig, nil
+}
+
+// checkIssued reads the time a request was signed: RFC 3339 with a time
+// zone, as XML's xs:dateTime also allows.
+func checkIssued(v string) (time.Time, *Error) {
+	if len(v) > MaxIssuedLength {
+		return time.Time{}, errorf(CodeInvalidField, FieldIssued, "Issued is longer than %d characters", MaxIssuedLength)
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, errorf(CodeInvalidField, FieldIssued, "Issued %s is not an RFC 3339 time with a time zone, such as 2026-11-22T13:45:00Z", quote(v, 40))
+	}
+	return t, nil
+}
+
+func checkNonce(v string) *Error {
+	if len(v) < MinNonceLength || len(v) > MaxNonceLength || strings.Trim(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		return errorf(CodeInvalidField, FieldNonce, "Nonce must be %d to %d characters of A-Z, a-z, 0-9, - and _", MinNonceLength, MaxNonceLength)
+	}
+	return nil
 }
 
 // firstControl finds the first C0/C1 control character, or invisible

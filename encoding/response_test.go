@@ -145,7 +145,9 @@ func TestHeaders(t *testing.T) {
 func TestStatusTable(t *testing.T) {
 	t.Parallel()
 	want := map[encoding.Code]int{
-		encoding.CodeApproved: 200, encoding.CodeDenied: 403, encoding.CodeTimeout: 408,
+		encoding.CodeApproved: 200, encoding.CodeDenied: 403, encoding.CodeDeniedNotMe: 403, encoding.CodeTimeout: 408,
+		encoding.CodeSuperseded: 409, encoding.CodeBlocked: 403, encoding.CodeRateLimited: 429,
+		encoding.CodeSignatureExpired: 401, encoding.CodeReplayed: 401, encoding.CodeTooBusy: 503,
 		encoding.CodeUnknownPerson: 404, encoding.CodeUnknownRequester: 401, encoding.CodeInvalidSignature: 401,
 		encoding.CodeMalformed: 400, encoding.CodeSchemaViolation: 400, encoding.CodeMissingField: 400,
 		encoding.CodeUnknownField: 400, encoding.CodeDuplicateField: 400, encoding.CodeInvalidField: 400,

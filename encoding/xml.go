@@ -73,7 +73,7 @@ func (d *Decoder) decodeXML(body []byte, charset string) (rawRequest, *Error) {
 // and xs:base64Binary collapse whitespace; strings keep theirs.
 func xmlFieldValue(name, text string) string {
 	switch name {
-	case FieldTimeout:
+	case FieldTimeout, FieldIssued:
 		return strings.Trim(text, " \t\r\n")
 	case FieldSignature:
 		return strings.Map(func(r rune) rune {

@@ -33,6 +33,8 @@ const (
 	okTimeout = "120"
 	okReason  = "Log in to **Example** from Stockholm"
 	okLegalID = "2f1c7a9e-0d4b-4e8f-9a51-7c3d2b1e6f40@legal.example.org"
+	okIssued  = "2026-11-22T13:45:00Z"
+	okNonce   = "n0nce-0123456789_abc"
 )
 
 // b64 is the base64 of n octets.
@@ -56,7 +58,10 @@ func request(pnr, country, timeout, reason string, extra ...string) string {
 	return mfa(append([]string{tag("PNR", pnr), tag("COUNTRY", country), tag("Timeout", timeout), tag("Reason", reason)}, extra...)...)
 }
 
-func legal() []string { return []string{tag("LegalId", okLegalID), tag("Signature", b64(64))} }
+// legal is the tail of a signed request.
+func legal() []string {
+	return []string{tag("LegalId", okLegalID), tag("Signature", b64(64)), tag("Issued", okIssued), tag("Nonce", okNonce)}
+}
 
 func requestDocs() []doc {
 	valid := request(okPNR, okCountry, okTimeout, okReason)
@@ -76,19 +81,20 @@ func requestDocs() []doc {
 		return inv(name, request(okPNR, okCountry, okTimeout, v), "Reason", "/MFA/Reason")
 	}
 	signature := func(name, v string) doc {
-		return inv(name, request(okPNR, okCountry, okTimeout, okReason, tag("LegalId", okLegalID), tag("Signature", v)), "Signature", "/MFA/Signature")
+		return inv(name, request(okPNR, okCountry, okTimeout, okReason, tag("LegalId", okLegalID), tag("Signature", v), tag("Issued", okIssued), tag("Nonce", okNonce)), "Signature", "/MFA/Signature")
 	}
 	return []doc{
 		// Valid.
 		{name: "minimal", xml: valid},
 		{name: "with LegalId and Signature", xml: request(okPNR, okCountry, okTimeout, okReason, legal()...)},
 		{name: "prefixed namespace", xml: `<m:MFA xmlns:m="` + Namespace + `"><m:PNR>` + okPNR + `</m:PNR><m:COUNTRY>SE</m:COUNTRY>` +
-			`<m:Timeout>60</m:Timeout><m:Reason>r</m:Reason><m:LegalId>x</m:LegalId><m:Signature>` + b64(64) + `</m:Signature></m:MFA>`},
+			`<m:Timeout>60</m:Timeout><m:Reason>r</m:Reason><m:LegalId>x</m:LegalId><m:Signature>` + b64(64) + `</m:Signature>` +
+			`<m:Issued>` + okIssued + `</m:Issued><m:Nonce>` + okNonce + `</m:Nonce></m:MFA>`},
 		{name: "default namespace root, prefixed children", xml: `<MFA xmlns="` + Namespace + `" xmlns:m="` + Namespace + `"><m:PNR>1</m:PNR>` +
 			`<COUNTRY>SE</COUNTRY><m:Timeout>1</m:Timeout><Reason>r</Reason></MFA>`},
 		{name: "whitespace, comments and PIs between elements", xml: "<?xml version=\"1.0\"?>\n<!-- request -->\n<MFA xmlns=\"" + Namespace + "\">\n" +
 			"  <!-- who -->\n  <PNR>" + okPNR + "</PNR>\n\t<COUNTRY>SE</COUNTRY>\r\n  <?app hint?>\n  <Timeout>120</Timeout>\n" +
-			"  <Reason>" + okReason + "</Reason>\n  <LegalId>" + okLegalID + "</LegalId>\n  <Signature>\n    " + b64(48) + "\n    " + b64(16) + "\n  </Signature>\n</MFA>\n"},
+			"  <Reason>" + okReason + "</Reason>\n  <LegalId>" + okLegalID + "</LegalId>\n  <Signature>\n    " + b64(48) + "\n    " + b64(16) + "\n  </Signature>\n  <Issued> " + okIssued + " </Issued>\n  <Nonce>" + okNonce + "</Nonce>\n</MFA>\n"},
 		{name: "whitespace CDATA between elements", xml: strings.Replace(valid, "<PNR>", "<![CDATA[ \n ]]><PNR>", 1),
 			noXmllint: "libxml2 rejects whitespace in a CDATA section as character content; the infoset has no CDATA sections, only whitespace characters, which element-only content allows"},
 		{name: "Timeout with leading zeros and plus sign", xml: request(okPNR, okCountry, "+007", okReason)},
@@ -104,7 +110,7 @@ func requestDocs() []doc {
 		{name: "Reason split by comment and CDATA", xml: request(okPNR, okCountry, okTimeout, "a<!-- c -->b<![CDATA[c]]>d")},
 		{name: "Reason of only spaces", xml: request(okPNR, okCountry, okTimeout, "   ")},
 		{name: "Signature with spaces between characters", xml: request(okPNR, okCountry, okTimeout, okReason,
-			tag("LegalId", okLegalID), tag("Signature", strings.Join(strings.Split(b64(64), ""), " ")))},
+			tag("LegalId", okLegalID), tag("Signature", strings.Join(strings.Split(b64(64), ""), " ")), tag("Issued", okIssued), tag("Nonce", okNonce))},
 
 		// Wrong root.
 		{name: "wrong root", xml: `<Request xmlns="` + Namespace + `"/>`, kind: WrongRoot, element: "Request", path: "/Request"},
@@ -116,7 +122,10 @@ func requestDocs() []doc {
 		// Elements.
 		{name: "child without namespace", xml: mfa(`<PNR xmlns="">1</PNR>`), kind: UnknownElement, element: "PNR", path: "/MFA/PNR"},
 		{name: "child in other namespace", xml: mfa(`<o:PNR xmlns:o="urn:other">1</o:PNR>`), kind: UnknownElement, element: "PNR", path: "/MFA/PNR"},
-		{name: "unknown element", xml: request(okPNR, okCountry, okTimeout, okReason, tag("Nonce", "1")), kind: UnknownElement, element: "Nonce", path: "/MFA/Nonce"},
+		{name: "unknown element", xml: request(okPNR, okCountry, okTimeout, okReason, tag("Extra", "1")), kind: UnknownElement, element: "Extra", path: "/MFA/Extra"},
+		{name: "signed without Nonce", xml: request(okPNR, okCountry, okTimeout, okReason, legal()[:3]...), kind: MissingElement, element: "Nonce", path: "/MFA"},
+		{name: "Nonce too short", xml: request(okPNR, okCountry, okTimeout, okReason, append(legal()[:3], tag("Nonce", "abc"))...), kind: InvalidValue, element: "Nonce", path: "/MFA/Nonce"},
+		{name: "Issued without time zone", xml: request(okPNR, okCountry, okTimeout, okReason, legal()[0], legal()[1], tag("Issued", "2026-11-22T13:45:00"), legal()[3]), kind: InvalidValue, element: "Issued", path: "/MFA/Issued"},
 		{name: "unknown element first", xml: mfa(tag("Foo", ""), tag("PNR", okPNR)), kind: UnknownElement, element: "Foo", path: "/MFA/Foo"},
 		{name: "out of order", xml: mfa(tag("COUNTRY", "SE"), tag("PNR", okPNR), tag("Timeout", "1"), tag("Reason", "r")),
 			kind: UnexpectedElement, element: "COUNTRY", path: "/MFA/COUNTRY"},
@@ -151,8 +160,8 @@ func requestDocs() []doc {
 		signature("Signature not base64", "!!!!"), signature("Signature of 63 octets", b64(63)), signature("Signature of 65 octets", b64(65)),
 		signature("Signature with bad padding", "AB=="+b64(63)[4:]), signature("Signature without padding", strings.TrimRight(b64(64), "=")),
 		signature("empty Signature", ""),
-		inv("LegalId with space", request(okPNR, okCountry, okTimeout, okReason, tag("LegalId", "a b"), tag("Signature", b64(64))), "LegalId", "/MFA/LegalId"),
-		inv("LegalId of 256 characters", request(okPNR, okCountry, okTimeout, okReason, tag("LegalId", strings.Repeat("x", 256)), tag("Signature", b64(64))), "LegalId", "/MFA/LegalId"),
+		inv("LegalId with space", request(okPNR, okCountry, okTimeout, okReason, append([]string{tag("LegalId", "a b")}, legal()[1:]...)...), "LegalId", "/MFA/LegalId"),
+		inv("LegalId of 256 characters", request(okPNR, okCountry, okTimeout, okReason, append([]string{tag("LegalId", strings.Repeat("x", 256))}, legal()[1:]...)...), "LegalId", "/MFA/LegalId"),
 
 		// Attributes, text and content.
 		{name: "attribute on root", xml: strings.Replace(valid, `<MFA `, `<MFA id="1" `, 1), kind: UnexpectedAttribute, element: "MFA", path: "/MFA"},

@@ -76,7 +76,7 @@ func TestMessages(t *testing.T) {
 		{request(okPNR, okCountry, "abc", okReason), `element "Timeout": "abc" is not a positive integer`},
 		{request(okPNR, "se", okTimeout, okReason), `element "COUNTRY": "se" does not match the pattern "[A-Z]{2}" of type CountryCode`},
 		{request(strings.Repeat("1", 65), okCountry, okTimeout, okReason), `has 65 characters; type PersonalNumber allows at most 64`},
-		{request(okPNR, okCountry, okTimeout, okReason, tag("LegalId", "x"), tag("Signature", b64(63))), `has 63 octets; type Signature requires exactly 64`},
+		{request(okPNR, okCountry, okTimeout, okReason, tag("LegalId", "x"), tag("Signature", b64(63)), tag("Issued", okIssued), tag("Nonce", okNonce)), `has 63 octets; type Signature requires exactly 64`},
 		{request(okPNR, okCountry, okTimeout, okReason, tag("LegalId", "x")), `element "MFA" is missing required child element "Signature"`},
 		{strings.Replace(request(okPNR, okCountry, okTimeout, okReason), Namespace, "urn:x", 1), `root element "MFA" is in namespace "urn:x", but the schema expects namespace "` + Namespace + `"`},
 		{strings.Replace(request(okPNR, okCountry, okTimeout, okReason), ` xmlns="`+Namespace+`"`, "", 1), `root element "MFA" is in no namespace, but the schema expects namespace "` + Namespace + `"`},
@@ -87,7 +87,7 @@ func TestMessages(t *testing.T) {
 		{request(okPNR, okCountry, okTimeout, strings.Repeat("r", 2001)), `"rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr"… has 2001 characters; type Reason allows at most 2000`},
 		{request("1\t2", okCountry, okTimeout, okReason), `element "PNR": "1\t2" does not match the pattern "[^\p{Z}\p{Cc}`},
 		{request("", okCountry, okTimeout, okReason), `element "PNR": "" has 0 characters; type PersonalNumber requires at least 1`},
-		{request(okPNR, okCountry, okTimeout, okReason, tag("LegalId", "x"), tag("Signature", "AA==")), `"AA==" has 1 octet; type Signature requires exactly 64`},
+		{request(okPNR, okCountry, okTimeout, okReason, tag("LegalId", "x"), tag("Signature", "AA=="), tag("Issued", okIssued), tag("Nonce", okNonce)), `"AA==" has 1 octet; type Signature requires exactly 64`},
 	}
 	for _, tc := range tests {
 		err := s.Validate(parse(t, tc.xml))

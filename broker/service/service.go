@@ -42,6 +42,13 @@ type Config struct {
 	AdminSocket      string
 	BrokerKeyFile    string
 	PNRHashKeyFile   string
+
+	// Abuse limits (see broker.WithCallerRate and friends).
+	CallerRate      broker.Rate
+	IdentityRate    broker.Rate
+	NotMeBlock      time.Duration
+	SignatureWindow time.Duration
+	MaxPending      int
 }
 
 // Defaults fills in what is unset with the documented defaults and derives
@@ -68,6 +75,12 @@ func (c *Config) Defaults() {
 	if c.PNRHashKeyFile == "" {
 		c.PNRHashKeyFile = filepath.Join(c.DataDir, "pnr-hash.key")
 	}
+	if c.NotMeBlock == 0 {
+		c.NotMeBlock = 24 * time.Hour
+	}
+	if c.SignatureWindow == 0 {
+		c.SignatureWindow = 5 * time.Minute
+	}
 }
 
 // Check reports settings that cannot work.
@@ -77,6 +90,9 @@ func (c *Config) Check() error {
 	}
 	if c.IdentityValidity <= 0 {
 		return errors.New("identity-validity must be positive")
+	}
+	if c.NotMeBlock < 0 || c.SignatureWindow <= 0 || c.MaxPending < 0 {
+		return errors.New("not-me-block, signature-window and max-pending must not be negative")
 	}
 	return nil
 }
@@ -91,6 +107,7 @@ type Service struct {
 	nc     *nats.Conn
 	auth   *notify.AuthService
 	pusher *notify.Pusher
+	blocks *notify.Blocklist
 
 	http, admin     *http.Server
 	httpLn, adminLn net.Listener
@@ -144,6 +161,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err e
 		notify.WithLogger(log), notify.WithMaxTimeout(cfg.MaxTimeout)); err != nil {
 		return nil, err
 	}
+	if s.blocks, err = notify.NewBlocklist(ctx, s.nc, max(cfg.NotMeBlock, time.Minute), 1, log); err != nil {
+		return nil, err
+	}
+	// Nonces are remembered for twice the window: a request can be up to one
+	// window early or late.
+	replays, err := notify.NewReplayGuard(ctx, s.nc, 2*cfg.SignatureWindow, 1)
+	if err != nil {
+		return nil, err
+	}
 	xsd, err := schema.Load()
 	if err != nil {
 		return nil, err
@@ -158,6 +184,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err e
 		broker.WithTrustedProxies(cfg.TrustedProxies),
 		broker.WithPNRHashKey(hashKey),
 		broker.WithReadinessCheck(s.natsReady),
+		broker.WithCallerRate(cfg.CallerRate),
+		broker.WithIdentityRate(cfg.IdentityRate),
+		broker.WithNotMeBlock(s.blocks, cfg.NotMeBlock),
+		broker.WithReplayGuard(replays, cfg.SignatureWindow),
+		broker.WithMaxPending(cfg.MaxPending),
 	); err != nil {
 		return nil, err
 	}
@@ -330,6 +361,9 @@ func (s *Service) stop() {
 	}
 	if s.pusher != nil {
 		s.pusher.Close(context.Background())
+	}
+	if s.blocks != nil {
+		s.blocks.Close()
 	}
 	if s.auth != nil {
 		s.auth.Close()

@@ -53,7 +53,7 @@ func TestBadInput(t *testing.T) {
 		{"overlong PNR", "application/json", "", strings.Replace(jsonBody, "19791231-1234", strings.Repeat("9", 65), 1), 400, "invalid-field", "PNR"},
 		{"overlong reason", "application/x-www-form-urlencoded", "", strings.Replace(formBody, "Reason=Log+in", "Reason="+strings.Repeat("x", 2001), 1), 400, "invalid-field", "Reason"},
 		{"invalid UTF-8", "application/json", "", strings.Replace(jsonBody, "Log in", "Log \xc3\x28 in", 1), 400, "malformed", ""},
-		{"bad base64", "application/json", "", strings.Replace(jsonBody, "{", `{"LegalId":"x@legal.broker.test","Signature":"!!!",`, 1), 400, "invalid-field", "Signature"},
+		{"bad base64", "application/json", "", strings.Replace(jsonBody, "{", `{"LegalId":"x@legal.broker.test","Signature":"!!!","Issued":"2026-11-22T13:45:00Z","Nonce":"0123456789abcdef",`, 1), 400, "invalid-field", "Signature"},
 		{"LegalId without Signature", "application/x-www-form-urlencoded", "", formBody + "&LegalId=x%40legal.broker.test", 400, "missing-field", "Signature"},
 		{"Signature without LegalId", "application/json", "", strings.Replace(jsonBody, "{", `{"Signature":"`+sig+`",`, 1), 400, "missing-field", "LegalId"},
 		{"wildcard PNR of another person", "application/json", "", strings.Replace(jsonBody, "19791231-1234", "*", 1), 404, "unknown-person", ""},

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/legalmfa/mfa/broker"
 	"github.com/legalmfa/mfa/broker/service"
 )
 
@@ -81,6 +82,34 @@ func serverFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.PNRHashKeyFile, "pnr-hash-key-file", "", "key of the hash that names people in logs (default <data-dir>/pnr-hash.key)")
 	c.shutdownTimeout = 30 * time.Second
 	fs.Var(seconds{&c.shutdownTimeout}, "shutdown-timeout", "how long a graceful shutdown may take")
+	c.CallerRate = broker.Rate{Events: 3000, Per: time.Minute}
+	fs.Var(rateFlag{&c.CallerRate}, "rate-caller", "requests allowed per caller (requester identity, or remote address when unsigned), as N/duration; 0 for no limit")
+	c.IdentityRate = broker.Rate{Events: 6, Per: time.Minute}
+	fs.Var(rateFlag{&c.IdentityRate}, "rate-identity", "pushes allowed per identity, as N/duration; 0 for no limit")
+	c.NotMeBlock = 24 * time.Hour
+	fs.Var(seconds{&c.NotMeBlock}, "not-me-block", "how long a caller may not ask a person again after the person answered 'not me'")
+	c.SignatureWindow = 5 * time.Minute
+	fs.Var(seconds{&c.SignatureWindow}, "signature-window", "how far a signed request's Issued time may be from the broker's clock")
+	fs.IntVar(&c.MaxPending, "max-pending", 100000, "most MFA requests waiting for an answer at once; more get 503 too-busy")
+}
+
+// rateFlag is a flag holding a broker.Rate.
+type rateFlag struct{ r *broker.Rate }
+
+func (f rateFlag) String() string {
+	if f.r == nil {
+		return ""
+	}
+	return f.r.String()
+}
+
+func (f rateFlag) Set(v string) error {
+	r, err := broker.ParseRate(v)
+	if err != nil {
+		return err
+	}
+	*f.r = r
+	return nil
 }
 
 // parseFlags parses args, then fills every flag not given on the command

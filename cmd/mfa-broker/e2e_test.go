@@ -166,11 +166,18 @@ func (tb *testBroker) requester() (string, ed25519.PrivateKey) {
 }
 
 // sign signs as a requester must: over the canonical form, in which line
-// breaks in Reason are LF whatever the encoding carries.
-func sign(key ed25519.PrivateKey, m mfaBody) string {
+// breaks in Reason are LF whatever the encoding carries. It fills in
+// Issued and a fresh Nonce unless they are set.
+func sign(key ed25519.PrivateKey, m *mfaBody) {
+	if m.Issued == "" {
+		m.Issued = time.Now().UTC().Format(time.RFC3339)
+	}
+	if m.Nonce == "" {
+		m.Nonce = notify.NewRequestID()
+	}
 	reason := strings.ReplaceAll(strings.ReplaceAll(m.Reason, "\r\n", "\n"), "\r", "\n")
-	req := encoding.Request{PNR: m.PNR, Country: m.COUNTRY, Timeout: m.Timeout, Reason: reason, LegalID: m.LegalId}
-	return base64.StdEncoding.EncodeToString(ed25519.Sign(key, req.SigningForm()))
+	req := encoding.Request{PNR: m.PNR, Country: m.COUNTRY, Timeout: m.Timeout, Reason: reason, LegalID: m.LegalId, Issued: m.Issued, Nonce: m.Nonce}
+	m.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(key, req.SigningForm()))
 }
 
 func TestSignedRequests(t *testing.T) {
@@ -183,7 +190,7 @@ func TestSignedRequests(t *testing.T) {
 	for _, enc := range allEncodings {
 		t.Run(enc, func(t *testing.T) {
 			m := mfaBody{PNR: "19550505-5555", COUNTRY: "SE", Timeout: 30, Reason: "Transfer 100 EUR\r\nto account 1234", LegalId: rpID}
-			m.Signature = sign(rpKey, m)
+			sign(rpKey, &m)
 			before := d.promptCount()
 			o := tb.postMFA(context.Background(), enc, m, "application/json")
 			if o.status != http.StatusOK || o.code != "approved" {
@@ -204,9 +211,19 @@ func TestSignedRequests(t *testing.T) {
 			}{
 				{"tampered reason", func(b *mfaBody) { b.Reason += "!" }, "invalid-signature", "Signature"},
 				{"tampered timeout", func(b *mfaBody) { b.Timeout++ }, "invalid-signature", "Signature"},
-				{"other key", func(b *mfaBody) { b.Signature = sign(otherKey, *b) }, "invalid-signature", "Signature"},
-				{"unknown requester", func(b *mfaBody) { b.LegalId = "nobody@legal.broker.test"; b.Signature = sign(rpKey, *b) }, "unknown-requester", "LegalId"},
-				{"requester not approved", func(b *mfaBody) { b.LegalId = otherID; b.Signature = sign(otherKey, *b) }, "unknown-requester", "LegalId"},
+				{"tampered nonce", func(b *mfaBody) { b.Nonce = notify.NewRequestID() }, "invalid-signature", "Signature"},
+				{"other key", func(b *mfaBody) { b.Nonce = ""; sign(otherKey, b) }, "invalid-signature", "Signature"},
+				{"unknown requester", func(b *mfaBody) { b.LegalId, b.Nonce = "nobody@legal.broker.test", ""; sign(rpKey, b) }, "unknown-requester", "LegalId"},
+				{"requester not approved", func(b *mfaBody) { b.LegalId, b.Nonce = otherID, ""; sign(otherKey, b) }, "unknown-requester", "LegalId"},
+				{"replayed", func(*mfaBody) {}, "replayed", "Nonce"},
+				{"signed an hour ago", func(b *mfaBody) {
+					b.Issued, b.Nonce = time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), ""
+					sign(rpKey, b)
+				}, "signature-expired", "Issued"},
+				{"signed in the future", func(b *mfaBody) {
+					b.Issued, b.Nonce = time.Now().Add(time.Hour).Format(time.RFC3339), ""
+					sign(rpKey, b)
+				}, "signature-expired", "Issued"},
 			}
 			for _, c := range bad {
 				b := m
@@ -224,18 +241,23 @@ func TestSignedRequests(t *testing.T) {
 	}
 }
 
-// TestSignatureIsEncodingIndependent signs once and sends the same request
-// in all three encodings.
+// TestSignatureIsEncodingIndependent signs one request once and sends it in
+// each encoding: the first is approved; the others are refused as replays,
+// which the broker says only after the signature verified in that encoding.
 func TestSignatureIsEncodingIndependent(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t)
 	tb.person("19440404-4444", "IS", always(notify.Approve))
 	rpID, rpKey := tb.requester()
-	m := mfaBody{PNR: "19440404-4444", COUNTRY: "IS", Timeout: 20, Reason: "Þú þarft að **samþykkja** <this> & that", LegalId: rpID}
-	m.Signature = sign(rpKey, m)
-	for _, enc := range allEncodings {
-		if o := tb.postMFA(context.Background(), enc, m, ""); o.code != "approved" {
-			t.Errorf("%s: %d %s %s", enc, o.status, o.code, o.message)
+	m := mfaBody{PNR: "19440404-4444", COUNTRY: "IS", Timeout: 20, Reason: "Þú þarft að **samþykkja** <this> & that\r\nnow", LegalId: rpID}
+	sign(rpKey, &m)
+	for i, enc := range []string{"xml", "json", "form", "xml"} {
+		want := "replayed"
+		if i == 0 {
+			want = "approved"
+		}
+		if o := tb.postMFA(context.Background(), enc, m, ""); o.code != want {
+			t.Errorf("%s: %d %s %s, want %s", enc, o.status, o.code, o.message, want)
 		}
 	}
 }
@@ -360,18 +382,20 @@ func TestForgedAndReplayedAnswers(t *testing.T) {
 func TestShutdownAnswersPending(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t)
-	d := tb.person("18990101-9999", "HU", nil)
 	const n = 3
+	devices := make([]*testDevice, n)
 	results := make(chan outcome, n)
-	for i := 0; i < n; i++ {
+	for i := range devices {
+		pnr := fmt.Sprint("18990101-999", i)
+		devices[i] = tb.person(pnr, "HU", nil)
 		go func(i int) {
-			results <- tb.postMFA(context.Background(), allEncodings[i], mfaBody{PNR: "18990101-9999", COUNTRY: "HU", Timeout: 60, Reason: fmt.Sprint("pending ", i)}, "")
+			results <- tb.postMFA(context.Background(), allEncodings[i], mfaBody{PNR: pnr, COUNTRY: "HU", Timeout: 60, Reason: fmt.Sprint("pending ", i)}, "")
 		}(i)
 	}
 	waitFor(t, "all pending", func() bool { return tb.srv.Pending() == n })
-	var pushes []string
-	for i := 0; i < n; i++ {
-		pushes = append(pushes, d.nextPrompt().Push.RequestID)
+	pushes := make([]string, n)
+	for i, d := range devices {
+		pushes[i] = d.nextPrompt().Push.RequestID
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -384,16 +408,17 @@ func TestShutdownAnswersPending(t *testing.T) {
 			t.Fatalf("pending request at shutdown: %d %s", o.status, o.code)
 		}
 	}
-	for _, id := range pushes {
+	for i, id := range pushes {
 		waitFor(t, "withdrawal at shutdown", func() bool {
-			ws := d.withdrawalsFor(id)
+			ws := devices[i].withdrawalsFor(id)
 			return len(ws) == 1 && ws[0].Why == notify.WhyShutdown
 		})
 	}
 }
 
 // TestConcurrentRequests runs many MFAs at once for many people, each
-// answered by the right device only.
+// answered by the right device only. One person's requests go one after
+// the other: a second request for a person at once supersedes the first.
 func TestConcurrentRequests(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t)
@@ -407,11 +432,11 @@ func TestConcurrentRequests(t *testing.T) {
 		}
 		devices[i] = tb.person(fmt.Sprintf("1990010%d-%04d", i%10, i), "SE", always(decision))
 	}
-	for round := 0; round < 3; round++ {
-		for i := range devices {
-			wg.Add(1)
-			go func(i int) {
-				defer wg.Done()
+	for i := range devices {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for round := 0; round < 3; round++ {
 				enc := allEncodings[(i+round)%3]
 				o := tb.postMFA(context.Background(), enc, mfaBody{PNR: fmt.Sprintf("1990010%d-%04d", i%10, i), COUNTRY: "SE", Timeout: 30, Reason: "Concurrent"}, "")
 				want := "approved"
@@ -421,8 +446,8 @@ func TestConcurrentRequests(t *testing.T) {
 				if o.code != want || o.evidence["LegalId"] != devices[i].legalID {
 					t.Errorf("person %d: %s by %s, want %s by %s", i, o.code, o.evidence["LegalId"], want, devices[i].legalID)
 				}
-			}(i)
-		}
+			}
+		}(i)
 	}
 	wg.Wait()
 }

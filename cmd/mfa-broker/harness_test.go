@@ -24,6 +24,7 @@ import (
 
 	"github.com/legalmfa/mfa/broker"
 	"github.com/legalmfa/mfa/broker/service"
+	"github.com/legalmfa/mfa/encoding"
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/notify"
 	"github.com/legalmfa/mfa/schema"
@@ -329,10 +330,10 @@ func always(decision notify.Decision) func(notify.Prompt) (notify.Decision, bool
 
 // mfaBody is an MFA request in one encoding.
 type mfaBody struct {
-	PNR, COUNTRY       string
-	Timeout            int
-	Reason             string
-	LegalId, Signature string
+	PNR, COUNTRY                      string
+	Timeout                           int
+	Reason                            string
+	LegalId, Signature, Issued, Nonce string
 }
 
 func (m mfaBody) encode(encoding string) (contentType, body string) {
@@ -348,20 +349,23 @@ func (m mfaBody) encode(encoding string) (contentType, body string) {
 		if m.LegalId != "" {
 			root.CreateElement("LegalId").SetText(m.LegalId)
 			root.CreateElement("Signature").SetText(m.Signature)
+			root.CreateElement("Issued").SetText(m.Issued)
+			root.CreateElement("Nonce").SetText(m.Nonce)
 		}
 		s, _ := doc.WriteToString()
 		return "text/xml; charset=utf-8", s
 	case "json":
 		v := map[string]any{"PNR": m.PNR, "COUNTRY": m.COUNTRY, "Timeout": m.Timeout, "Reason": m.Reason}
 		if m.LegalId != "" {
-			v["LegalId"], v["Signature"] = m.LegalId, m.Signature
+			v["LegalId"], v["Signature"], v["Issued"], v["Nonce"] = m.LegalId, m.Signature, m.Issued, m.Nonce
 		}
 		b, _ := json.Marshal(v)
 		return "application/json", string(b)
 	case "form":
 		v := fmt.Sprintf("PNR=%s&COUNTRY=%s&Timeout=%d&Reason=%s", queryEscape(m.PNR), queryEscape(m.COUNTRY), m.Timeout, queryEscape(m.Reason))
 		if m.LegalId != "" {
-			v += "&LegalId=" + queryEscape(m.LegalId) + "&Signature=" + queryEscape(m.Signature)
+			v += "&LegalId=" + queryEscape(m.LegalId) + "&Signature=" + queryEscape(m.Signature) +
+				"&Issued=" + queryEscape(m.Issued) + "&Nonce=" + queryEscape(m.Nonce)
 		}
 		return "application/x-www-form-urlencoded", v
 	}
@@ -464,7 +468,8 @@ func (tb *testBroker) parseOutcome(resp httpResult, media string) outcome {
 		}
 	case "text/html":
 		page := string(resp.body)
-		for _, c := range []string{"approved", "denied", "timeout", "unknown-person", "invalid-signature", "unknown-requester", "invalid-field", "missing-field", "shutting-down"} {
+		for _, c := range encoding.Codes() {
+			c := string(c)
 			if strings.Contains(page, `<dd class="mono">`+c+`</dd>`) {
 				o.code = c
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,40 +24,52 @@ import (
 func TestOutcomeMatrix(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t)
-	tb.person("19010101-0001", "SE", always(notify.Approve))
-	tb.person("19010101-0002", "SE", always(notify.Deny))
-	tb.person("19010101-0003", "SE", nil)
 	rpID, rpKey := tb.requester()
-
 	signed := func(m mfaBody) mfaBody {
 		m.LegalId = rpID
-		m.Signature = sign(rpKey, m)
+		sign(rpKey, &m)
 		return m
 	}
 	outcomes := []struct {
-		name   string
-		body   mfaBody
-		status int
-		code   string
+		name    string
+		decide  func(notify.Prompt) (notify.Decision, bool) // nil: never answers
+		person  bool                                        // false: nobody has the PNR
+		timeout int
+		body    func(m mfaBody) mfaBody
+		status  int
+		code    string
 	}{
-		{"approve", mfaBody{PNR: "19010101-0001", COUNTRY: "SE", Timeout: 30, Reason: "approve"}, http.StatusOK, "approved"},
-		{"deny", mfaBody{PNR: "19010101-0002", COUNTRY: "SE", Timeout: 30, Reason: "deny"}, http.StatusForbidden, "denied"},
-		{"timeout", mfaBody{PNR: "19010101-0003", COUNTRY: "SE", Timeout: 1, Reason: "timeout"}, http.StatusRequestTimeout, "timeout"},
-		{"unknown person", mfaBody{PNR: "19010101-0004", COUNTRY: "SE", Timeout: 30, Reason: "nobody"}, http.StatusNotFound, "unknown-person"},
-		{"signed", signed(mfaBody{PNR: "19010101-0001", COUNTRY: "SE", Timeout: 30, Reason: "signed"}), http.StatusOK, "approved"},
-		{"badly signed", func() mfaBody {
-			m := signed(mfaBody{PNR: "19010101-0001", COUNTRY: "SE", Timeout: 30, Reason: "signed"})
+		{"approve", always(notify.Approve), true, 30, nil, http.StatusOK, "approved"},
+		{"deny", always(notify.Deny), true, 30, nil, http.StatusForbidden, "denied"},
+		{"not me", always(notify.NotMe), true, 30, nil, http.StatusForbidden, "denied-not-me"},
+		{"timeout", nil, true, 1, nil, http.StatusRequestTimeout, "timeout"},
+		{"unknown person", nil, false, 30, nil, http.StatusNotFound, "unknown-person"},
+		{"signed", always(notify.Approve), true, 30, signed, http.StatusOK, "approved"},
+		{"badly signed", always(notify.Approve), true, 30, func(m mfaBody) mfaBody {
+			m = signed(m)
 			m.Reason = "tampered"
 			return m
-		}(), http.StatusUnauthorized, "invalid-signature"},
+		}, http.StatusUnauthorized, "invalid-signature"},
 	}
+	// One person per case: requests for one person at once supersede each
+	// other, which TestNewerRequestSupersedes covers.
+	n := 0
 	for _, o := range outcomes {
 		for _, enc := range allEncodings {
 			for _, accept := range allAccepts {
+				n++
+				pnr := fmt.Sprintf("19010101-%04d", n)
+				if o.person {
+					tb.person(pnr, "SE", o.decide)
+				}
+				m := mfaBody{PNR: pnr, COUNTRY: "SE", Timeout: o.timeout, Reason: o.name}
+				if o.body != nil {
+					m = o.body(m)
+				}
 				name := o.name + "/" + enc + "/" + strings.SplitN(accept, ",", 2)[0]
 				t.Run(name, func(t *testing.T) {
 					t.Parallel()
-					got := tb.postMFA(context.Background(), enc, o.body, accept)
+					got := tb.postMFA(context.Background(), enc, m, accept)
 					if got.status != o.status || got.code != o.code {
 						t.Fatalf("got %d %s (%s), want %d %s", got.status, got.code, got.message, o.status, o.code)
 					}

@@ -116,6 +116,8 @@ func (a *autoAnswerer) handle(ctx context.Context, p notify.Prompt, withdrawn <-
 		// Stopping: whatever the answer did, there is no one to tell.
 	case err == nil && a.decision == notify.Approve:
 		a.out.printf("approved %s", id)
+	case err == nil && a.decision == notify.NotMe:
+		a.out.printf("not-me %s", id)
 	case err == nil:
 		a.out.printf("denied %s", id)
 	case errors.Is(err, notify.ErrRefused):

@@ -61,6 +61,8 @@ func TestAutoLines(t *testing.T) {
 			[]string{`prompt r1 from verified bank@legal.broker.test "Example \"Bank\"": Log in to **Example Bank**` + "\n", "approved r1\n"}},
 		{"deny unverified", notify.Deny, nil, autoPush("r2", anon, "Sign in", time.Minute),
 			[]string{"prompt r2 from unverified 198.51.100.1: Sign in\n", "denied r2\n"}},
+		{"not me", notify.NotMe, nil, autoPush("r7", anon, "Let me in", time.Minute),
+			[]string{"prompt r7 from unverified 198.51.100.1: Let me in\n", "not-me r7\n"}},
 		{"unknown address", notify.Deny, nil, autoPush("r3", notify.Requester{}, "x", time.Minute),
 			[]string{"prompt r3 from unverified -: x\n", "denied r3\n"}},
 		{"refused", notify.Approve, &notify.RefusedError{Reason: "the request was answered on another device"}, autoPush("r4", anon, "x", time.Minute),

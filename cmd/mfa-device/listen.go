@@ -19,14 +19,16 @@ import (
 )
 
 const listenHelp = `
-Usage: mfa-device listen [--auto approve|deny] [--auto-delay 0s] [--nats-url URL] [--style auto]
+Usage: mfa-device listen [--auto approve|deny|not-me] [--auto-delay 0s] [--nats-url URL] [--style auto]
 
 Connects to the broker's NATS server (reconnecting for as long as it runs),
 receives the MFA requests pushed to this device, including those pushed
 while it was offline and not yet expired, and shows them one at a time:
 who asks (verified requesters by name and LegalId, others by IP address),
 the Reason rendered as markdown, the broker, and a countdown to expiry
-(live on a terminal). Type a to approve or d to deny; the answer is signed
+(live on a terminal). Type a to approve, d to deny, or n to deny and
+report the request as not yours (someone else is trying; the broker then
+blocks that requester from asking you for a while); the answer is signed
 with the device key, and the broker's verdict is shown. A request answered
 on another device, cancelled by the requester, or expired is taken off the
 screen with a note. More requests wait in a queue. Ctrl-C stops.
@@ -42,6 +44,7 @@ event. These lines are stable; scripts may parse them:
   prompt <RequestId> from unverified <RemoteIp>: <first line of Reason>
   approved <RequestId>            the broker accepted the approval
   denied <RequestId>              the broker accepted the denial
+  not-me <RequestId>              the broker accepted the "not me" denial
   refused <RequestId>: <why>      the broker refused the answer
   withdrawn <RequestId>: <why>    withdrawn during --auto-delay; <why> is
                                   answered, timeout, cancelled or shutdown
@@ -54,7 +57,7 @@ notes go to stderr. --auto is never read from the environment.
 
 func cmdListen(ctx context.Context, e env, g globalFlags, args []string) error {
 	c := newCommand(e, g, "listen", listenHelp)
-	autoFlag := c.fs.String("auto", "", "answer every request automatically: approve or deny (command line only)")
+	autoFlag := c.fs.String("auto", "", "answer every request automatically: approve, deny or not-me (command line only)")
 	// A forgotten MFA_DEVICE_AUTO=approve in a shell would silently approve
 	// every request; answering blindly must be asked for explicitly.
 	c.noEnv["auto"] = true

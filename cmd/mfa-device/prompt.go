@@ -124,7 +124,7 @@ var errEventsClosed = errors.New("the device stopped receiving requests")
 
 // Messages the UI shows, kept together because people learn their wording.
 const (
-	questionText     = "approve or deny? [a/d] "
+	questionText     = "approve, deny, or not me? [a/d/n] "
 	hintInvalid      = "please type a to approve or d to deny"
 	hintTooSoon      = "this request has only just appeared: read it, then answer"
 	hintBusy         = "your answer is on its way"
@@ -241,6 +241,8 @@ func (u *promptUI) input(ctx context.Context, l inputLine) {
 		d = notify.Approve
 	case "d", "deny":
 		d = notify.Deny
+	case "n", "not me", "not-me":
+		d = notify.NotMe
 	default:
 		u.cur.hint = hintInvalid
 		u.redraw()
@@ -263,6 +265,8 @@ func (u *promptUI) answered(r answerResult) {
 	switch {
 	case r.err == nil && r.decision == notify.Approve:
 		u.end(fmt.Sprintf("✔ approved request %s from %s: the broker accepted your answer", id, from))
+	case r.err == nil && r.decision == notify.NotMe:
+		u.end(fmt.Sprintf("✖ denied request %s from %s and reported it as not yours: the broker blocks that requester from asking you again for a while", id, from))
 	case r.err == nil:
 		u.end(fmt.Sprintf("✖ denied request %s from %s: the broker accepted your answer", id, from))
 	case errors.Is(r.err, notify.ErrRefused):

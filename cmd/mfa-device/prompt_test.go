@@ -173,15 +173,14 @@ func TestPromptAnswers(t *testing.T) {
 		{" A ", notify.Approve, "✔ approved request req-appr"},
 		{"d", notify.Deny, "✖ denied request req-deny from Example Bank: the broker accepted your answer"},
 		{"deny", notify.Deny, "✖ denied request req-deny"},
+		{"n", notify.NotMe, "✖ denied request req-notm from Example Bank and reported it as not yours"},
+		{"not me", notify.NotMe, "reported it as not yours"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.input, func(t *testing.T) {
 			t.Parallel()
 			r := newUIRig(t)
-			id := "req-appr-1"
-			if tt.decision == notify.Deny {
-				id = "req-deny-1"
-			}
+			id := map[notify.Decision]string{notify.Approve: "req-appr-1", notify.Deny: "req-deny-1", notify.NotMe: "req-notm-1"}[tt.decision]
 			r.push(r.testPush(id, "Log in to **Example Bank**"))
 			shown := r.out.expect(t, questionText)
 			for _, want := range []string{

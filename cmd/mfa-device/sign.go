@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
@@ -14,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/legalmfa/mfa/encoding"
 	"github.com/legalmfa/mfa/schema"
@@ -29,8 +31,10 @@ COUNTRY, Timeout, Reason and the identity's LegalId in the canonical
 MFA-Request/1 form, so it verifies whichever encoding carries the request.
 
 --format signature (the default) prints only the base64 signature. json,
-xml and form print the whole request body, LegalId and Signature included,
-ready to post:
+xml and form print the whole request body, LegalId, Signature, Issued and
+Nonce included, ready to post. A signed request is good once, and for a few
+minutes after it is made (the broker's --signature-window): sign each
+request just before sending it:
 
   mfa-device sign ... --format json | curl --data-binary @- \
       -H 'Content-Type: application/json' $MFA_BROKER_URL/MFA
@@ -103,7 +107,11 @@ func cmdSign(_ context.Context, e env, g globalFlags, args []string) error {
 	if cfg.MaxTimeout > 0 && req.Timeout > cfg.MaxTimeout {
 		fmt.Fprintf(e.stderr, "warning: --timeout %d is more than the %d seconds the broker allowed when this device applied; it may refuse the request\n", req.Timeout, cfg.MaxTimeout)
 	}
+	// Issued and a fresh Nonce make the signed request good once, and only
+	// for a few minutes: a copy caught on the way cannot be sent again.
 	req.LegalID = cfg.LegalID
+	req.Issued = time.Now().UTC().Format(time.RFC3339)
+	req.Nonce = newNonce()
 	req.Signature = ed25519.Sign(key, req.SigningForm())
 
 	var out []byte
@@ -159,6 +167,16 @@ type jsonRequest struct {
 	Reason    string `json:"Reason"`
 	LegalID   string `json:"LegalId"`
 	Signature string `json:"Signature"`
+	Issued    string `json:"Issued"`
+	Nonce     string `json:"Nonce"`
+}
+
+// newNonce is 128 random bits in the URL-safe base64 alphabet the broker
+// accepts.
+func newNonce() string {
+	b := make([]byte, 16)
+	rand.Read(b) // never fails: crypto/rand aborts the process instead
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func requestJSON(r encoding.Request) ([]byte, error) {
@@ -170,6 +188,7 @@ func requestJSON(r encoding.Request) ([]byte, error) {
 	err := enc.Encode(jsonRequest{
 		PNR: r.PNR, Country: r.Country, Timeout: r.Timeout, Reason: r.Reason,
 		LegalID: r.LegalID, Signature: base64.StdEncoding.EncodeToString(r.Signature),
+		Issued: r.Issued, Nonce: r.Nonce,
 	})
 	return b.Bytes(), err
 }
@@ -186,6 +205,8 @@ func requestXML(r encoding.Request) ([]byte, error) {
 		{encoding.FieldReason, r.Reason},
 		{encoding.FieldLegalID, r.LegalID},
 		{encoding.FieldSignature, base64.StdEncoding.EncodeToString(r.Signature)},
+		{encoding.FieldIssued, r.Issued},
+		{encoding.FieldNonce, r.Nonce},
 	} {
 		fmt.Fprintf(&b, "  <%s>", f[0])
 		// EscapeText writes line feeds as &#xA;, which any XML parser
@@ -208,5 +229,7 @@ func requestForm(r encoding.Request) string {
 		encoding.FieldReason + "=" + url.QueryEscape(r.Reason),
 		encoding.FieldLegalID + "=" + url.QueryEscape(r.LegalID),
 		encoding.FieldSignature + "=" + url.QueryEscape(base64.StdEncoding.EncodeToString(r.Signature)),
+		encoding.FieldIssued + "=" + url.QueryEscape(r.Issued),
+		encoding.FieldNonce + "=" + url.QueryEscape(r.Nonce),
 	}, "&")
 }

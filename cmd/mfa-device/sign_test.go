@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,45 +88,62 @@ func TestSignFormats(t *testing.T) {
 	t.Parallel()
 	dir, key := appliedDir(t, "bank@legal.broker.test")
 	args := []string{"sign", "--pnr", "19791231-1234", "--country", "SE", "--timeout", "60", "--reason", "Log in"}
-	req := encoding.Request{PNR: "19791231-1234", Country: "SE", Timeout: 60, Reason: "Log in", LegalID: "bank@legal.broker.test"}
-	wantSig := base64.StdEncoding.EncodeToString(ed25519.Sign(key, req.SigningForm()))
 	env := map[string]string{"MFA_DEVICE_DIR": dir}
+	pub := key.Public().(ed25519.PublicKey)
 
-	r := runCmd(t, env, "", args...)
-	if r.err != nil || r.stdout != wantSig+"\n" {
-		t.Fatalf("default format = %q, %v; want the signature %s", r.stdout, r.err, wantSig)
+	r := runCmd(t, env, "", append(args, "--format", "json")...)
+	var got struct{ PNR, COUNTRY, Reason, LegalId, Signature, Issued, Nonce string }
+	var timeout int
+	if err := json.Unmarshal([]byte(r.stdout), &got); r.err != nil || err != nil {
+		t.Fatalf("json = %s, %v %v", r.stdout, r.err, err)
 	}
-	r = runCmd(t, env, "", append(args, "--format", "json")...)
-	wantJSON := `{
-  "PNR": "19791231-1234",
-  "COUNTRY": "SE",
-  "Timeout": 60,
-  "Reason": "Log in",
-  "LegalId": "bank@legal.broker.test",
-  "Signature": "` + wantSig + `"
-}
-`
-	if r.err != nil || r.stdout != wantJSON {
-		t.Fatalf("json = %s, %v; want\n%s", r.stdout, r.err, wantJSON)
+	var fields map[string]any
+	json.Unmarshal([]byte(r.stdout), &fields)
+	if v, ok := fields["Timeout"].(float64); ok {
+		timeout = int(v)
+	}
+	issued, err := time.Parse(time.RFC3339, got.Issued)
+	if err != nil || time.Since(issued) > time.Minute || len(got.Nonce) < 16 {
+		t.Fatalf("Issued %q / Nonce %q", got.Issued, got.Nonce)
+	}
+	req := encoding.Request{PNR: got.PNR, Country: got.COUNTRY, Timeout: timeout, Reason: got.Reason, LegalID: got.LegalId, Issued: got.Issued, Nonce: got.Nonce}
+	sig, _ := base64.StdEncoding.DecodeString(got.Signature)
+	if req.PNR != "19791231-1234" || req.Timeout != 60 || req.LegalID != "bank@legal.broker.test" || !ed25519.Verify(pub, req.SigningForm(), sig) {
+		t.Fatalf("json body %s does not verify", r.stdout)
+	}
+	last := -1
+	for _, name := range []string{"PNR", "COUNTRY", "Timeout", "Reason", "LegalId", "Signature", "Issued", "Nonce"} {
+		at := strings.Index(r.stdout, `"`+name+`":`)
+		if at < last {
+			t.Fatalf("json field %s out of order:\n%s", name, r.stdout)
+		}
+		last = at
+	}
+
+	r = runCmd(t, env, "", args...)
+	if sig, err := base64.StdEncoding.DecodeString(strings.TrimSpace(r.stdout)); r.err != nil || err != nil || len(sig) != 64 {
+		t.Fatalf("default format = %q, %v; want one base64 signature", r.stdout, r.err)
 	}
 	r = runCmd(t, env, "", append(args, "--format", "xml")...)
-	wantXML := `<?xml version="1.0" encoding="UTF-8"?>
+	if r.err != nil || !strings.HasPrefix(r.stdout, `<?xml version="1.0" encoding="UTF-8"?>
 <MFA xmlns="http://waher.se/Schema/MFA.xsd">
   <PNR>19791231-1234</PNR>
   <COUNTRY>SE</COUNTRY>
   <Timeout>60</Timeout>
   <Reason>Log in</Reason>
   <LegalId>bank@legal.broker.test</LegalId>
-  <Signature>` + wantSig + `</Signature>
-</MFA>
-`
-	if r.err != nil || r.stdout != wantXML {
-		t.Fatalf("xml = %s, %v; want\n%s", r.stdout, r.err, wantXML)
+  <Signature>`) || !strings.Contains(r.stdout, "</Signature>\n  <Issued>") || !strings.HasSuffix(r.stdout, "</Nonce>\n</MFA>\n") {
+		t.Fatalf("xml = %s, %v", r.stdout, r.err)
 	}
 	r = runCmd(t, env, "", append(args, "--format", "form")...)
 	if r.err != nil || !strings.HasPrefix(r.stdout, "PNR=19791231-1234&COUNTRY=SE&Timeout=60&Reason=Log+in&LegalId=bank%40legal.broker.test&Signature=") ||
-		strings.HasSuffix(r.stdout, "\n") {
+		!strings.Contains(r.stdout, "&Issued=") || !strings.Contains(r.stdout, "&Nonce=") || strings.HasSuffix(r.stdout, "\n") {
 		t.Fatalf("form = %q, %v", r.stdout, r.err)
+	}
+	// Two signings are two requests: each has a nonce of its own.
+	again := runCmd(t, env, "", append(args, "--format", "json")...)
+	if strings.Contains(again.stdout, got.Nonce) {
+		t.Fatal("two signed requests share a nonce")
 	}
 }
 
@@ -137,10 +155,17 @@ func TestSignReasonFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{"MFA_DEVICE_DIR": dir}
-	viaFile := runCmd(t, env, "", "sign", "--pnr", "1", "--country", "SE", "--timeout", "5", "--reason-file", file)
-	viaFlag := runCmd(t, env, "", "sign", "--pnr", "1", "--country", "SE", "--timeout", "5", "--reason", "# Title\n\nBody\n")
-	if viaFile.err != nil || viaFlag.err != nil || viaFile.stdout != viaFlag.stdout {
-		t.Fatalf("a CRLF file and the same text with LF sign differently: %q (%v) vs %q (%v)", viaFile.stdout, viaFile.err, viaFlag.stdout, viaFlag.err)
+	reasonOf := func(r result) string {
+		var body struct{ Reason string }
+		if r.err != nil || json.Unmarshal([]byte(r.stdout), &body) != nil {
+			t.Fatalf("sign: %v %s", r.err, r.stdout)
+		}
+		return body.Reason
+	}
+	viaFile := reasonOf(runCmd(t, env, "", "sign", "--pnr", "1", "--country", "SE", "--timeout", "5", "--reason-file", file, "--format", "json"))
+	viaFlag := reasonOf(runCmd(t, env, "", "sign", "--pnr", "1", "--country", "SE", "--timeout", "5", "--reason", "# Title\n\nBody\n", "--format", "json"))
+	if viaFile != viaFlag || viaFile != "# Title\n\nBody\n" {
+		t.Fatalf("a CRLF file and the same text with LF sign different Reasons: %q vs %q", viaFile, viaFlag)
 	}
 }
 

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/legalmfa/mfa/broker"
+	"github.com/legalmfa/mfa/notify"
+)
+
+// TestPushFatigueRateLimits: a person is pushed at most so often, and a
+// caller may ask at most so often, with 429 and Retry-After beyond that.
+func TestPushFatigueRateLimits(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t, func(c *config) {
+		c.IdentityRate = broker.Rate{Events: 2, Per: time.Minute}
+		c.CallerRate = broker.Rate{Events: 5, Per: time.Minute}
+	})
+	d := tb.person("19330303-0001", "SE", always(notify.Deny))
+	m := mfaBody{PNR: "19330303-0001", COUNTRY: "SE", Timeout: 10, Reason: "again"}
+	for i := 0; i < 2; i++ {
+		if o := tb.postMFA(context.Background(), "json", m, ""); o.code != "denied" {
+			t.Fatalf("request %d: %s", i, o.code)
+		}
+	}
+	ct, body := m.encode("json")
+	r := tb.do(http.MethodPost, "/MFA", ct, "", strings.NewReader(body))
+	o := tb.parseOutcome(r, "application/json")
+	if o.status != http.StatusTooManyRequests || o.code != "rate-limited" {
+		t.Fatalf("third push to one person: %d %s", o.status, o.code)
+	}
+	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+		t.Fatalf("Retry-After %q", r.header.Get("Retry-After"))
+	}
+	if n := d.promptCount(); n != 2 {
+		t.Fatalf("the person was pushed %d times, want 2", n)
+	}
+	// The caller's own limit counts every request, unknown people too: it
+	// also slows down anyone probing which personal numbers exist.
+	for i := 0; i < 2; i++ {
+		tb.postMFA(context.Background(), "json", mfaBody{PNR: "nobody-" + strconv.Itoa(i), COUNTRY: "SE", Timeout: 10, Reason: "probe"}, "")
+	}
+	if o := tb.postMFA(context.Background(), "json", mfaBody{PNR: "nobody-x", COUNTRY: "SE", Timeout: 10, Reason: "probe"}, ""); o.code != "rate-limited" {
+		t.Fatalf("sixth request from one caller: %s", o.code)
+	}
+	// A signed requester is counted as itself, not by address.
+	rpID, rpKey := tb.requester()
+	tb.person("19330303-0002", "SE", always(notify.Approve))
+	sm := mfaBody{PNR: "19330303-0002", COUNTRY: "SE", Timeout: 10, Reason: "signed", LegalId: rpID}
+	sign(rpKey, &sm)
+	if o := tb.postMFA(context.Background(), "json", sm, ""); o.code != "approved" {
+		t.Fatalf("signed requester limited by the address's use: %s %s", o.code, o.message)
+	}
+}
+
+// TestNotMeBlocksTheCaller: "not me" is reported in the answer's code,
+// logged, and the caller may not ask that person again for a while; others
+// may, and the caller may ask others.
+func TestNotMeBlocksTheCaller(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t, func(c *config) { c.NotMeBlock = time.Hour })
+	victim := tb.person("19440404-0001", "SE", always(notify.NotMe))
+	tb.person("19440404-0002", "SE", always(notify.Approve))
+	rpID, rpKey := tb.requester()
+
+	m := mfaBody{PNR: "19440404-0001", COUNTRY: "SE", Timeout: 10, Reason: "let me in"}
+	o := tb.postMFA(context.Background(), "xml", m, "")
+	if o.status != http.StatusForbidden || o.code != "denied-not-me" || o.evidence["Decision"] != "not-me" {
+		t.Fatalf("not me: %d %s %v", o.status, o.code, o.evidence)
+	}
+	if !strings.Contains(tb.logs.String(), "reported a request as not theirs") {
+		t.Fatal("'not me' was not logged")
+	}
+	ct, body := m.encode("json")
+	r := tb.do(http.MethodPost, "/MFA", ct, "", strings.NewReader(body))
+	o = tb.parseOutcome(r, "application/json")
+	if o.status != http.StatusForbidden || o.code != "blocked" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("the same caller again: %d %s", o.status, o.code)
+	}
+	if n := victim.promptCount(); n != 1 {
+		t.Fatalf("the person was pushed %d times, want 1", n)
+	}
+	if o := tb.postMFA(context.Background(), "json", mfaBody{PNR: "19440404-0002", COUNTRY: "SE", Timeout: 10, Reason: "other person"}, ""); o.code != "approved" {
+		t.Fatalf("the caller asking another person: %s", o.code)
+	}
+	sm := mfaBody{PNR: "19440404-0001", COUNTRY: "SE", Timeout: 10, Reason: "another caller", LegalId: rpID}
+	sign(rpKey, &sm)
+	if o := tb.postMFA(context.Background(), "json", sm, ""); o.code != "denied-not-me" {
+		t.Fatalf("another caller asking the person: %s", o.code)
+	}
+}
+
+// TestOnePendingRequestPerIdentity: a second request for a person while
+// one is pending supersedes it; the first caller learns so.
+func TestOnePendingRequestPerIdentity(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	d := tb.person("19550505-0001", "SE", nil)
+	m := mfaBody{PNR: "19550505-0001", COUNTRY: "SE", Timeout: 30, Reason: "first"}
+	first := make(chan outcome, 1)
+	go func() { first <- tb.postMFA(context.Background(), "json", m, "") }()
+	p1 := d.nextPrompt()
+	m.Reason = "second"
+	second := make(chan outcome, 1)
+	go func() { second <- tb.postMFA(context.Background(), "form", m, "") }()
+	o := <-first
+	if o.status != http.StatusConflict || o.code != "superseded" {
+		t.Fatalf("first request: %d %s", o.status, o.code)
+	}
+	p2 := d.nextPrompt()
+	if p2.Push.Reason != "second" {
+		t.Fatalf("second prompt shows %q", p2.Push.Reason)
+	}
+	waitFor(t, "first prompt withdrawn", func() bool {
+		ws := d.withdrawalsFor(p1.Push.RequestID)
+		return len(ws) == 1 && ws[0].Why == notify.WhySuperseded
+	})
+	if err := d.dev.Answer(context.Background(), p2, notify.Approve); err != nil {
+		t.Fatal(err)
+	}
+	if o := <-second; o.code != "approved" {
+		t.Fatalf("second request: %s", o.code)
+	}
+}
+
+// TestPendingCap: past the configured number of pending requests the
+// broker answers 503 too-busy at once, without pushing.
+func TestPendingCap(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t, func(c *config) { c.MaxPending = 2 })
+	for i := 0; i < 2; i++ {
+		pnr := "19660606-000" + strconv.Itoa(i)
+		tb.person(pnr, "SE", nil)
+		go tb.postMFA(context.Background(), "json", mfaBody{PNR: pnr, COUNTRY: "SE", Timeout: 30, Reason: "hold"}, "")
+	}
+	waitFor(t, "two pending", func() bool { return tb.srv.Pending() == 2 })
+	d := tb.person("19660606-0009", "SE", nil)
+	ct, body := mfaBody{PNR: "19660606-0009", COUNTRY: "SE", Timeout: 30, Reason: "one too many"}.encode("json")
+	r := tb.do(http.MethodPost, "/MFA", ct, "", strings.NewReader(body))
+	if o := tb.parseOutcome(r, "application/json"); o.status != http.StatusServiceUnavailable || o.code != "too-busy" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("over the cap: %d %s", o.status, o.code)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if d.promptCount() != 0 {
+		t.Fatal("a request over the cap was pushed")
+	}
+}
