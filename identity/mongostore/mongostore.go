@@ -308,26 +308,33 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// indexes are the indexes Open creates. Changing one means a new name:
-// MongoDB refuses an index whose name exists with other options.
-var indexes = map[string][]mongo.IndexModel{
-	CollIdentities: {
-		{Keys: bson.D{{Key: "publicKey", Value: 1}}, Options: options.Index().SetName("publicKey_unique").SetUnique(true)},
-		{Keys: bson.D{{Key: "state", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("state_id")},
-	},
-	CollReferences: {
-		{Keys: bson.D{{Key: "country", Value: 1}, {Key: "pnr", Value: 1}, {Key: "state", Value: 1}, {Key: "to", Value: 1}}, Options: options.Index().SetName("mfa_lookup")},
-	},
-	CollChanges: {
-		{Keys: bson.D{{Key: "pending", Value: 1}}, Options: options.Index().SetName("pending").SetSparse(true)},
-	},
+// indexes returns the indexes Open creates. Changing one means a new
+// name: MongoDB refuses an index whose name exists with other options. The
+// models are made afresh for each Open: the driver writes to them.
+func indexes(coll string) []mongo.IndexModel {
+	switch coll {
+	case CollIdentities:
+		return []mongo.IndexModel{
+			{Keys: bson.D{{Key: "publicKey", Value: 1}}, Options: options.Index().SetName("publicKey_unique").SetUnique(true)},
+			{Keys: bson.D{{Key: "state", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("state_id")},
+		}
+	case CollReferences:
+		return []mongo.IndexModel{
+			{Keys: bson.D{{Key: "country", Value: 1}, {Key: "pnr", Value: 1}, {Key: "state", Value: 1}, {Key: "to", Value: 1}}, Options: options.Index().SetName("mfa_lookup")},
+		}
+	case CollChanges:
+		return []mongo.IndexModel{
+			{Keys: bson.D{{Key: "pending", Value: 1}}, Options: options.Index().SetName("pending").SetSparse(true)},
+		}
+	}
+	return nil
 }
 
 func (s *Store) ensureIndexes(ctx context.Context) error {
 	for _, coll := range []*mongo.Collection{s.ids, s.refs, s.changes} {
 		// One index per command: FerretDB 1.24 panics on a createIndexes
 		// that names more than one existing index.
-		for _, ix := range indexes[coll.Name()] {
+		for _, ix := range indexes(coll.Name()) {
 			if _, err := coll.Indexes().CreateOne(ctx, ix); err != nil {
 				var ce mongo.CommandError
 				if errors.As(err, &ce) && (ce.Code == 85 || ce.Code == 86) {
