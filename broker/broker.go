@@ -61,6 +61,7 @@ type Broker struct {
 	publicURL        string
 	deviceNATSURL    string
 	deviceNATSPort   int
+	deviceNATSTLS    bool
 	identityValidity time.Duration
 	trustedProxies   []string
 	readiness        []func(context.Context) error
@@ -91,9 +92,10 @@ func WithDomain(d string) Option { return func(b *Broker) { b.domain = d } }
 func WithPublicURL(u string) Option { return func(b *Broker) { b.publicURL = u } }
 
 // WithDeviceNATS tells devices where to connect: a full URL, or when url is
-// empty, the host they reached the broker on with this port.
-func WithDeviceNATS(url string, port int) Option {
-	return func(b *Broker) { b.deviceNATSURL, b.deviceNATSPort = url, port }
+// empty, the host they reached the broker on with this port (tls:// when
+// useTLS).
+func WithDeviceNATS(url string, port int, useTLS bool) Option {
+	return func(b *Broker) { b.deviceNATSURL, b.deviceNATSPort, b.deviceNATSTLS = url, port, useTLS }
 }
 
 // WithDirectory makes the MFA flow look identities up somewhere other than

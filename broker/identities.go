@@ -74,7 +74,11 @@ func (b *Broker) brokerInfo(c *gin.Context) BrokerInfo {
 		if err != nil {
 			host = c.Request.Host
 		}
-		natsURL = "nats://" + net.JoinHostPort(host, strconv.Itoa(b.deviceNATSPort))
+		scheme := "nats://"
+		if b.deviceNATSTLS {
+			scheme = "tls://"
+		}
+		natsURL = scheme + net.JoinHostPort(host, strconv.Itoa(b.deviceNATSPort))
 	}
 	return BrokerInfo{
 		Domain: b.domain, PublicKey: identity.EncodePublicKey(b.brokerKey), NATSURL: natsURL,

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -19,7 +20,9 @@ type ServerConfig struct {
 	// Credentials make the broker the server's only user and its callout
 	// the judge of every other connection (see auth.go).
 	Credentials *BrokerCredentials
-	Logger      *slog.Logger
+	// TLS, when set, is required of every client.
+	TLS    *tls.Config
+	Logger *slog.Logger
 }
 
 // EmbeddedServer is a nats-server with JetStream running in this process.
@@ -62,6 +65,11 @@ func StartServer(cfg ServerConfig) (*EmbeddedServer, error) {
 			Issuer:    cfg.Credentials.IssuerPublicKey(),
 			AuthUsers: []string{cfg.Credentials.UserPublicKey()},
 		},
+	}
+	if cfg.TLS != nil {
+		opts.TLSConfig = cfg.TLS
+		opts.TLS = true
+		opts.TLSTimeout = 5
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

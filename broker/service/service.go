@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +43,19 @@ type Config struct {
 	AdminSocket      string
 	BrokerKeyFile    string
 	PNRHashKeyFile   string
+
+	// TLS: a certificate and key turn on HTTPS (and, for NATS, TLS for
+	// devices). TLSMinVersion is "1.3" (the default) or "1.2".
+	TLSCert, TLSKey         string
+	NATSTLSCert, NATSTLSKey string
+	TLSMinVersion           string
+	// NATSCA verifies an external NATS server's certificate (--nats-url).
+	NATSCA string
+
+	// Slow and idle clients.
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	MaxConnections    int
 
 	// Abuse limits (see broker.WithCallerRate and friends).
 	CallerRate      broker.Rate
@@ -81,6 +95,15 @@ func (c *Config) Defaults() {
 	if c.SignatureWindow == 0 {
 		c.SignatureWindow = 5 * time.Minute
 	}
+	if c.TLSMinVersion == "" {
+		c.TLSMinVersion = "1.3"
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 2 * time.Minute
+	}
 }
 
 // Check reports settings that cannot work.
@@ -91,8 +114,14 @@ func (c *Config) Check() error {
 	if c.IdentityValidity <= 0 {
 		return errors.New("identity-validity must be positive")
 	}
-	if c.NotMeBlock < 0 || c.SignatureWindow <= 0 || c.MaxPending < 0 {
-		return errors.New("not-me-block, signature-window and max-pending must not be negative")
+	if c.NotMeBlock < 0 || c.SignatureWindow <= 0 || c.MaxPending < 0 || c.MaxConnections < 0 {
+		return errors.New("not-me-block, signature-window, max-pending and max-connections must not be negative")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") || (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		return errors.New("a TLS certificate needs its key, and a key its certificate")
+	}
+	if _, err := tlsVersion(c.TLSMinVersion); err != nil {
+		return err
 	}
 	return nil
 }
@@ -179,7 +208,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err e
 		broker.WithLogger(log),
 		broker.WithDomain(cfg.Domain),
 		broker.WithPublicURL(cfg.PublicURL),
-		broker.WithDeviceNATS(cfg.NATSDeviceURL, s.natsPort()),
+		broker.WithDeviceNATS(cfg.NATSDeviceURL, s.natsPort(), cfg.NATSTLSCert != ""),
 		broker.WithIdentityValidity(cfg.IdentityValidity),
 		broker.WithTrustedProxies(cfg.TrustedProxies),
 		broker.WithPNRHashKey(hashKey),
@@ -213,9 +242,16 @@ func (s *Service) connectNATS(creds *notify.BrokerCredentials) error {
 	)
 	url := s.cfg.NATSURL
 	if url == "" {
+		var natsTLS *tls.Config
+		if s.cfg.NATSTLSCert != "" {
+			var err error
+			if natsTLS, err = serverTLS(s.cfg.NATSTLSCert, s.cfg.NATSTLSKey, s.cfg.TLSMinVersion); err != nil {
+				return fmt.Errorf("NATS TLS: %w", err)
+			}
+		}
 		srv, err := notify.StartServer(notify.ServerConfig{
 			Listen: s.cfg.NATSListen, StoreDir: filepath.Join(s.cfg.DataDir, "jetstream"),
-			Credentials: creds, Logger: s.log,
+			Credentials: creds, TLS: natsTLS, Logger: s.log,
 		})
 		if err != nil {
 			return err
@@ -226,6 +262,9 @@ func (s *Service) connectNATS(creds *notify.BrokerCredentials) error {
 		s.natsURL = srv.ClientURL()
 	} else {
 		s.natsURL = url
+		if s.cfg.NATSCA != "" {
+			opts = append(opts, nats.RootCAs(s.cfg.NATSCA))
+		}
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
@@ -257,17 +296,34 @@ func (s *Service) listen() error {
 	if err != nil {
 		return err
 	}
-	if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
+	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
 		return fmt.Errorf("HTTP listen: %w", err)
 	}
-	s.httpURL = "http://" + s.httpLn.Addr().String()
+	s.httpURL = "http://" + ln.Addr().String()
+	var httpTLS *tls.Config
+	if s.cfg.TLSCert != "" {
+		if httpTLS, err = serverTLS(s.cfg.TLSCert, s.cfg.TLSKey, s.cfg.TLSMinVersion); err != nil {
+			ln.Close()
+			return fmt.Errorf("HTTPS: %w", err)
+		}
+		s.httpURL = "https://" + ln.Addr().String()
+	}
+	s.httpLn = ln
+	if s.cfg.MaxConnections > 0 {
+		s.httpLn = limitConnections(ln, s.cfg.MaxConnections, httpTLS == nil, s.log)
+	}
+	if httpTLS != nil {
+		s.httpLn = tls.NewListener(s.httpLn, httpTLS)
+	}
 	s.http = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		Handler: handler,
+		// Slow clients get a bounded time to send headers and body.
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadHeaderTimeout + 20*time.Second,
 		// Answers wait for a person: up to the longest timeout, plus slack.
 		WriteTimeout:   s.cfg.MaxTimeout + 30*time.Second,
-		IdleTimeout:    2 * time.Minute,
+		IdleTimeout:    s.cfg.IdleTimeout,
 		MaxHeaderBytes: 16 << 10,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}

@@ -91,6 +91,17 @@ func serverFlags(fs *flag.FlagSet, c *config) {
 	c.SignatureWindow = 5 * time.Minute
 	fs.Var(seconds{&c.SignatureWindow}, "signature-window", "how far a signed request's Issued time may be from the broker's clock")
 	fs.IntVar(&c.MaxPending, "max-pending", 100000, "most MFA requests waiting for an answer at once; more get 503 too-busy")
+	fs.IntVar(&c.MaxConnections, "max-connections", 100000, "most HTTP connections open at once; more are answered 503 too-busy at once")
+	c.ReadHeaderTimeout = 10 * time.Second
+	fs.Var(seconds{&c.ReadHeaderTimeout}, "http-read-header-timeout", "how long a client may take to send its request headers")
+	c.IdleTimeout = 2 * time.Minute
+	fs.Var(seconds{&c.IdleTimeout}, "http-idle-timeout", "how long an idle keep-alive connection is kept")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) for HTTPS; with --tls-key, the broker serves HTTPS only")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", "", "PEM certificate for the embedded NATS server; with --nats-tls-key, devices must use TLS")
+	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", "", "PEM private key for --nats-tls-cert")
+	fs.StringVar(&c.TLSMinVersion, "tls-min-version", "1.3", "oldest TLS version accepted: 1.3, or 1.2 for older clients (AEAD suites only)")
+	fs.StringVar(&c.NATSCA, "nats-ca", "", "PEM CA that an external NATS server's certificate chains to (with --nats-url)")
 }
 
 // rateFlag is a flag holding a broker.Rate.

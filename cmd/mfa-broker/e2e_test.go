@@ -312,7 +312,7 @@ func TestCallerDisconnects(t *testing.T) {
 		ct, body := mfaBody{PNR: "19110101-1111", COUNTRY: "LT", Timeout: 60, Reason: "Leaving"}.encode("json")
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, tb.url("/MFA"), strings.NewReader(body))
 		req.Header.Set("Content-Type", ct)
-		_, err := http.DefaultClient.Do(req)
+		_, err := tb.client.Do(req)
 		errCh <- err
 	}()
 	p := d.nextPrompt()

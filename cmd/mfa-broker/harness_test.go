@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -38,11 +40,12 @@ func TestMain(m *testing.M) {
 // testBroker is a whole broker, started by the same code as the real one,
 // on random ports with its own data directory.
 type testBroker struct {
-	t    *testing.T
-	srv  *service.Service
-	cfg  config
-	logs *syncBuffer
-	info broker.BrokerInfo
+	t      *testing.T
+	srv    *service.Service
+	cfg    config
+	logs   *syncBuffer
+	info   broker.BrokerInfo
+	client *http.Client // trusts the broker's certificate when it has one
 }
 
 type syncBuffer struct {
@@ -86,7 +89,16 @@ func startBroker(t *testing.T, tweak ...func(*config)) *testBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb := &testBroker{t: t, srv: s, cfg: cfg, logs: logs}
+	tb := &testBroker{t: t, srv: s, cfg: cfg, logs: logs, client: http.DefaultClient}
+	if cfg.TLSCert != "" {
+		pem, err := os.ReadFile(cfg.TLSCert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		tb.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -129,7 +141,7 @@ func (tb *testBroker) doContext(ctx context.Context, method, path, contentType, 
 	if accept != "" {
 		req.Header.Set("Accept", accept)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := tb.client.Do(req)
 	if err != nil {
 		tb.t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -139,6 +151,14 @@ func (tb *testBroker) doContext(ctx context.Context, method, path, contentType, 
 		tb.t.Fatal(err)
 	}
 	return httpResult{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// natsTLS trusts the embedded NATS server's certificate when it has one.
+func (tb *testBroker) natsTLS() []nats.Option {
+	if tb.cfg.NATSTLSCert == "" {
+		return nil
+	}
+	return []nats.Option{nats.RootCAs(tb.cfg.NATSTLSCert)}
 }
 
 // brokerConn connects to the broker's NATS with the broker's own
@@ -153,7 +173,7 @@ func (tb *testBroker) brokerConn() *nats.Conn {
 	if err != nil {
 		tb.t.Fatal(err)
 	}
-	nc, err := nats.Connect(tb.info.NATSURL, creds.ConnectOptions()...)
+	nc, err := nats.Connect(tb.info.NATSURL, append(creds.ConnectOptions(), tb.natsTLS()...)...)
 	if err != nil {
 		tb.t.Fatal(err)
 	}
@@ -249,7 +269,7 @@ func (tb *testBroker) deviceFor(id string, key ed25519.PrivateKey, decide func(n
 	if err != nil {
 		tb.t.Fatal(err)
 	}
-	nc, err := nats.Connect(tb.info.NATSURL, opts...)
+	nc, err := nats.Connect(tb.info.NATSURL, append(opts, tb.natsTLS()...)...)
 	if err != nil {
 		tb.t.Fatalf("device connect to %s: %v", tb.info.NATSURL, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -71,6 +72,7 @@ func cmdApply(ctx context.Context, e env, g globalFlags, args []string) error {
 	brokerURL := c.fs.String("broker", "", "broker base URL (env MFA_DEVICE_BROKER or MFA_BROKER_URL; default "+defaultBrokerURL+")")
 	c.env["broker"] = []string{"MFA_BROKER_URL"}
 	natsURL := c.fs.String("nats-url", "", "NATS URL to save instead of the one the broker advertises")
+	caFile := c.fs.String("ca", "", "PEM file of the CA the broker's HTTPS and NATS TLS certificates chain to, when not a public one; saved for later commands")
 	if err := c.parse(args, e.getenv); err != nil {
 		return err
 	}
@@ -93,7 +95,14 @@ func cmdApply(ctx context.Context, e env, g globalFlags, args []string) error {
 	if *brokerURL == "" {
 		*brokerURL = defaultBrokerURL
 	}
-	client, err := newBrokerClient(*brokerURL)
+	if *caFile != "" {
+		abs, err := filepath.Abs(*caFile)
+		if err != nil {
+			return err
+		}
+		*caFile = abs
+	}
+	client, err := newBrokerClient(*brokerURL, *caFile)
 	if err != nil {
 		return err
 	}
@@ -138,7 +147,7 @@ func cmdApply(ctx context.Context, e env, g globalFlags, args []string) error {
 	cfg := deviceConfig{
 		BrokerURL: client.base, NATSURL: info.NATSURL, Domain: info.Domain,
 		BrokerPublicKey: identity.EncodePublicKey(brokerKey), MaxTimeout: info.MaxTimeout,
-		LegalID: resp.Identity.ID, AppliedAt: time.Now().UTC(),
+		LegalID: resp.Identity.ID, AppliedAt: time.Now().UTC(), CAFile: *caFile,
 	}
 	if *natsURL != "" {
 		cfg.NATSURL = *natsURL

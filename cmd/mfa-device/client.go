@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -29,15 +32,35 @@ type brokerClient struct {
 	http *http.Client
 }
 
-func newBrokerClient(raw string) (*brokerClient, error) {
+// newBrokerClient talks to the broker at raw; caFile, when set, is the CA
+// its HTTPS certificate must chain to instead of the system's roots.
+func newBrokerClient(raw, caFile string) (*brokerClient, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usageError{fmt.Sprintf("broker URL %q: want http:// or https:// and a host, such as %s", raw, defaultBrokerURL)}
 	}
-	return &brokerClient{
-		base: strings.TrimRight(u.String(), "/"),
-		http: &http.Client{Timeout: 30 * time.Second},
-	}, nil
+	client := &http.Client{Timeout: 30 * time.Second}
+	if caFile != "" {
+		pool, err := loadCA(caFile)
+		if err != nil {
+			return nil, err
+		}
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
+	return &brokerClient{base: strings.TrimRight(u.String(), "/"), http: client}, nil
+}
+
+// loadCA reads PEM certificates to trust.
+func loadCA(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", file)
+	}
+	return pool, nil
 }
 
 // brokerError is an error answer from the broker: its outcome code and

@@ -124,7 +124,7 @@ func cmdListen(ctx context.Context, e env, g globalFlags, args []string) error {
 
 	notes := &notifier{w: &lineWriter{w: e.stderr}}
 	warnIfNotUsable(ctx, cfg, notes.note)
-	nc, err := connectNATS(ctx, *natsURL, key, notes)
+	nc, err := connectNATS(ctx, *natsURL, cfg.CAFile, key, notes)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -210,10 +210,13 @@ func terminalFd(v any) (int, bool) {
 // succeeds or ctx ends, and stays connected: once up, the client reconnects
 // by itself forever. A device whose identity is not approved yet is refused
 // by the broker; it keeps trying, so it starts working once approved.
-func connectNATS(ctx context.Context, natsURL string, key ed25519.PrivateKey, n *notifier) (*nats.Conn, error) {
+func connectNATS(ctx context.Context, natsURL, caFile string, key ed25519.PrivateKey, n *notifier) (*nats.Conn, error) {
 	auth, err := notify.DeviceConnectOptions(key)
 	if err != nil {
 		return nil, err
+	}
+	if caFile != "" {
+		auth = append(auth, nats.RootCAs(caFile))
 	}
 	opts := append(auth,
 		nats.Name("mfa-device"),
@@ -271,7 +274,7 @@ func syncFailure(err error) bool { return errors.Is(err, notify.ErrSync) }
 // yet, such as before an operator approved the identity. It is only
 // advice: when the broker cannot be asked, it says nothing.
 func warnIfNotUsable(ctx context.Context, cfg deviceConfig, note func(string)) {
-	client, err := newBrokerClient(cfg.BrokerURL)
+	client, err := newBrokerClient(cfg.BrokerURL, cfg.CAFile)
 	if err != nil {
 		return
 	}

@@ -52,7 +52,7 @@ func cmdStatus(ctx context.Context, e env, g globalFlags, args []string) error {
 	if *brokerURL == "" {
 		*brokerURL = cfg.BrokerURL
 	}
-	client, err := newBrokerClient(*brokerURL)
+	client, err := newBrokerClient(*brokerURL, cfg.CAFile)
 	if err != nil {
 		return err
 	}

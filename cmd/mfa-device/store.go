@@ -36,6 +36,9 @@ type deviceConfig struct {
 	MaxTimeout int       `json:"MaxTimeout,omitempty"`
 	LegalID    string    `json:"LegalId"`
 	AppliedAt  time.Time `json:"AppliedAt"`
+	// CAFile, when set, is the CA that the broker's HTTPS and NATS TLS
+	// certificates are checked against instead of the system's.
+	CAFile string `json:"CaFile,omitempty"`
 }
 
 func (d deviceDir) keyPath() string    { return filepath.Join(d.path, keyFileName) }
