@@ -291,6 +291,8 @@ func TestMalformedBodies(t *testing.T) {
 		{"empty body", "application/json", "", encoding.CodeMalformed, ""},
 
 		{"XML not well-formed", "text/xml", "<MFA", encoding.CodeMalformed, ""},
+		{"XML two roots", "text/xml", xmlBody + xmlBody, encoding.CodeMalformed, ""},
+		{"XML text after the root", "text/xml", xmlBody + "trailing", encoding.CodeMalformed, ""},
 		{"XML doctype", "text/xml", `<?xml version="1.0"?><!DOCTYPE MFA [<!ENTITY x "y">]>` + xmlBody, encoding.CodeMalformed, ""},
 		{"XML external entity", "text/xml", strings.Replace(xmlBody, "Log in", "&xxe;", 1), encoding.CodeMalformed, ""},
 		{"XML wrong namespace", "text/xml", strings.Replace(xmlBody, "http://waher.se/Schema/MFA.xsd", "urn:other", 1), encoding.CodeSchemaViolation, ""},

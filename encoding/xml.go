@@ -46,10 +46,20 @@ func (d *Decoder) decodeXML(body []byte, charset string) (rawRequest, *Error) {
 	if hasDirective(&doc.Element) {
 		return rawRequest{}, errorf(CodeMalformed, "", "DOCTYPE and other <!…> declarations are not allowed in MFA requests")
 	}
-	root := doc.Root()
-	if root == nil {
-		return rawRequest{}, errorf(CodeMalformed, "", "the body has no root element")
+	// etree reads a sequence of top-level elements without complaint; XML
+	// allows exactly one, with nothing but markup and space around it.
+	if n := len(doc.ChildElements()); n != 1 {
+		if n == 0 {
+			return rawRequest{}, errorf(CodeMalformed, "", "the body has no root element")
+		}
+		return rawRequest{}, errorf(CodeMalformed, "", "the body has %d root elements; a well-formed XML document has exactly one", n)
 	}
+	for _, t := range doc.Child {
+		if cd, ok := t.(*etree.CharData); ok && strings.Trim(cd.Data, " \t\r\n") != "" {
+			return rawRequest{}, errorf(CodeMalformed, "", "the body has text outside its root element")
+		}
+	}
+	root := doc.Root()
 	if root.Tag != requestElement || root.NamespaceURI() != schema.Namespace {
 		return rawRequest{}, errorf(CodeSchemaViolation, "", "the root element must be MFA in namespace %s, not %s", schema.Namespace, describeElement(root))
 	}
