@@ -98,6 +98,12 @@ func (b *Broker) handleApply(c *gin.Context) {
 		b.fail(c, encoding.MediaJSON, err)
 		return
 	}
+	// Applications are open to anyone, so they share the caller's budget:
+	// a flood of them cannot fill the store.
+	if wait := b.callerLimit.take(b.now(), "ip:"+c.ClientIP()); wait > 0 {
+		b.fail(c, encoding.MediaJSON, &retryError{err: fmt.Errorf("%w from this address: wait %d s", ErrRateLimited, retryAfter(wait)), wait: wait})
+		return
+	}
 	var req ApplicationRequest
 	if err := decodeStrictJSON(c, maxApplicationBytes, &req); err != nil {
 		b.fail(c, encoding.MediaJSON, err)

@@ -57,6 +57,20 @@ func TestPushFatigueRateLimits(t *testing.T) {
 	}
 }
 
+// TestApplicationFlood: identity applications count against the caller's
+// budget, so nobody can fill the store with them.
+func TestApplicationFlood(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t, func(c *config) { c.CallerRate = broker.Rate{Events: 3, Per: time.Minute} })
+	for i := 0; i < 3; i++ {
+		tb.applyIdentity("PNR", strconv.Itoa(i), "COUNTRY", "SE")
+	}
+	r := tb.do(http.MethodPost, "/Identities", "application/json", "", strings.NewReader(`{"Properties":[],"PublicKey":"","Proof":""}`))
+	if r.status != http.StatusTooManyRequests || !strings.Contains(string(r.body), `"rate-limited"`) || r.header.Get("Retry-After") == "" {
+		t.Fatalf("fourth application: %d %s", r.status, r.body)
+	}
+}
+
 // TestNotMeBlocksTheCaller: "not me" is reported in the answer's code,
 // logged, and the caller may not ask that person again for a while; others
 // may, and the caller may ask others.
