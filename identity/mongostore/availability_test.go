@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/identity/mongostore/mongotest"
@@ -326,5 +328,70 @@ func TestOrphanReference(t *testing.T) {
 	}
 	if err := s.Create(ctx, other); !errors.Is(err, identity.ErrDuplicate) {
 		t.Errorf("Create while another Create of the ID is under way: %v, want ErrDuplicate", err)
+	}
+}
+
+// TestLazyOpen starts a store while MongoDB is down: Open succeeds with
+// WithLazyOpen, calls fail at once, and the store comes up by itself, with
+// its indexes, when MongoDB does.
+func TestLazyOpen(t *testing.T) {
+	ctx := context.Background()
+	srv := mongotest.StartPrivate(t)
+	srv.Stop()
+	var logs logBuffer
+	start := time.Now()
+	s := openURI(t, srv.URI("mfa"), WithLazyOpen(), WithOpenTimeout(time.Second), WithProbeInterval(100*time.Millisecond), WithLogger(logs.logger()))
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("lazy Open took %v with an open timeout of 1s", el)
+	}
+	start = time.Now()
+	if err := s.Ping(ctx); !errors.Is(err, identity.ErrUnavailable) || time.Since(start) > 100*time.Millisecond {
+		t.Errorf("Ping of a lazily opened store while MongoDB is down: %v after %v", err, time.Since(start))
+	}
+	if err := s.Create(ctx, testIdentity(t, "1")); !errors.Is(err, identity.ErrUnavailable) {
+		t.Errorf("Create: %v, want ErrUnavailable", err)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "lazily opened store available", s.Available)
+	if err := s.Create(ctx, testIdentity(t, "1")); err != nil {
+		t.Fatal(err)
+	}
+	names, err := s.ids.Indexes().ListSpecifications(ctx)
+	if err != nil || len(names) != 3 {
+		t.Errorf("indexes after a lazy open: %v, %v; want 3", names, err)
+	}
+	if logs.count(logDown) != 1 || logs.count(logUp) != 1 {
+		t.Errorf("log:\n%s\nwant one line each for down and up", logs.String())
+	}
+
+	// Without WithLazyOpen, Open fails.
+	srv.Stop()
+	if _, err := Open(ctx, srv.URI("mfa"), WithOpenTimeout(500*time.Millisecond)); !errors.Is(err, identity.ErrUnavailable) {
+		t.Errorf("Open while MongoDB is down: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestIndexConflict: an index of the store's name with other keys is a
+// configuration error that Open reports, lazily or not.
+func TestIndexConflict(t *testing.T) {
+	ctx := context.Background()
+	uri := mongotest.Start(t)
+	s := openURI(t, uri)
+	if err := s.refs.Indexes().DropOne(ctx, "mfa_lookup"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.refs.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "pnr", Value: 1}}, Options: options.Index().SetName("mfa_lookup")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range [][]Option{nil, {WithLazyOpen()}} {
+		s2, err := Open(ctx, uri, opts...)
+		if !errors.Is(err, ErrIndexConflict) || !strings.Contains(err.Error(), CollReferences) {
+			t.Errorf("Open with a conflicting index: %v, want ErrIndexConflict naming %s", err, CollReferences)
+		}
+		if err == nil {
+			s2.Close(ctx)
+		}
 	}
 }

@@ -164,6 +164,13 @@ func (s *Store) probe() bool {
 		s.markDown(err)
 		return false
 	}
+	if !s.ready.Load() {
+		if err := s.ensureIndexes(ctx); err != nil {
+			s.markDown(err)
+			return false
+		}
+		s.ready.Store(true)
+	}
 	if s.down.Load() {
 		s.repairUnfinished()
 		s.markUp()

@@ -110,6 +110,11 @@ import (
 	"github.com/legalmfa/mfa/identity"
 )
 
+// ErrIndexConflict is returned by Open when an index of the name the store
+// uses exists with other keys or options. It is a configuration problem,
+// not an outage, so WithLazyOpen does not wait it out.
+var ErrIndexConflict = errors.New("an index exists with other options than this broker's")
+
 // DefaultDatabase is the database used when neither the URI's path nor
 // WithDatabase names one.
 const DefaultDatabase = "mfa"
@@ -127,6 +132,7 @@ type Store struct {
 	hosts   string
 
 	closed atomic.Bool
+	ready  atomic.Bool // the indexes exist
 	done   chan struct{}
 	wg     sync.WaitGroup
 	kick   chan struct{}
@@ -155,6 +161,7 @@ type config struct {
 	repairAfter    time.Duration
 	logger         *slog.Logger
 	onAvailability func(available bool, err error)
+	lazy           bool
 }
 
 // Option configures Open.
@@ -214,6 +221,14 @@ func WithRepairAfter(d time.Duration) Option {
 		}
 	}
 }
+
+// WithLazyOpen lets Open succeed when MongoDB does not answer: the store
+// then starts unavailable (calls fail at once with identity.ErrUnavailable,
+// Ping reports it, one line is logged) and becomes available when a probe
+// reaches MongoDB and the indexes are created. A broker started during an
+// outage can so come up, report not ready, and recover by itself. Without
+// it, Open fails after the open timeout.
+func WithLazyOpen() Option { return func(c *config) { c.lazy = true } }
 
 // WithLogger sets the logger (slog.Default() by default). The store logs
 // one line when MongoDB becomes unavailable and one when it is back, never
@@ -292,16 +307,28 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 
 	octx, cancel := context.WithTimeout(ctx, cfg.openTimeout)
 	defer cancel()
-	if err := client.Ping(octx, readpref.Primary()); err != nil {
+	err = client.Ping(octx, readpref.Primary())
+	if err == nil {
+		err = s.ensureIndexes(octx)
+		if err == nil {
+			s.ready.Store(true)
+		}
+	}
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
 		client.Disconnect(context.Background())
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("mongostore: open: %w", ctx.Err())
+		return nil, fmt.Errorf("mongostore: open: %w", ctx.Err())
+	case cfg.lazy && !errors.Is(err, ErrIndexConflict) && errors.Is(s.classify(octx, "open", err), identity.ErrUnavailable):
+		// Start unavailable; the probe creates the indexes once MongoDB
+		// answers.
+		s.markDown(err)
+	default:
+		client.Disconnect(context.Background())
+		if errors.Is(err, identity.ErrUnavailable) || errors.Is(err, ErrIndexConflict) {
+			return nil, fmt.Errorf("mongostore: open: %w", err)
 		}
 		return nil, fmt.Errorf("mongostore: %w: MongoDB at %s did not answer within %v: %v", identity.ErrUnavailable, hosts, cfg.openTimeout, err)
-	}
-	if err := s.ensureIndexes(octx); err != nil {
-		client.Disconnect(context.Background())
-		return nil, fmt.Errorf("mongostore: open: %w", err)
 	}
 	s.wg.Add(1)
 	go s.loop()
@@ -338,7 +365,7 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 			if _, err := coll.Indexes().CreateOne(ctx, ix); err != nil {
 				var ce mongo.CommandError
 				if errors.As(err, &ce) && (ce.Code == 85 || ce.Code == 86) {
-					return fmt.Errorf("%w: an index on %s exists with other options than this broker's; drop it to let the broker create its own: %v", identity.ErrUnavailable, coll.Name(), err)
+					return fmt.Errorf("%w: %s: drop it to let the broker create its own: %v", ErrIndexConflict, coll.Name(), err)
 				}
 				return s.classify(ctx, fmt.Sprintf("create indexes on %s", coll.Name()), err)
 			}
