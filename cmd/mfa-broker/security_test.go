@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"net/http"
 	"strconv"
 	"strings"
@@ -161,5 +162,38 @@ func TestPendingCap(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if d.promptCount() != 0 {
 		t.Fatal("a request over the cap was pushed")
+	}
+}
+
+// TestRevokedRequesterCannotSign: a requester identity signs only while
+// Approved and within its validity window.
+func TestRevokedRequesterCannotSign(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	tb.person("19880808-0008", "SE", always(notify.Approve))
+	ask := func(id string, key ed25519.PrivateKey) outcome {
+		m := mfaBody{PNR: "19880808-0008", COUNTRY: "SE", Timeout: 10, Reason: "signed", LegalId: id}
+		sign(key, &m)
+		return tb.postMFA(context.Background(), "json", m, "")
+	}
+	for _, verb := range []string{"compromise", "obsolete"} {
+		id, key := tb.requester()
+		if o := ask(id, key); o.code != "approved" {
+			t.Fatalf("before %s: %s", verb, o.code)
+		}
+		if out, err := tb.operator("identity", verb, id); err != nil {
+			t.Fatal(out)
+		}
+		if o := ask(id, key); o.status != http.StatusUnauthorized || o.code != "unknown-requester" {
+			t.Fatalf("after %s: %d %s", verb, o.status, o.code)
+		}
+	}
+	id, key := tb.applyIdentity("ORGNAME", "Short-lived Ltd")
+	if out, err := tb.operator("identity", "approve", id, "--valid-for", "1s"); err != nil {
+		t.Fatal(out)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if o := ask(id, key); o.code != "unknown-requester" {
+		t.Fatalf("expired requester: %s", o.code)
 	}
 }
