@@ -64,7 +64,9 @@
 // Server-side conditional updates (findAndModify) are not used as the
 // compare-and-set because FerretDB, which the tests run against, does not
 // apply them atomically; the unique _id insert is atomic on every
-// MongoDB-compatible server.
+// MongoDB-compatible server. Transactions are not used on replica sets
+// either: the ordering above is correct without them, and a second,
+// transactional code path would be one the tests never run.
 //
 // # Availability
 //
@@ -75,7 +77,9 @@
 // MongoDB every WithProbeInterval; when a ping succeeds it logs one line
 // again and calls work. While available it pings every WithHealthInterval,
 // so that Ping, which readiness checks call, notices an outage without
-// traffic. A caller's own cancellation stays context.Canceled.
+// traffic; Available reports the state without any I/O. With WithLazyOpen,
+// Open succeeds during an outage and the store starts unavailable. A
+// caller's own cancellation stays context.Canceled.
 //
 // # Durability
 //

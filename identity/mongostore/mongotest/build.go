@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 )
@@ -107,6 +108,14 @@ func build() (string, error) {
 		return "", err
 	}
 	fmt.Fprintf(os.Stderr, "mongotest: built FerretDB in %v\n", time.Since(start).Round(time.Second))
+	// Binaries built from earlier module files are of no more use.
+	if old, err := filepath.Glob(filepath.Join(cache, "ferretdb-v*-*")); err == nil {
+		for _, o := range old {
+			if o != bin && !strings.Contains(filepath.Base(o), ".building-") {
+				os.Remove(o)
+			}
+		}
+	}
 	return bin, nil
 }
 
