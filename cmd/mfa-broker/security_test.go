@@ -17,19 +17,27 @@ import (
 // caller may ask at most so often, with 429 and Retry-After beyond that.
 func TestPushFatigueRateLimits(t *testing.T) {
 	t.Parallel()
+	const callerBudget = 10
 	tb := startBroker(t, func(c *config) {
 		c.IdentityRate = broker.Rate{Events: 2, Per: time.Minute}
-		c.CallerRate = broker.Rate{Events: 5, Per: time.Minute}
+		c.CallerRate = broker.Rate{Events: callerBudget, Per: time.Minute}
 	})
+	// Three applications from this address: 3 of its budget.
 	d := tb.person("19330303-0001", "SE", always(notify.Deny))
+	tb.person("19330303-0002", "SE", always(notify.Approve))
+	rpID, rpKey := tb.requester()
+	used := 3
+
 	m := mfaBody{PNR: "19330303-0001", COUNTRY: "SE", Timeout: 10, Reason: "again"}
 	for i := 0; i < 2; i++ {
 		if o := tb.postMFA(context.Background(), "json", m, ""); o.code != "denied" {
 			t.Fatalf("request %d: %s", i, o.code)
 		}
+		used++
 	}
 	ct, body := m.encode("json")
 	r := tb.do(http.MethodPost, "/MFA", ct, "", strings.NewReader(body))
+	used++
 	o := tb.parseOutcome(r, "application/json")
 	if o.status != http.StatusTooManyRequests || o.code != "rate-limited" {
 		t.Fatalf("third push to one person: %d %s", o.status, o.code)
@@ -42,15 +50,15 @@ func TestPushFatigueRateLimits(t *testing.T) {
 	}
 	// The caller's own limit counts every request, unknown people too: it
 	// also slows down anyone probing which personal numbers exist.
-	for i := 0; i < 2; i++ {
-		tb.postMFA(context.Background(), "json", mfaBody{PNR: "nobody-" + strconv.Itoa(i), COUNTRY: "SE", Timeout: 10, Reason: "probe"}, "")
+	for ; used < callerBudget; used++ {
+		if o := tb.postMFA(context.Background(), "json", mfaBody{PNR: "nobody-" + strconv.Itoa(used), COUNTRY: "SE", Timeout: 10, Reason: "probe"}, ""); o.code != "unknown-person" {
+			t.Fatalf("probe %d within the budget: %s", used, o.code)
+		}
 	}
 	if o := tb.postMFA(context.Background(), "json", mfaBody{PNR: "nobody-x", COUNTRY: "SE", Timeout: 10, Reason: "probe"}, ""); o.code != "rate-limited" {
-		t.Fatalf("sixth request from one caller: %s", o.code)
+		t.Fatalf("request %d from one caller: %s", callerBudget+1, o.code)
 	}
 	// A signed requester is counted as itself, not by address.
-	rpID, rpKey := tb.requester()
-	tb.person("19330303-0002", "SE", always(notify.Approve))
 	sm := mfaBody{PNR: "19330303-0002", COUNTRY: "SE", Timeout: 10, Reason: "signed", LegalId: rpID}
 	sign(rpKey, &sm)
 	if o := tb.postMFA(context.Background(), "json", sm, ""); o.code != "approved" {
