@@ -3,6 +3,7 @@ package identity_test
 import (
 	"crypto/ed25519"
 	"errors"
+	"math"
 	"path/filepath"
 	"testing"
 	"time"
@@ -93,5 +94,29 @@ func TestWriteKeyFileRefusesBadKeysAndLeavesNoTemporaries(t *testing.T) {
 	matches, _ := filepath.Glob(filepath.Join(dir, ".key-*"))
 	if len(matches) != 0 {
 		t.Fatalf("temporary files left behind: %v", matches)
+	}
+}
+
+func TestValidateBoundsTimesAndVersions(t *testing.T) {
+	t.Parallel()
+	key, err := identity.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := identity.Identity{ID: identity.NewID("example.org"), State: identity.Created, Properties: props("PNR", "1", "COUNTRY", "SE"), PublicKey: key.Public().(ed25519.PublicKey), Version: 1}
+	for name, mod := range map[string]func(*identity.Identity){
+		"year 10000":       func(id *identity.Identity) { id.Created = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"year 0":           func(id *identity.Identity) { id.Updated = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"negative version": func(id *identity.Identity) { id.Version = -1 },
+		"maximal version":  func(id *identity.Identity) { id.Version = math.MaxInt64 },
+	} {
+		id := base
+		mod(&id)
+		if err := id.Validate(); !errors.Is(err, identity.ErrInvalid) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := base.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -5,6 +5,7 @@ package identity
 import (
 	"crypto/ed25519"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -274,6 +275,16 @@ func (id Identity) Validate() error {
 	}
 	if id.State == Approved && !id.To.After(id.From) {
 		return fmt.Errorf("%w: an Approved identity needs a validity window that ends after it starts", ErrInvalid)
+	}
+	for _, t := range []time.Time{id.From, id.To, id.Created, id.Updated} {
+		// Years 1 to 9999 fit every store's time type (BSON counts
+		// milliseconds in an int64); anything else is a mistake.
+		if !t.IsZero() && (t.Year() < 1 || t.Year() > 9999) {
+			return fmt.Errorf("%w: time %s is outside the years 1 to 9999", ErrInvalid, t)
+		}
+	}
+	if id.Version < 0 || id.Version == math.MaxInt64 {
+		return fmt.Errorf("%w: version %d is out of range", ErrInvalid, id.Version)
 	}
 	return nil
 }
