@@ -24,16 +24,21 @@ import (
 	"github.com/legalmfa/mfa/encoding"
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/identity/boltstore"
+	"github.com/legalmfa/mfa/identity/mongostore"
 	"github.com/legalmfa/mfa/notify"
 	"github.com/legalmfa/mfa/schema"
 )
 
 // Config is a broker's configuration; mfa-broker's flags fill it in.
 type Config struct {
-	HTTPAddr         string
-	DataDir          string
-	Domain           string
-	PublicURL        string
+	HTTPAddr  string
+	DataDir   string
+	Domain    string
+	PublicURL string
+	// MongoDBURI selects the MongoDB identity store; empty keeps the
+	// embedded store in the data directory.
+	MongoDBURI       string
+	MongoDBTimeout   time.Duration
 	NATSListen       string
 	NATSURL          string
 	NATSDeviceURL    string
@@ -176,7 +181,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err e
 	if err != nil {
 		return nil, fmt.Errorf("PNR hash key: %w", err)
 	}
-	if s.store, err = boltstore.Open(filepath.Join(cfg.DataDir, "identities.db")); err != nil {
+	if s.store, err = openStore(ctx, cfg, log); err != nil {
 		return nil, err
 	}
 	if err := s.connectNATS(creds); err != nil {
@@ -224,8 +229,27 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err e
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
-	log.Info("broker started", "http", s.httpURL, "nats", s.natsURL, "admin", cfg.AdminSocket, "domain", cfg.Domain, "data", cfg.DataDir)
+	storeName := "embedded"
+	if cfg.MongoDBURI != "" {
+		storeName = "mongodb"
+	}
+	log.Info("broker started", "http", s.httpURL, "nats", s.natsURL, "admin", cfg.AdminSocket, "domain", cfg.Domain, "data", cfg.DataDir, "store", storeName)
 	return s, nil
+}
+
+// openStore opens MongoDB when a URI is configured, else the embedded
+// store. MongoDB is opened lazily: a broker starts while MongoDB is down,
+// reports not ready, answers MFA requests 503 store-unavailable, and
+// recovers by itself when MongoDB is back.
+func openStore(ctx context.Context, cfg Config, log *slog.Logger) (identity.Store, error) {
+	if cfg.MongoDBURI == "" {
+		return boltstore.Open(filepath.Join(cfg.DataDir, "identities.db"))
+	}
+	opts := []mongostore.Option{mongostore.WithLazyOpen(), mongostore.WithLogger(log.With("component", "mongostore"))}
+	if cfg.MongoDBTimeout > 0 {
+		opts = append(opts, mongostore.WithOperationTimeout(cfg.MongoDBTimeout))
+	}
+	return mongostore.Open(ctx, cfg.MongoDBURI, opts...)
 }
 
 func (s *Service) connectNATS(creds *notify.BrokerCredentials) error {

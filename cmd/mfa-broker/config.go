@@ -71,6 +71,9 @@ func serverFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen address")
 	fs.StringVar(&c.Domain, "domain", "localhost", "the broker's domain; identities are named <uuid>@legal.<domain>")
 	fs.StringVar(&c.PublicURL, "public-url", "", "external base URL of the broker, for links in answers (default: from the request's Host)")
+	fs.StringVar(&c.MongoDBURI, "mongodb-uri", "", "MongoDB connection string (mongodb:// or mongodb+srv://): keeps identities in MongoDB instead of the data directory")
+	c.MongoDBTimeout = 3 * time.Second
+	fs.Var(seconds{&c.MongoDBTimeout}, "mongodb-timeout", "deadline of every MongoDB operation")
 	fs.StringVar(&c.NATSListen, "nats-listen", ":4222", "listen address of the embedded NATS server, for devices")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "URL of an external NATS server or cluster, configured with 'mfa-broker nats-config'; disables the embedded server")
 	fs.StringVar(&c.NATSDeviceURL, "nats-device-url", "", "NATS URL devices are told to use (default: nats://<host they reached the broker on>:<NATS port>)")

@@ -28,13 +28,15 @@ import (
 	"github.com/legalmfa/mfa/broker/service"
 	"github.com/legalmfa/mfa/encoding"
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/identity/mongostore/mongotest"
 	"github.com/legalmfa/mfa/notify"
 	"github.com/legalmfa/mfa/schema"
 )
 
 func TestMain(m *testing.M) {
 	gin.SetMode(gin.ReleaseMode)
-	os.Exit(m.Run())
+	// Stops the MongoDB test server the MongoDB tests start, if they do.
+	mongotest.Main(m)
 }
 
 // testBroker is a whole broker, started by the same code as the real one,
