@@ -86,7 +86,7 @@ func (c *BrokerCredentials) ConnectOptions() []nats.Option {
 
 // ServerAuthConfig is the nats-server configuration block that gives an
 // external server or cluster the guarantees the embedded server has. Put it
-// in every server's configuration.
+// in every server's configuration; the servers also need JetStream.
 func (c *BrokerCredentials) ServerAuthConfig() string {
 	return fmt.Sprintf(`# MFA broker: only the broker connects with its own key; every other
 # client is authorized by the broker's callout (devices with their identity
@@ -98,7 +98,6 @@ authorization {
     auth_users: [ %s ]
   }
 }
-jetstream: enabled
 `, c.UserPublicKey(), c.IssuerPublicKey(), c.UserPublicKey())
 }
 

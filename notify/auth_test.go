@@ -179,7 +179,7 @@ func TestExternalServerConfig(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "nats.conf")
 	text := "listen: 127.0.0.1:-1\njetstream { store_dir: " + strconv.Quote(filepath.Join(dir, "js")) + " }\n" +
-		strings.Replace(creds.ServerAuthConfig(), "jetstream: enabled\n", "", 1)
+		creds.ServerAuthConfig()
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}

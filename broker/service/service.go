@@ -42,6 +42,9 @@ type Config struct {
 	NATSListen       string
 	NATSURL          string
 	NATSDeviceURL    string
+	// NATSReplicas is how many copies JetStream keeps of the push stream
+	// and the shared buckets: 3 on a three-server cluster, 1 embedded.
+	NATSReplicas int
 	MaxTimeout       time.Duration
 	IdentityValidity time.Duration
 	TrustedProxies   []string
@@ -99,6 +102,9 @@ func (c *Config) Defaults() {
 	}
 	if c.SignatureWindow == 0 {
 		c.SignatureWindow = 5 * time.Minute
+	}
+	if c.NATSReplicas == 0 {
+		c.NATSReplicas = 1
 	}
 	if c.TLSMinVersion == "" {
 		c.TLSMinVersion = "1.3"
@@ -192,15 +198,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err e
 		return nil, err
 	}
 	if s.pusher, err = notify.NewPusher(ctx, s.nc, brokerKey, cfg.Domain,
-		notify.WithLogger(log), notify.WithMaxTimeout(cfg.MaxTimeout)); err != nil {
+		notify.WithLogger(log), notify.WithMaxTimeout(cfg.MaxTimeout), notify.WithStreamReplicas(cfg.NATSReplicas)); err != nil {
 		return nil, err
 	}
-	if s.blocks, err = notify.NewBlocklist(ctx, s.nc, max(cfg.NotMeBlock, time.Minute), 1, log); err != nil {
+	if s.blocks, err = notify.NewBlocklist(ctx, s.nc, max(cfg.NotMeBlock, time.Minute), cfg.NATSReplicas, log); err != nil {
 		return nil, err
 	}
 	// Nonces are remembered for twice the window: a request can be up to one
 	// window early or late.
-	replays, err := notify.NewReplayGuard(ctx, s.nc, 2*cfg.SignatureWindow, 1)
+	replays, err := notify.NewReplayGuard(ctx, s.nc, 2*cfg.SignatureWindow, cfg.NATSReplicas)
 	if err != nil {
 		return nil, err
 	}
