@@ -37,14 +37,14 @@ type Config struct {
 	PublicURL string
 	// MongoDBURI selects the MongoDB identity store; empty keeps the
 	// embedded store in the data directory.
-	MongoDBURI       string
-	MongoDBTimeout   time.Duration
-	NATSListen       string
-	NATSURL          string
-	NATSDeviceURL    string
+	MongoDBURI     string
+	MongoDBTimeout time.Duration
+	NATSListen     string
+	NATSURL        string
+	NATSDeviceURL  string
 	// NATSReplicas is how many copies JetStream keeps of the push stream
 	// and the shared buckets: 3 on a three-server cluster, 1 embedded.
-	NATSReplicas int
+	NATSReplicas     int
 	MaxTimeout       time.Duration
 	IdentityValidity time.Duration
 	TrustedProxies   []string
