@@ -3,8 +3,6 @@ package boltstore
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -16,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/identity/conformance"
 )
 
 // benchDataVersion names the content benchPerson generates. Bump it when
@@ -61,9 +60,9 @@ func benchmarkFindValid(b *testing.B, n int) {
 	queries := func(k int) []query {
 		qs := make([]query, k)
 		for i := range qs {
-			p := rng.IntN(benchPeople(n))
-			pnr, country := benchPNR(p)
-			qs[i] = query{pnr, country, benchIdentitiesOf(n, p)}
+			p := rng.IntN(conformance.DatasetPeople(n))
+			pnr, country := conformance.DatasetPerson(p)
+			qs[i] = query{pnr, country, conformance.DatasetIdentitiesOf(n, p)}
 		}
 		return qs
 	}
@@ -100,67 +99,6 @@ func benchmarkFindValid(b *testing.B, n int) {
 	b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
 }
 
-// The dataset: n identities, all Approved and valid now. One person in a
-// thousand has a second identity (two phones); everyone else has one.
-func benchExtra(n int) int  { return n / 1000 }
-func benchPeople(n int) int { return n - benchExtra(n) }
-
-// benchOwner is the person identity i belongs to. The second identities
-// go to people spread over the whole range.
-func benchOwner(n, i int) int {
-	people := benchPeople(n)
-	if i < people {
-		return i
-	}
-	return (i - people) * (people / benchExtra(n))
-}
-
-func benchIdentitiesOf(n, p int) int {
-	people := benchPeople(n)
-	if p%(people/benchExtra(n)) == 0 && p/(people/benchExtra(n)) < benchExtra(n) {
-		return 2
-	}
-	return 1
-}
-
-var benchCountries = [...]string{"SE", "NO", "DK", "FI", "DE", "NL", "FR", "IS"}
-
-func benchPNR(p int) (pnr, country string) {
-	return fmt.Sprintf("%04d%08d", 1940+p%70, p), benchCountries[p%len(benchCountries)]
-}
-
-// benchIdentity generates identity i deterministically. The public key is
-// 32 pseudo-random bytes rather than a generated Ed25519 key: the store
-// treats keys as opaque, and a million key generations would dominate the
-// build.
-func benchIdentity(n, i int) identity.Identity {
-	seed := sha256.Sum256(binary.BigEndian.AppendUint64([]byte("bench"), uint64(i)))
-	key := sha256.Sum256(seed[:])
-	u := seed[:16]
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	p := benchOwner(n, i)
-	pnr, country := benchPNR(p)
-	t := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Second)
-	return identity.Identity{
-		ID:    fmt.Sprintf("%x-%x-%x-%x-%x@legal.bench.example.org", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16]),
-		State: identity.Approved,
-		Properties: []identity.Property{
-			{Name: identity.PropFirst, Value: fmt.Sprintf("First%d", p)},
-			{Name: identity.PropLast, Value: fmt.Sprintf("Lastname%d", p)},
-			{Name: identity.PropPNR, Value: pnr},
-			{Name: identity.PropCountry, Value: country},
-			{Name: identity.PropEmail, Value: fmt.Sprintf("person%d@example.org", p)},
-		},
-		PublicKey: key[:],
-		From:      t,
-		To:        t.AddDate(50, 0, 0),
-		Created:   t,
-		Updated:   t,
-		Version:   2,
-	}
-}
-
 func benchDataset(b *testing.B, n int) string {
 	b.Helper()
 	path := filepath.Join(os.TempDir(), fmt.Sprintf("legalmfa-boltstore-bench-%d-f%d-d%d.db", n, formatVersion, benchDataVersion))
@@ -170,7 +108,7 @@ func benchDataset(b *testing.B, n int) string {
 	tmp := path + fmt.Sprintf(".building-%d", os.Getpid())
 	os.Remove(tmp)
 	start := time.Now()
-	if err := bulkLoad(tmp, n, benchIdentity); err != nil {
+	if err := bulkLoad(tmp, n, conformance.DatasetIdentity); err != nil {
 		os.Remove(tmp)
 		b.Fatal(err)
 	}
@@ -254,7 +192,7 @@ func bulkLoad(path string, n int, gen func(n, i int) identity.Identity) error {
 func TestBulkLoad(t *testing.T) {
 	const n = 3000
 	path := filepath.Join(t.TempDir(), "bulk.db")
-	if err := bulkLoad(path, n, benchIdentity); err != nil {
+	if err := bulkLoad(path, n, conformance.DatasetIdentity); err != nil {
 		t.Fatal(err)
 	}
 	s, err := Open(path)
@@ -268,17 +206,17 @@ func TestBulkLoad(t *testing.T) {
 		t.Fatalf("List: %d identities, %v; want %d", len(all), err, n)
 	}
 	twos := 0
-	for p := range benchPeople(n) {
-		pnr, country := benchPNR(p)
+	for p := range conformance.DatasetPeople(n) {
+		pnr, country := conformance.DatasetPerson(p)
 		got, err := s.FindValid(context.Background(), pnr, country, time.Now())
-		if err != nil || len(got) != benchIdentitiesOf(n, p) {
-			t.Fatalf("FindValid for person %d: %d, %v; want %d", p, len(got), err, benchIdentitiesOf(n, p))
+		if err != nil || len(got) != conformance.DatasetIdentitiesOf(n, p) {
+			t.Fatalf("FindValid for person %d: %d, %v; want %d", p, len(got), err, conformance.DatasetIdentitiesOf(n, p))
 		}
 		if len(got) == 2 {
 			twos++
 		}
 	}
-	if twos != benchExtra(n) {
-		t.Errorf("%d people with two identities, want %d", twos, benchExtra(n))
+	if twos != conformance.DatasetExtra(n) {
+		t.Errorf("%d people with two identities, want %d", twos, conformance.DatasetExtra(n))
 	}
 }

@@ -2,8 +2,6 @@ package mongostore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -15,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/identity/conformance"
 )
 
 // BenchmarkFindValid measures the MFA lookup for a random existing person
@@ -41,7 +40,7 @@ func benchmarkFindValid(b *testing.B, n int) {
 	// timeout on FerretDB.
 	s := open(b, WithOperationTimeout(5*time.Minute), WithLogger(logBufferDiscard()))
 	start := time.Now()
-	if err := bulkLoad(ctx, s, n, benchIdentity); err != nil {
+	if err := bulkLoad(ctx, s, n, conformance.DatasetIdentity); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("loaded %d identities in %v", n, time.Since(start).Round(time.Millisecond))
@@ -54,9 +53,9 @@ func benchmarkFindValid(b *testing.B, n int) {
 	queries := func(k int) []query {
 		qs := make([]query, k)
 		for i := range qs {
-			p := rng.IntN(benchPeople(n))
-			pnr, country := benchPNR(p)
-			qs[i] = query{pnr, country, benchIdentitiesOf(n, p)}
+			p := rng.IntN(conformance.DatasetPeople(n))
+			pnr, country := conformance.DatasetPerson(p)
+			qs[i] = query{pnr, country, conformance.DatasetIdentitiesOf(n, p)}
 		}
 		return qs
 	}
@@ -94,63 +93,6 @@ func benchmarkFindValid(b *testing.B, n int) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
 	b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
 	b.ReportMetric(float64(len(lat)), "samples")
-}
-
-// The dataset is boltstore's: n identities, all Approved and valid now; one
-// person in a thousand has a second identity (two phones).
-func benchExtra(n int) int  { return n / 1000 }
-func benchPeople(n int) int { return n - benchExtra(n) }
-
-func benchOwner(n, i int) int {
-	people := benchPeople(n)
-	if i < people {
-		return i
-	}
-	return (i - people) * (people / benchExtra(n))
-}
-
-func benchIdentitiesOf(n, p int) int {
-	people := benchPeople(n)
-	if p%(people/benchExtra(n)) == 0 && p/(people/benchExtra(n)) < benchExtra(n) {
-		return 2
-	}
-	return 1
-}
-
-var benchCountries = [...]string{"SE", "NO", "DK", "FI", "DE", "NL", "FR", "IS"}
-
-func benchPNR(p int) (pnr, country string) {
-	return fmt.Sprintf("%04d%08d", 1940+p%70, p), benchCountries[p%len(benchCountries)]
-}
-
-// benchIdentity generates identity i deterministically; the key is 32
-// pseudo-random bytes, which the store treats as opaque.
-func benchIdentity(n, i int) identity.Identity {
-	seed := sha256.Sum256(binary.BigEndian.AppendUint64([]byte("bench"), uint64(i)))
-	key := sha256.Sum256(seed[:])
-	u := seed[:16]
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	p := benchOwner(n, i)
-	pnr, country := benchPNR(p)
-	t := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Second)
-	return identity.Identity{
-		ID:    fmt.Sprintf("%x-%x-%x-%x-%x@legal.bench.example.org", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16]),
-		State: identity.Approved,
-		Properties: []identity.Property{
-			{Name: identity.PropFirst, Value: fmt.Sprintf("First%d", p)},
-			{Name: identity.PropLast, Value: fmt.Sprintf("Lastname%d", p)},
-			{Name: identity.PropPNR, Value: pnr},
-			{Name: identity.PropCountry, Value: country},
-			{Name: identity.PropEmail, Value: fmt.Sprintf("person%d@example.org", p)},
-		},
-		PublicKey: key[:],
-		From:      t,
-		To:        t.AddDate(50, 0, 0),
-		Created:   t,
-		Updated:   t,
-		Version:   2,
-	}
 }
 
 // bulkLoad writes n generated identities with the documents Create writes,
@@ -194,21 +136,21 @@ func TestBulkLoad(t *testing.T) {
 	// FerretDB on SQLite filters and sorts a whole listing in Go: under the
 	// race detector on a loaded machine that takes more than the default 3 s.
 	s := open(t, WithOperationTimeout(time.Minute))
-	if err := bulkLoad(ctx, s, n, benchIdentity); err != nil {
+	if err := bulkLoad(ctx, s, n, conformance.DatasetIdentity); err != nil {
 		t.Fatal(err)
 	}
 	all, err := s.List(ctx, identity.Query{})
 	if err != nil || len(all) != n {
 		t.Fatalf("List: %d identities, %v; want %d", len(all), err, n)
 	}
-	for _, p := range []int{0, 1, 2, 997, 1500, benchPeople(n) - 1} {
-		pnr, country := benchPNR(p)
+	for _, p := range []int{0, 1, 2, 997, 1500, conformance.DatasetPeople(n) - 1} {
+		pnr, country := conformance.DatasetPerson(p)
 		got, err := s.FindValid(ctx, pnr, country, time.Now())
-		if err != nil || len(got) != benchIdentitiesOf(n, p) {
-			t.Errorf("FindValid for person %d: %d, %v; want %d", p, len(got), err, benchIdentitiesOf(n, p))
+		if err != nil || len(got) != conformance.DatasetIdentitiesOf(n, p) {
+			t.Errorf("FindValid for person %d: %d, %v; want %d", p, len(got), err, conformance.DatasetIdentitiesOf(n, p))
 		}
 	}
-	if err := s.Create(ctx, benchIdentity(n, 5)); err == nil {
+	if err := s.Create(ctx, conformance.DatasetIdentity(n, 5)); err == nil {
 		t.Error("Create of a bulk-loaded identity succeeded")
 	}
 }
@@ -222,10 +164,10 @@ func TestBulkLoad(t *testing.T) {
 func TestLookupUsesIndex(t *testing.T) {
 	ctx := context.Background()
 	s := open(t)
-	if err := bulkLoad(ctx, s, 2000, benchIdentity); err != nil {
+	if err := bulkLoad(ctx, s, 2000, conformance.DatasetIdentity); err != nil {
 		t.Fatal(err)
 	}
-	pnr, country := benchPNR(7)
+	pnr, country := conformance.DatasetPerson(7)
 	explain := func(coll string, filter bson.D) bson.Raw {
 		t.Helper()
 		cmd := bson.D{
@@ -239,7 +181,7 @@ func TestLookupUsesIndex(t *testing.T) {
 		return raw
 	}
 	lookup := explain(CollReferences, lookupFilter(pnr, country, time.Now()))
-	fetch := explain(CollIdentities, bson.D{{Key: "_id", Value: benchIdentity(2000, 7).ID}})
+	fetch := explain(CollIdentities, bson.D{{Key: "_id", Value: conformance.DatasetIdentity(2000, 7).ID}})
 
 	var info bson.M
 	if err := s.ids.Database().RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
