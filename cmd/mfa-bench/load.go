@@ -1,0 +1,438 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/legalmfa/mfa/broker"
+)
+
+// reason is what every benchmark request asks; typical of a login prompt.
+const reason = "Log in to **Example Bank**"
+
+// bodySet is one MFA request per person, encoded once before the load
+// starts, so that the clients spend nothing on encoding.
+type bodySet struct {
+	contentType string
+	bodies      [][]byte
+}
+
+func encodeBodies(people []person, enc string, timeout int) bodySet {
+	set := bodySet{bodies: make([][]byte, len(people))}
+	for i, p := range people {
+		switch enc {
+		case "xml":
+			set.contentType = "text/xml; charset=utf-8"
+			var b bytes.Buffer
+			b.WriteString(`<MFA xmlns="http://waher.se/Schema/MFA.xsd">`)
+			for _, f := range [][2]string{{"PNR", p.pnr}, {"COUNTRY", p.country}, {"Timeout", strconv.Itoa(timeout)}, {"Reason", reason}} {
+				b.WriteString("<" + f[0] + ">")
+				xml.EscapeText(&b, []byte(f[1]))
+				b.WriteString("</" + f[0] + ">")
+			}
+			b.WriteString("</MFA>")
+			set.bodies[i] = b.Bytes()
+		case "json":
+			set.contentType = "application/json"
+			set.bodies[i], _ = json.Marshal(struct {
+				PNR, COUNTRY string
+				Timeout      int
+				Reason       string
+			}{p.pnr, p.country, timeout, reason})
+		case "form":
+			set.contentType = "application/x-www-form-urlencoded"
+			set.bodies[i] = []byte("PNR=" + url.QueryEscape(p.pnr) + "&COUNTRY=" + url.QueryEscape(p.country) +
+				"&Timeout=" + strconv.Itoa(timeout) + "&Reason=" + url.QueryEscape(reason))
+		}
+	}
+	return set
+}
+
+// newTransport is one keep-alive HTTP transport for up to conns
+// connections to one host: every client keeps its connection between
+// requests, as a relying party's pool does.
+func newTransport(conns int) *http.Transport {
+	return &http.Transport{
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		IdleConnTimeout:     5 * time.Minute,
+		DisableCompression:  true,
+		// Default buffers; a relying party's client would not tune them.
+	}
+}
+
+// phase is one measured load: C clients sending random people's requests
+// to url, closed loop (each sends again as soon as it has its answer) or
+// open loop at a fixed rate.
+type phase struct {
+	name        string
+	url         string
+	transport   *http.Transport
+	bodies      bodySet
+	accept      string
+	concurrency int
+	duration    time.Duration
+	requests    int
+	rate        float64
+	timeout     time.Duration
+	// hold, when set, says how long the device held a request on purpose,
+	// which is subtracted to give the latency the broker adds.
+	hold func(requestID string) (time.Duration, bool)
+	// sample, when set, is called with every progress tick to watch the
+	// server (its stats), and once more at the end.
+	sample   func(ctx context.Context)
+	progress time.Duration
+	log      io.Writer
+	// trace, when set, gets every request's timing as CSV.
+	trace io.Writer
+	// devices, when set, returns (and forgets) the devices' timings.
+	devices func() (delivery, answer []time.Duration)
+}
+
+// phaseResult is what a phase measured.
+type phaseResult struct {
+	name        string
+	concurrency int
+	rate        float64
+	elapsed     time.Duration
+	completed   int // answered, any outcome
+	approved    int
+	latency     []time.Duration // approved requests, sorted
+	added       []time.Duration // latency minus the device's hold, sorted
+	noHold      int             // approved requests whose hold was not known
+	codes       map[string]int  // every outcome but approved, and transport errors
+	delivery    []time.Duration // push delivery to devices, sorted
+	answerRTT   []time.Duration // devices' answer round trips, sorted
+	cpu         cpuUse
+	before      broker.Stats
+	after       broker.Stats
+	peak        broker.Stats
+	hasStats    bool
+}
+
+func (r phaseResult) throughput() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.approved) / r.elapsed.Seconds()
+}
+
+func (r phaseResult) errors() int {
+	n := 0
+	for _, c := range r.codes {
+		n += c
+	}
+	return n
+}
+
+// worker keeps what one client measured, merged after the phase.
+type worker struct {
+	latency, added []time.Duration
+	noHold         int
+	codes          map[string]int
+	buf            bytes.Buffer
+	trace          []traceRow
+}
+
+// traceRow is one request for --trace: when it was due, how long it took,
+// and how much of that the broker added.
+type traceRow struct {
+	at, latency, added time.Duration
+	code               string
+}
+
+// run drives the phase and returns what it measured.
+func (p phase) run(ctx context.Context) phaseResult {
+	client := &http.Client{Transport: p.transport, Timeout: p.timeout}
+	var completed, failed, inflight, issued atomic.Int64
+	workers := make([]*worker, p.concurrency)
+	start := time.Now()
+	var deadline time.Time
+	if p.requests == 0 {
+		deadline = start.Add(p.duration)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// more reports whether another request may be sent; in request-count
+	// mode it claims that request.
+	more := func(now time.Time) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		if p.requests > 0 {
+			return issued.Add(1) <= int64(p.requests)
+		}
+		return now.Before(deadline)
+	}
+
+	var sched chan time.Time
+	if p.rate > 0 {
+		sched = make(chan time.Time, 1<<16)
+		go p.dispatch(ctx, start, more, sched)
+	}
+
+	// A person is asked one thing at a time, as relying parties do: the
+	// broker lets a newer request for an identity supersede an older one,
+	// so two at once would measure supersession, not MFA.
+	free := make(chan int, len(p.bodies.bodies))
+	for _, i := range rand.New(rand.NewPCG(uint64(start.UnixNano()), 0)).Perm(len(p.bodies.bodies)) {
+		free <- i
+	}
+
+	if p.devices != nil {
+		p.devices() // forget what came before this phase
+	}
+	stopProgress := p.watch(ctx, start, &completed, &failed, &inflight)
+	var wg sync.WaitGroup
+	for i := range workers {
+		w := &worker{codes: map[string]int{}}
+		workers[i] = w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			send := func(from time.Time) {
+				var who int
+				select {
+				case who = <-free:
+				case <-ctx.Done():
+					return
+				}
+				inflight.Add(1)
+				code, lat, added, held := p.once(ctx, client, w, who, from)
+				inflight.Add(-1)
+				free <- who
+				if p.trace != nil {
+					w.trace = append(w.trace, traceRow{at: from.Sub(start), latency: lat, added: added, code: code})
+				}
+				if code != "approved" {
+					w.codes[code]++
+					failed.Add(1)
+					return
+				}
+				completed.Add(1)
+				w.latency = append(w.latency, lat)
+				if p.hold != nil {
+					if held {
+						w.added = append(w.added, added)
+					} else {
+						w.noHold++
+					}
+				}
+			}
+			if sched != nil {
+				for at := range sched {
+					send(at)
+				}
+				return
+			}
+			for more(time.Now()) {
+				send(time.Now())
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	stopProgress()
+
+	res := phaseResult{name: p.name, concurrency: p.concurrency, rate: p.rate, elapsed: elapsed, codes: map[string]int{}}
+	if p.devices != nil {
+		res.delivery, res.answerRTT = p.devices()
+		slices.Sort(res.delivery)
+		slices.Sort(res.answerRTT)
+	}
+	for _, w := range workers {
+		res.latency = append(res.latency, w.latency...)
+		res.added = append(res.added, w.added...)
+		res.noHold += w.noHold
+		for c, n := range w.codes {
+			res.codes[c] += n
+		}
+	}
+	if p.trace != nil {
+		var rows []traceRow
+		for _, w := range workers {
+			rows = append(rows, w.trace...)
+		}
+		slices.SortFunc(rows, func(a, b traceRow) int { return int(a.at - b.at) })
+		fmt.Fprintf(p.trace, "phase,due_s,latency_ms,broker_added_ms,code\n")
+		for _, r := range rows {
+			fmt.Fprintf(p.trace, "%s,%.6f,%.3f,%.3f,%s\n", p.name, r.at.Seconds(), float64(r.latency.Microseconds())/1000, float64(r.added.Microseconds())/1000, r.code)
+		}
+	}
+	res.approved = len(res.latency)
+	res.completed = res.approved + res.errors()
+	slices.Sort(res.latency)
+	slices.Sort(res.added)
+	return res
+}
+
+// dispatch schedules requests at the phase's rate. Latency counts from the
+// scheduled time, so a broker that falls behind shows it in latency rather
+// than hiding it by slowing the clients down.
+func (p phase) dispatch(ctx context.Context, start time.Time, more func(time.Time) bool, sched chan<- time.Time) {
+	defer close(sched)
+	interval := float64(time.Second) / p.rate
+	for n := 0; ; n++ {
+		at := start.Add(time.Duration(float64(n) * interval))
+		if !more(at) {
+			return
+		}
+		if d := time.Until(at); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case sched <- at:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// once sends one request and reads its whole answer. code is the outcome
+// code, or a transport error's description.
+func (p phase) once(ctx context.Context, client *http.Client, w *worker, i int, from time.Time) (code string, lat, added time.Duration, held bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(p.bodies.bodies[i]))
+	if err != nil {
+		return "client: " + err.Error(), 0, 0, false
+	}
+	req.Header.Set("Content-Type", p.bodies.contentType)
+	if p.accept != "" {
+		req.Header.Set("Accept", p.accept)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return transportError(ctx, err), 0, 0, false
+	}
+	w.buf.Reset()
+	_, err = w.buf.ReadFrom(resp.Body)
+	resp.Body.Close()
+	lat = time.Since(from)
+	if err != nil {
+		return transportError(ctx, err), 0, 0, false
+	}
+	body := w.buf.Bytes()
+	code = answerField(body, "Code")
+	switch {
+	case code == "":
+		code = "http-" + strconv.Itoa(resp.StatusCode)
+	case code == "approved" && resp.StatusCode != http.StatusOK:
+		code = "approved-with-" + strconv.Itoa(resp.StatusCode)
+	}
+	if code == "approved" && p.hold != nil {
+		var h time.Duration
+		if h, held = p.hold(answerField(body, "RequestId")); held {
+			added = lat - h
+		}
+	}
+	return code, lat, added, held
+}
+
+func transportError(ctx context.Context, err error) string {
+	if ctx.Err() != nil {
+		return "cancelled"
+	}
+	return "transport: " + err.Error()
+}
+
+// answerField finds a top-level field of an answer in JSON ("Name":"v"),
+// XML (<Name>v</Name>) or text (Name: v) without parsing all of it: the
+// clients must not cost more than the relying parties they stand for.
+func answerField(body []byte, name string) string {
+	key := `"` + name + `"`
+	for off := 0; ; {
+		i := bytes.Index(body[off:], []byte(key))
+		if i < 0 {
+			break
+		}
+		rest := bytes.TrimLeft(body[off+i+len(key):], " \t\r\n")
+		if len(rest) > 0 && rest[0] == ':' {
+			rest = bytes.TrimLeft(rest[1:], " \t\r\n")
+			if len(rest) > 0 && rest[0] == '"' {
+				if j := bytes.IndexByte(rest[1:], '"'); j >= 0 {
+					return string(rest[1 : j+1])
+				}
+			}
+		}
+		off += i + len(key)
+	}
+	if i := bytes.Index(body, []byte("<"+name+">")); i >= 0 {
+		rest := body[i+len(name)+2:]
+		if j := bytes.IndexByte(rest, '<'); j >= 0 {
+			return string(rest[:j])
+		}
+	}
+	if i := bytes.Index(body, []byte(name+": ")); i >= 0 && (i == 0 || body[i-1] == '\n') {
+		rest := body[i+len(name)+2:]
+		if j := bytes.IndexByte(rest, '\n'); j >= 0 {
+			return string(bytes.TrimSpace(rest[:j]))
+		}
+	}
+	return ""
+}
+
+// watch prints a progress line every p.progress and samples the server;
+// the returned function stops it.
+func (p phase) watch(ctx context.Context, start time.Time, completed, failed, inflight *atomic.Int64) func() {
+	if p.progress <= 0 && p.sample == nil {
+		return func() {}
+	}
+	every := p.progress
+	if every <= 0 {
+		every = time.Second
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		last, lastAt := int64(0), start
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				if p.sample != nil {
+					p.sample(ctx)
+				}
+				if p.progress <= 0 {
+					continue
+				}
+				c := completed.Load()
+				rate := float64(c-last) / now.Sub(lastAt).Seconds()
+				last, lastAt = c, now
+				fmt.Fprintf(p.log, "%-10s %5.1fs  %8.0f MFA/s  approved %8d  errors %6d  in flight %5d\n",
+					p.name, now.Sub(start).Seconds(), rate, c, failed.Load(), inflight.Load())
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
+}
+
+// percentile is the nearest-rank percentile of sorted durations.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.999999) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}

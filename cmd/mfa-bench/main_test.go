@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/legalmfa/mfa/broker/service"
+)
+
+func TestMain(m *testing.M) {
+	// The bare pipeline runs as a child process of this binary, which in a
+	// test is the test binary.
+	if len(os.Args) > 1 && os.Args[1] == ceilingCommand {
+		if err := serveCeiling(os.Args[2:], os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "ceiling:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	gin.SetMode(gin.ReleaseMode)
+	os.Exit(m.Run())
+}
+
+// startBroker runs a whole broker in-process, as mfa-broker would, and
+// returns its URL and data directory for --broker-url and --data-dir.
+func startBroker(t *testing.T) (string, string) {
+	t.Helper()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	s, err := service.Start(context.Background(), service.Config{
+		HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", DataDir: dataDir,
+		Domain: "bench.test", MaxTimeout: 2 * time.Minute,
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	return s.HTTPURL(), dataDir
+}
+
+func runBench(t *testing.T, args ...string) *report {
+	t.Helper()
+	var log bytes.Buffer
+	cfg, err := parseConfig(args, &log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := execute(context.Background(), cfg, &log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	var out bytes.Buffer
+	rep.write(&out)
+	t.Logf("report:\n%s", out.String())
+	return rep
+}
+
+// TestThroughput is a short run of every throughput phase: the tool must
+// get approvals through the real flow and the bare pipeline, without a
+// single error.
+func TestThroughput(t *testing.T) {
+	t.Parallel()
+	url, dir := startBroker(t)
+	rep := runBench(t, "--broker-url", url, "--data-dir", dir, "-n", "16", "-c", "4",
+		"--duration", "1s", "--warmup", "200ms", "--latency-think", "20ms", "--latency-duration", "1s",
+		"--encoding", "xml", "--progress", "0")
+	for _, p := range []*phaseResult{rep.ceiling, rep.broker, rep.latency} {
+		if p == nil {
+			t.Fatal("a phase did not run")
+		}
+		if p.approved == 0 || p.errors() != 0 {
+			t.Errorf("%s: %d approved, errors %v", p.name, p.approved, p.codes)
+		}
+	}
+	if len(rep.latency.added) == 0 || rep.latency.noHold != 0 {
+		t.Errorf("latency phase: %d broker-added latencies, %d without a known hold", len(rep.latency.added), rep.latency.noHold)
+	}
+	if rep.answerErrs != 0 {
+		t.Errorf("%d device answers failed: %v", rep.answerErrs, rep.answerErr)
+	}
+}
+
+// TestPending holds a few requests open until they time out: every one
+// must come back as timeout, none early, none lost.
+func TestPending(t *testing.T) {
+	t.Parallel()
+	url, dir := startBroker(t)
+	rep := runBench(t, "--broker-url", url, "--data-dir", dir, "--pending", "12", "--online", "6", "--timeout", "1", "--progress", "0")
+	p := rep.pending
+	if p.full.Pending != 12 {
+		t.Errorf("at most %d pending at once, want 12", p.full.Pending)
+	}
+	if len(p.lateness) != 12 || p.lost != 0 || p.early != 0 {
+		t.Errorf("%d timeouts, %d lost, %d early; other answers %v", len(p.lateness), p.lost, p.early, p.codes)
+	}
+	if late := percentile(p.lateness, 1); late > 2*time.Second {
+		t.Errorf("a timeout came %s late", late)
+	}
+	if rep.prompts != 6 {
+		t.Errorf("online devices got %d prompts, want 6", rep.prompts)
+	}
+}
+
+func TestAnswerField(t *testing.T) {
+	for _, c := range []struct{ body, want string }{
+		{`{"Code":"approved","RequestId":"x"}`, "approved"},
+		{"{\n  \"Code\": \"timeout\",\n  \"Message\": \"m\"\n}", "timeout"},
+		{`<MFAResponse xmlns="x"><Code>denied</Code></MFAResponse>`, "denied"},
+		{"Code: unknown-person\nMessage: no\n", "unknown-person"},
+		{`{"Message":"Code: no","Code":"approved"}`, "approved"},
+		{`garbage`, ""},
+	} {
+		if got := answerField([]byte(c.body), "Code"); got != c.want {
+			t.Errorf("answerField(%q) = %q, want %q", c.body, got, c.want)
+		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--broker-url", "http://x"},
+		{"--encoding", "yaml"},
+		{"-c", "0"},
+		{"extra"},
+	} {
+		if _, err := parseConfig(args, &bytes.Buffer{}); err == nil {
+			t.Errorf("%s accepted", strings.Join(args, " "))
+		}
+	}
+	cfg, err := parseConfig([]string{"--pending", "100", "-n", "5", "--online", "500"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.identities != 100 || cfg.online != 100 {
+		t.Errorf("--pending 100: %d identities, %d online; want one per request, all online", cfg.identities, cfg.online)
+	}
+}

@@ -1,0 +1,383 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// target is the broker under test: started here as a child process, or one
+// that already runs.
+type target struct {
+	baseURL string
+	admin   adminClient
+	// proc is the broker process when this tool started it; nil otherwise.
+	proc    *exec.Cmd
+	waitErr chan error
+	tmpDir  string
+	logPath string
+	keep    bool
+	binary  string
+	args    []string
+}
+
+func (t *target) describe() string {
+	if t.proc == nil {
+		return "running broker at " + t.baseURL
+	}
+	return fmt.Sprintf("%s (pid %d) at %s, flags: %s", t.binary, t.proc.Process.Pid, t.baseURL, strings.Join(t.args, " "))
+}
+
+// pid is the broker's process ID, or 0 when it was not started here.
+func (t *target) pid() int {
+	if t.proc == nil {
+		return 0
+	}
+	return t.proc.Process.Pid
+}
+
+// openTarget starts a fresh broker, or attaches to the one --broker-url names.
+func openTarget(ctx context.Context, cfg config, logf func(string, ...any)) (*target, error) {
+	if cfg.brokerURL != "" {
+		t := &target{baseURL: strings.TrimRight(cfg.brokerURL, "/"), admin: newAdminClient(filepath.Join(cfg.dataDir, "admin.sock"))}
+		if err := t.waitReady(ctx, 10*time.Second); err != nil {
+			return nil, err
+		}
+		return t, nil
+	}
+	tmp, err := os.MkdirTemp("", "mfa-bench-")
+	if err != nil {
+		return nil, err
+	}
+	t := &target{tmpDir: tmp, keep: cfg.keep, binary: cfg.brokerBin}
+	ok := false
+	defer func() {
+		if !ok {
+			t.close(logf)
+		}
+	}()
+	if t.binary == "" {
+		t.binary = filepath.Join(tmp, "mfa-broker")
+		logf("building mfa-broker into %s", tmp)
+		if err := buildBroker(ctx, t.binary); err != nil {
+			return nil, err
+		}
+	}
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	natsAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	dataDir := filepath.Join(tmp, "data")
+	// Long enough for any phase's requests; the pending phase's timeout is
+	// bounded by it too.
+	maxTimeout := max(cfg.mfaTimeout, cfg.pendingTimeout) + 60
+	args := []string{
+		"serve",
+		"--http-addr", httpAddr,
+		"--nats-listen", natsAddr,
+		"--data-dir", dataDir,
+		"--max-timeout", fmt.Sprint(maxTimeout),
+		"--log-level", "warn",
+		"--domain", "bench.test",
+	}
+	args = append(args, unlimitedFlags(ctx, t.binary)...)
+	args = append(args, strings.Fields(cfg.brokerFlags)...)
+	t.args = args[1:]
+	t.logPath = filepath.Join(tmp, "broker.log")
+	logFile, err := os.Create(t.logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	// Not tied to ctx: an interrupt must still let close stop it gracefully.
+	cmd := exec.Command(t.binary, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Its own process group, so a terminal's Ctrl-C reaches this tool only,
+	// which then stops the broker in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start broker: %w", err)
+	}
+	t.proc = cmd
+	t.waitErr = make(chan error, 1)
+	go func() { t.waitErr <- cmd.Wait() }()
+	t.baseURL = "http://" + httpAddr
+	t.admin = newAdminClient(filepath.Join(dataDir, "admin.sock"))
+	if err := t.waitReady(ctx, 30*time.Second); err != nil {
+		return nil, fmt.Errorf("%w\nbroker log:\n%s", err, t.logTail())
+	}
+	logf("broker pid %d: http %s, nats %s, data %s", cmd.Process.Pid, httpAddr, natsAddr, dataDir)
+	ok = true
+	return t, nil
+}
+
+// buildBroker compiles the broker of the module this tool is run in.
+func buildBroker(ctx context.Context, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/legalmfa/mfa/cmd/mfa-broker")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build mfa-broker (run mfa-bench inside the repository, or give --broker-bin): %w\n%s", err, stderr.String())
+	}
+	return nil
+}
+
+// unlimitedFlags turns off the broker's per-caller and per-identity rate
+// limits, where the broker has them: a load test is one caller asking a
+// few people over and over, exactly what they exist to stop. --broker-flags
+// come later and can turn them on again.
+func unlimitedFlags(ctx context.Context, bin string) []string {
+	out, _ := exec.CommandContext(ctx, bin, "serve", "-h").CombinedOutput()
+	var flags []string
+	for _, name := range []string{"rate-caller", "rate-identity"} {
+		if bytes.Contains(out, []byte("-"+name+" ")) {
+			flags = append(flags, "--"+name, "0")
+		}
+	}
+	return flags
+}
+
+// freeAddr finds a loopback port nobody listens on. Another process could
+// take it before the broker does; on loopback in a benchmark that is rare
+// enough to accept.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// waitReady polls /readyz and the operator socket until both answer.
+func (t *target) waitReady(ctx context.Context, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	client := &http.Client{Timeout: time.Second}
+	var last error
+	for time.Now().Before(deadline) {
+		if t.waitErr != nil {
+			select {
+			case err := <-t.waitErr:
+				t.waitErr <- err
+				return fmt.Errorf("broker exited: %v", err)
+			default:
+			}
+		}
+		resp, err := client.Get(t.baseURL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				if _, err = t.admin.stats(ctx); err == nil {
+					return nil
+				}
+			} else {
+				err = fmt.Errorf("/readyz: %s", resp.Status)
+			}
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("broker at %s not ready within %s: %v", t.baseURL, within, last)
+}
+
+// close stops a broker started here, gracefully (SIGTERM, as an operator
+// would), and removes its directory unless asked to keep it.
+func (t *target) close(logf func(string, ...any)) {
+	if t.proc != nil && t.proc.Process != nil {
+		t.proc.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-t.waitErr:
+			if err != nil {
+				logf("broker exited: %v\n%s", err, t.logTail())
+			}
+		case <-time.After(40 * time.Second):
+			logf("broker did not stop within 40 s of SIGTERM; killing pid %d", t.proc.Process.Pid)
+			t.proc.Process.Kill()
+			<-t.waitErr
+		}
+		t.proc = nil
+	}
+	if t.tmpDir == "" {
+		return
+	}
+	if t.keep {
+		logf("kept %s (broker data, broker.log)", t.tmpDir)
+		return
+	}
+	os.RemoveAll(t.tmpDir)
+}
+
+func (t *target) logTail() string {
+	if t.logPath == "" {
+		return ""
+	}
+	b, err := os.ReadFile(t.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	if len(b) > 4096 {
+		b = b[len(b)-4096:]
+	}
+	return string(b)
+}
+
+// processCPU reads a process's user+system CPU time from /proc. It returns
+// 0 for pid 0 or where /proc is not available.
+func processCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces and parentheses; fields start
+	// after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// utime and stime are fields 14 and 15 of the whole line, 12 and 13
+	// after the name.
+	if len(f) < 13 {
+		return 0
+	}
+	var utime, stime int64
+	fmt.Sscan(f[11], &utime)
+	fmt.Sscan(f[12], &stime)
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, which Linux fixes at 100 for /proc on every
+// architecture Go supports.
+const clockTicks = 100
+
+// selfCPU is this process's user+system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuMeter measures the CPU time the server under test, this process and
+// the whole machine use over a phase. What the machine used beyond the
+// first two is other people's work, which disturbs the figures.
+type cpuMeter struct {
+	pid                 int
+	start               time.Time
+	server, me, machine time.Duration
+}
+
+func startCPU(pid int) cpuMeter {
+	return cpuMeter{pid: pid, start: time.Now(), server: processCPU(pid), me: selfCPU(), machine: machineCPU()}
+}
+
+// cpuUse is the CPU used over a phase.
+type cpuUse struct {
+	server, bench, machine time.Duration
+	wall                   time.Duration
+	known                  bool
+}
+
+func (m cpuMeter) stop() cpuUse {
+	return cpuUse{
+		server: processCPU(m.pid) - m.server, bench: selfCPU() - m.me, machine: machineCPU() - m.machine,
+		wall: time.Since(m.start), known: m.pid != 0,
+	}
+}
+
+// others is the CPU used by processes other than the server and this one,
+// in cores.
+func (u cpuUse) others() float64 {
+	if u.wall <= 0 || u.machine <= 0 {
+		return 0
+	}
+	return max(0, (u.machine-u.server-u.bench).Seconds()/u.wall.Seconds())
+}
+
+// machineCPU is the busy time of all CPUs since boot, from /proc/stat.
+func machineCPU() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	var busy int64
+	for i, v := range f[1:8] {
+		var n int64
+		fmt.Sscan(v, &n)
+		// idle and iowait are the 4th and 5th.
+		if i != 3 && i != 4 {
+			busy += n
+		}
+	}
+	return time.Duration(busy) * time.Second / clockTicks
+}
+
+// raiseFileLimit lifts the soft open-file limit to the hard one. Setting it
+// explicitly (rather than relying on the Go runtime's own raise) makes the
+// broker child inherit it too.
+func raiseFileLimit() (uint64, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, err
+	}
+	raised := lim
+	raised.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err != nil {
+		return lim.Cur, err
+	}
+	return raised.Cur, nil
+}
+
+// errGroup collects the first error of several goroutines.
+type errGroup struct {
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	errs []error
+}
+
+func (g *errGroup) Go(f func() error) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := f(); err != nil {
+			g.mu.Lock()
+			g.errs = append(g.errs, err)
+			g.mu.Unlock()
+		}
+	}()
+}
+
+func (g *errGroup) Wait() error {
+	g.wg.Wait()
+	if len(g.errs) > 3 {
+		return fmt.Errorf("%w (and %d more errors)", errors.Join(g.errs[:3]...), len(g.errs)-3)
+	}
+	return errors.Join(g.errs...)
+}
