@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -67,17 +68,24 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
-// BenchmarkDecodeSigned is a signed request: two more fields, one of them
-// base64, but the signature is not verified here (see
-// BenchmarkRequesterSignature).
+// BenchmarkDecodeSigned is a signed request: four more fields (LegalId,
+// base64 Signature, Issued, Nonce), but the signature is not verified here
+// (see BenchmarkRequesterSignature).
 func BenchmarkDecodeSigned(b *testing.B) {
 	d := benchDecoder(b)
 	sig := base64.StdEncoding.EncodeToString(make([]byte, 64))
-	const legalID = "c541b6fa-13ad-402a-866b-8ded80862060@legal.localhost"
+	const (
+		legalID = "c541b6fa-13ad-402a-866b-8ded80862060@legal.localhost"
+		issued  = "2026-11-22T13:45:00Z"
+		nonce   = "k3v9QmZ2xY7pLw4R-b8Tn"
+	)
 	bodies := map[encoding.Format]string{
-		encoding.FormatXML:  `<MFA xmlns="http://waher.se/Schema/MFA.xsd"><PNR>19791231-1234</PNR><COUNTRY>SE</COUNTRY><Timeout>60</Timeout><Reason>Pay **100 EUR** to Example Shop</Reason><LegalId>` + legalID + `</LegalId><Signature>` + sig + `</Signature></MFA>`,
-		encoding.FormatJSON: `{"PNR":"19791231-1234","COUNTRY":"SE","Timeout":60,"Reason":"Pay **100 EUR** to Example Shop","LegalId":"` + legalID + `","Signature":"` + sig + `"}`,
-		encoding.FormatForm: `PNR=19791231-1234&COUNTRY=SE&Timeout=60&Reason=Pay+%2A%2A100+EUR%2A%2A+to+Example+Shop&LegalId=` + strings.ReplaceAll(legalID, "@", "%40") + `&Signature=` + strings.NewReplacer("+", "%2B", "/", "%2F", "=", "%3D").Replace(sig),
+		encoding.FormatXML: `<MFA xmlns="http://waher.se/Schema/MFA.xsd"><PNR>19791231-1234</PNR><COUNTRY>SE</COUNTRY><Timeout>60</Timeout><Reason>Pay **100 EUR** to Example Shop</Reason>` +
+			`<LegalId>` + legalID + `</LegalId><Signature>` + sig + `</Signature><Issued>` + issued + `</Issued><Nonce>` + nonce + `</Nonce></MFA>`,
+		encoding.FormatJSON: `{"PNR":"19791231-1234","COUNTRY":"SE","Timeout":60,"Reason":"Pay **100 EUR** to Example Shop","LegalId":"` + legalID +
+			`","Signature":"` + sig + `","Issued":"` + issued + `","Nonce":"` + nonce + `"}`,
+		encoding.FormatForm: `PNR=19791231-1234&COUNTRY=SE&Timeout=60&Reason=Pay+%2A%2A100+EUR%2A%2A+to+Example+Shop&LegalId=` + url.QueryEscape(legalID) +
+			`&Signature=` + url.QueryEscape(sig) + `&Issued=` + url.QueryEscape(issued) + `&Nonce=` + nonce,
 	}
 	for _, f := range []encoding.Format{encoding.FormatXML, encoding.FormatJSON, encoding.FormatForm} {
 		b.Run(f.String(), func(b *testing.B) {
@@ -125,6 +133,7 @@ func BenchmarkRequesterSignature(b *testing.B) {
 	req := encoding.Request{
 		PNR: "19791231-1234", Country: "SE", Timeout: 60, Reason: "Pay **100 EUR** to Example Shop",
 		LegalID: "c541b6fa-13ad-402a-866b-8ded80862060@legal.localhost",
+		Issued:  "2026-11-22T13:45:00Z", Nonce: "k3v9QmZ2xY7pLw4R-b8Tn",
 	}
 	req.Signature = ed25519.Sign(key, req.SigningForm())
 	pub := key.Public().(ed25519.PublicKey)
