@@ -66,8 +66,10 @@ type Device struct {
 	events chan Event
 
 	mu        sync.Mutex
-	seen      map[string]time.Time // request ID → expiry: prompts already raised
+	seen      map[string]seenPush  // request ID → prompts already raised
 	withdrawn map[string]time.Time // request ID → when to forget it
+	early     map[string]early     // request ID → withdrawal that came before its push
+	lastPrune time.Time
 	sub       *nats.Subscription
 	closed    bool
 	// prevReconnect is the connection's reconnect handler before Start
@@ -77,6 +79,23 @@ type Device struct {
 
 // eventBuffer absorbs bursts without blocking NATS delivery.
 const eventBuffer = 256
+
+// seenPush is what a device keeps of a push it raised a prompt for.
+type seenPush struct {
+	expires      time.Time
+	withdrawHash string
+}
+
+// early is a withdrawal that arrived before its push (a sync can race the
+// live withdrawal); it is checked against the push when that comes.
+type early struct {
+	token string
+	until time.Time
+}
+
+// maxEarly bounds the withdrawals kept while their pushes are awaited, so
+// a flood of bogus ones cannot grow without end.
+const maxEarly = 1024
 
 // NewDevice prepares a device on nc, which must be connected. Call Start to
 // begin receiving. Start chains a sync of missed pushes onto nc's reconnect
@@ -95,8 +114,9 @@ func NewDevice(nc *nats.Conn, cfg DeviceConfig) (*Device, error) {
 		nc: nc, cfg: cfg,
 		id:        identity.DeviceIDOf(cfg.Key.Public().(ed25519.PublicKey)),
 		events:    make(chan Event, eventBuffer),
-		seen:      make(map[string]time.Time),
+		seen:      make(map[string]seenPush),
 		withdrawn: make(map[string]time.Time),
+		early:     make(map[string]early),
 	}
 	return d, nil
 }
@@ -141,27 +161,35 @@ func (d *Device) Sync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSync, err)
 	}
-	var pushes []syncedPush
-	if err := json.Unmarshal(m.Data, &pushes); err != nil {
+	var reply syncReply
+	if err := json.Unmarshal(m.Data, &reply); err != nil {
 		return fmt.Errorf("%w: reply: %w", ErrSync, err)
 	}
-	for _, sp := range pushes {
+	for _, w := range reply.Withdrawals {
+		d.withdraw(w)
+	}
+	for _, sp := range reply.Pushes {
 		d.receivePush(sp.Push, sp.Signature)
 	}
 	return nil
 }
 
 func (d *Device) handlePush(m *nats.Msg) {
-	sig, err := decodeSignature(m.Header.Get(headerSignature))
-	if err != nil {
-		d.cfg.Logger.Warn("push without a valid signature header dropped", "err", err)
-		return
-	}
 	switch kind := m.Header.Get(headerKind); kind {
 	case kindPush:
+		sig, err := decodeSignature(m.Header.Get(headerSignature))
+		if err != nil {
+			d.cfg.Logger.Warn("push without a valid signature header dropped", "err", err)
+			return
+		}
 		d.receivePush(m.Data, sig)
 	case kindWithdraw:
-		d.receiveWithdrawal(m.Data, sig)
+		var w Withdrawal
+		if err := json.Unmarshal(m.Data, &w); err != nil {
+			d.cfg.Logger.Warn("malformed withdrawal dropped", "err", err)
+			return
+		}
+		d.withdraw(w)
 	default:
 		d.cfg.Logger.Warn("message of unknown kind dropped", "kind", kind)
 	}
@@ -190,8 +218,15 @@ func (d *Device) receivePush(raw, sig []byte) {
 	d.prune(now)
 	_, dup := d.seen[push.RequestID]
 	_, gone := d.withdrawn[push.RequestID]
+	if e, ok := d.early[push.RequestID]; ok && !gone {
+		delete(d.early, push.RequestID)
+		if tokenMatches(e.token, push.WithdrawHash) {
+			d.withdrawn[push.RequestID] = now.Add(time.Hour)
+			gone = true
+		}
+	}
 	if !dup && !gone {
-		d.seen[push.RequestID] = exp
+		d.seen[push.RequestID] = seenPush{expires: exp, withdrawHash: push.WithdrawHash}
 	}
 	d.mu.Unlock()
 	if dup || gone {
@@ -200,39 +235,60 @@ func (d *Device) receivePush(raw, sig []byte) {
 	d.emit(Event{Prompt: &Prompt{Push: push, Raw: raw}})
 }
 
-func (d *Device) receiveWithdrawal(raw, sig []byte) {
-	if err := verifyMessage(d.cfg.BrokerKey, kindWithdraw, raw, sig); err != nil {
-		d.cfg.Logger.Warn("withdrawal not signed by the broker dropped", "err", err)
-		return
-	}
-	var w Withdrawal
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return
-	}
+// withdraw ends a prompt if the withdrawal's token is the one its signed
+// push committed to; a withdrawal that does not match changes nothing.
+func (d *Device) withdraw(w Withdrawal) {
 	now := time.Now()
 	d.mu.Lock()
 	d.prune(now)
-	_, prompted := d.seen[w.RequestID]
-	_, already := d.withdrawn[w.RequestID]
-	// Remembered for as long as the stream keeps pushes, so a sync that
-	// races the withdrawal cannot raise the prompt again.
-	d.withdrawn[w.RequestID] = now.Add(time.Hour)
+	if _, already := d.withdrawn[w.RequestID]; already {
+		d.mu.Unlock()
+		return
+	}
+	p, prompted := d.seen[w.RequestID]
+	switch {
+	case prompted && tokenMatches(w.Token, p.withdrawHash):
+		// Remembered for as long as the stream keeps pushes, so a sync
+		// that races the withdrawal cannot raise the prompt again.
+		d.withdrawn[w.RequestID] = now.Add(time.Hour)
+	case prompted:
+		d.mu.Unlock()
+		d.cfg.Logger.Warn("withdrawal with the wrong token dropped", "request", w.RequestID)
+		return
+	default:
+		if len(d.early) < maxEarly {
+			d.early[w.RequestID] = early{token: w.Token, until: now.Add(time.Hour)}
+		}
+	}
 	d.mu.Unlock()
-	if prompted && !already {
+	if prompted {
 		d.emit(Event{Withdrawal: &w})
 	}
 }
 
+// pruneEvery spaces out the sweeps of what the device remembers, so that
+// a message costs a map look-up rather than a walk over every entry.
+const pruneEvery = time.Minute
+
 // prune forgets expired prompts and old withdrawals; d.mu is held.
 func (d *Device) prune(now time.Time) {
-	for id, exp := range d.seen {
-		if now.After(exp.Add(time.Hour)) {
+	if now.Sub(d.lastPrune) < pruneEvery {
+		return
+	}
+	d.lastPrune = now
+	for id, p := range d.seen {
+		if now.After(p.expires.Add(time.Hour)) {
 			delete(d.seen, id)
 		}
 	}
 	for id, until := range d.withdrawn {
 		if now.After(until) {
 			delete(d.withdrawn, id)
+		}
+	}
+	for id, e := range d.early {
+		if now.After(e.until) {
+			delete(d.early, id)
 		}
 	}
 }

@@ -106,16 +106,43 @@ type Push struct {
 	Issued        string    `json:"Issued"`
 	Expires       string    `json:"Expires"`
 	AnswerSubject string    `json:"AnswerSubject"`
+	// WithdrawHash is the hex SHA-256 of a random token the broker keeps
+	// and reveals only in this request's withdrawal: the signed push
+	// vouches for the withdrawal, which then needs no signature of its own.
+	WithdrawHash string `json:"WithdrawHash"`
 }
 
 // ExpiresAt parses Expires.
 func (p Push) ExpiresAt() (time.Time, error) { return time.Parse(TimeFormat, p.Expires) }
 
-// Withdrawal tells devices a request is over and its prompt must go.
+// Withdrawal tells devices a request is over and its prompt must go. It
+// is genuine if its Token hashes to the push's WithdrawHash.
 type Withdrawal struct {
 	Version   int    `json:"Version"`
 	RequestID string `json:"RequestId"`
 	Why       string `json:"Why"`
+	Token     string `json:"Token"`
+}
+
+// withdrawTokenSize is the size of a withdrawal token, in bytes.
+const withdrawTokenSize = 32
+
+// newWithdrawToken returns a fresh token and its commitment.
+func newWithdrawToken() (token, hash string) {
+	b := make([]byte, withdrawTokenSize)
+	rand.Read(b) // never fails: crypto/rand aborts the process instead
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(b), hex.EncodeToString(sum[:])
+}
+
+// tokenMatches reports whether token is the one hash commits to.
+func tokenMatches(token, hash string) bool {
+	raw, err := hex.DecodeString(token)
+	if err != nil || len(raw) != withdrawTokenSize {
+		return false
+	}
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:]) == hash
 }
 
 // Reasons a request is withdrawn.
@@ -155,6 +182,12 @@ type AnswerReply struct {
 type syncedPush struct {
 	Push      []byte `json:"Push"`
 	Signature []byte `json:"Signature"`
+}
+
+// syncReply is what a device that asks what it missed gets.
+type syncReply struct {
+	Pushes      []syncedPush `json:"Pushes"`
+	Withdrawals []Withdrawal `json:"Withdrawals"`
 }
 
 // AnswerForm is what a device signs: its decision bound to one request, one

@@ -524,3 +524,47 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestForgedWithdrawalsChangeNothing: a withdrawal counts only with the
+// token its signed push committed to, whether it comes after the push or
+// before it.
+func TestForgedWithdrawalsChangeNothing(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	d := r.startedDevice("heidi@legal.broker.test")
+	// Whoever can publish on push subjects: only the broker's credentials
+	// can, so this is a compromised NATS or broker connection.
+	nc := connect(t, r.url, r.creds.ConnectOptions()...)
+	forge := func(requestID string) {
+		t.Helper()
+		m := nats.NewMsg(notify.PushSubject(d.ID()))
+		m.Data = []byte(`{"Version":1,"RequestId":"` + requestID + `","Why":"answered","Token":"` + strings.Repeat("ab", 32) + `"}`)
+		m.Header.Set("Mfa-Kind", "withdraw")
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+		nc.Flush()
+	}
+	// Before the push: a forged withdrawal for the request about to come.
+	q := question(time.Minute, d)
+	forge(q.RequestID)
+	time.Sleep(50 * time.Millisecond)
+	ch := r.ask(context.Background(), q)
+	p := nextPrompt(t, d)
+	// After the push: another forgery.
+	forge(q.RequestID)
+	select {
+	case e := <-d.Events():
+		t.Fatalf("a forged withdrawal had an effect: %+v", e)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := d.Answer(context.Background(), p, notify.Approve); err != nil {
+		t.Fatal(err)
+	}
+	if res := result(t, ch); res.err != nil {
+		t.Fatal(res.err)
+	}
+	if w := nextWithdrawal(t, d); w.RequestID != q.RequestID || w.Why != notify.WhyAnswered {
+		t.Fatalf("the genuine withdrawal: %+v", w)
+	}
+}

@@ -55,6 +55,7 @@ type Pusher struct {
 
 type pendingRequest struct {
 	id      string
+	token   string // revealed in the withdrawal; its hash is in every push
 	issued  time.Time
 	expires time.Time
 	devices map[string]*pendingDevice // by device ID
@@ -189,8 +190,10 @@ func (p *Pusher) PublicKey() ed25519.PublicKey { return p.key.Public().(ed25519.
 // withdraw.
 func (p *Pusher) Ask(ctx context.Context, q Question) (Outcome, error) {
 	now := time.Now()
+	token, tokenHash := newWithdrawToken()
 	req := &pendingRequest{
 		id:      q.RequestID,
+		token:   token,
 		issued:  now,
 		expires: q.Expires,
 		devices: make(map[string]*pendingDevice, len(q.Targets)),
@@ -204,6 +207,7 @@ func (p *Pusher) Ask(ctx context.Context, q Question) (Outcome, error) {
 			Reason: q.Reason, Requester: q.Requester, Issued: issued,
 			Expires:       q.Expires.UTC().Format(TimeFormat),
 			AnswerSubject: AnswerSubject(dev, p.instance, q.RequestID),
+			WithdrawHash:  tokenHash,
 		}
 		req.devices[dev] = &pendingDevice{target: t, push: push, pushBytes: marshal(push)}
 	}
@@ -288,21 +292,27 @@ func (p *Pusher) publishPushes(ctx context.Context, req *pendingRequest) error {
 }
 
 func (p *Pusher) signedMessage(subject, kind string, body []byte) *nats.Msg {
+	m := message(subject, kind, body)
+	m.Header.Set(headerSignature, encodeSignature(signMessage(p.key, kind, body)))
+	return m
+}
+
+func message(subject, kind string, body []byte) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Data = body
 	m.Header.Set(headerKind, kind)
-	m.Header.Set(headerSignature, encodeSignature(signMessage(p.key, kind, body)))
 	return m
 }
 
 // withdraw tells every device asked that the request is over. The
 // withdrawal lands in the stream too, so a device that syncs later skips
-// the push. It is published without waiting for JetStream: a lost
+// the push. It carries the token the push committed to instead of a
+// signature, and is published without waiting for JetStream: a lost
 // withdrawal only leaves a prompt that expires on its own.
 func (p *Pusher) withdraw(requestID string, req *pendingRequest, why string) {
-	body := marshal(Withdrawal{Version: ProtocolVersion, RequestID: requestID, Why: why})
+	body := marshal(Withdrawal{Version: ProtocolVersion, RequestID: requestID, Why: why, Token: req.token})
 	for dev := range req.devices {
-		if err := p.nc.PublishMsg(p.signedMessage(PushSubject(dev), kindWithdraw, body)); err != nil {
+		if err := p.nc.PublishMsg(message(PushSubject(dev), kindWithdraw, body)); err != nil {
 			p.log.Warn("withdrawal not sent", "request", requestID, "device", dev, "err", err)
 		}
 	}
@@ -425,22 +435,29 @@ func (p *Pusher) handleSync(m *nats.Msg) {
 	dev := strings.TrimPrefix(m.Subject, syncPrefix)
 	ctx, cancel := context.WithTimeout(context.Background(), p.publishTimeout)
 	defer cancel()
-	pushes, err := p.pendingPushes(ctx, dev)
+	reply, err := p.pendingPushes(ctx, dev)
 	if err != nil {
 		p.log.Warn("sync failed", "device", dev, "err", err)
-		pushes = nil
 	}
 	if m.Reply != "" {
-		if err := m.Respond(marshal(pushes)); err != nil {
+		if err := m.Respond(marshal(reply)); err != nil {
 			p.log.Debug("sync reply not sent", "err", err)
 		}
 	}
 }
 
-func (p *Pusher) pendingPushes(ctx context.Context, dev string) ([]syncedPush, error) {
+// pendingPushes reads what the stream holds for a device: the pushes not
+// yet withdrawn or expired, and the withdrawals, so that a device that was
+// offline also drops prompts that ended meanwhile.
+func (p *Pusher) pendingPushes(ctx context.Context, dev string) (syncReply, error) {
 	subject := PushSubject(dev)
 	var order []string
-	pushes := make(map[string]syncedPush)
+	type held struct {
+		synced syncedPush
+		hash   string
+	}
+	pushes := make(map[string]held)
+	var reply syncReply
 	now := time.Now()
 	for seq := uint64(1); ; {
 		msg, err := p.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
@@ -448,39 +465,39 @@ func (p *Pusher) pendingPushes(ctx context.Context, dev string) ([]syncedPush, e
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read stream: %w", err)
+			return syncReply{}, fmt.Errorf("read stream: %w", err)
 		}
 		seq = msg.Sequence + 1
-		sig, err := decodeSignature(msg.Header.Get(headerSignature))
-		if err != nil {
-			continue
-		}
 		switch msg.Header.Get(headerKind) {
 		case kindPush:
+			sig, err := decodeSignature(msg.Header.Get(headerSignature))
 			var push Push
-			if json.Unmarshal(msg.Data, &push) != nil {
+			if err != nil || json.Unmarshal(msg.Data, &push) != nil {
 				continue
 			}
 			if exp, err := push.ExpiresAt(); err != nil || now.After(exp) {
 				continue
 			}
 			order = append(order, push.RequestID)
-			pushes[push.RequestID] = syncedPush{Push: msg.Data, Signature: sig}
+			pushes[push.RequestID] = held{synced: syncedPush{Push: msg.Data, Signature: sig}, hash: push.WithdrawHash}
 		case kindWithdraw:
 			var w Withdrawal
-			if json.Unmarshal(msg.Data, &w) == nil {
+			if json.Unmarshal(msg.Data, &w) != nil {
+				continue
+			}
+			reply.Withdrawals = append(reply.Withdrawals, w)
+			if h, ok := pushes[w.RequestID]; ok && tokenMatches(w.Token, h.hash) {
 				delete(pushes, w.RequestID)
 			}
 		}
 	}
-	out := make([]syncedPush, 0, len(pushes))
 	for _, id := range order {
-		if sp, ok := pushes[id]; ok {
-			out = append(out, sp)
+		if h, ok := pushes[id]; ok {
+			reply.Pushes = append(reply.Pushes, h.synced)
 			delete(pushes, id)
 		}
 	}
-	return out, nil
+	return reply, nil
 }
 
 // Pending is the number of requests waiting for an answer.
