@@ -34,6 +34,13 @@ func (b *Broker) recoverPanic(c *gin.Context) {
 func (b *Broker) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	level := slog.LevelInfo
+	if c.Writer.Status() >= 500 && c.Writer.Status() != statusClientClosedRequest {
+		level = slog.LevelError
+	}
+	if !b.log.Enabled(c.Request.Context(), level) {
+		return
+	}
 	remote := c.ClientIP()
 	if remote == "" {
 		remote = "local" // the operator socket has no IP address
@@ -57,10 +64,6 @@ func (b *Broker) accessLog(c *gin.Context) {
 		if rec.pnr != "" {
 			attrs = append(attrs, slog.String("person", rec.pnr))
 		}
-	}
-	level := slog.LevelInfo
-	if c.Writer.Status() >= 500 && c.Writer.Status() != statusClientClosedRequest {
-		level = slog.LevelError
 	}
 	b.log.LogAttrs(c.Request.Context(), level, "http", attrs...)
 }

@@ -134,7 +134,10 @@ func NewPusher(ctx context.Context, nc *nats.Conn, key ed25519.PrivateKey, domai
 	for _, o := range opts {
 		o(p)
 	}
-	js, err := jetstream.New(nc)
+	// Pushes are published asynchronously, acknowledged on one shared reply
+	// subscription: a burst of requests does not queue on a request/reply
+	// round trip each.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPushesInFlight), jetstream.WithPublishAsyncTimeout(p.publishTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -145,9 +148,11 @@ func NewPusher(ctx context.Context, nc *nats.Conn, key ed25519.PrivateKey, domai
 		Subjects:    []string{pushPrefix + "*"},
 		Storage:     jetstream.MemoryStorage,
 		// Kept a minute past the longest request so a late device still sees
-		// the withdrawal that ends it.
+		// the withdrawal that ends it. A device has one pending request at a
+		// time (a newer one supersedes), so a few messages each are enough,
+		// and the stream stays small however busy the broker is.
 		MaxAge:            p.maxTimeout + time.Minute,
-		MaxMsgsPerSubject: 64,
+		MaxMsgsPerSubject: 8,
 		Discard:           jetstream.DiscardOld,
 		AllowDirect:       true,
 		Replicas:          p.replicas,
@@ -269,19 +274,40 @@ func (p *Pusher) Ask(ctx context.Context, q Question) (Outcome, error) {
 	}
 }
 
+// maxPushesInFlight bounds the pushes published but not yet acknowledged.
+const maxPushesInFlight = 4096
+
 // publishPushes stores each push in JetStream, which also delivers it to a
 // device that is online. It fails only if no device could be reached.
 func (p *Pusher) publishPushes(ctx context.Context, req *pendingRequest) error {
+	type sent struct {
+		dev    string
+		future jetstream.PubAckFuture
+	}
 	var failures []error
+	futures := make([]sent, 0, len(req.devices))
 	for dev, d := range req.devices {
-		pctx, cancel := context.WithTimeout(ctx, p.publishTimeout)
-		_, err := p.js.PublishMsg(pctx, p.signedMessage(PushSubject(dev), kindPush, d.pushBytes))
-		cancel()
+		f, err := p.js.PublishMsgAsync(p.signedMessage(PushSubject(dev), kindPush, d.pushBytes))
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			p.log.Warn("push not stored", "request", d.push.RequestID, "device", dev, "err", err)
+			failures = append(failures, err)
+			continue
+		}
+		futures = append(futures, sent{dev: dev, future: f})
+	}
+	timeout := time.NewTimer(p.publishTimeout)
+	defer timeout.Stop()
+	for _, f := range futures {
+		var err error
+		select {
+		case <-f.future.Ok():
+		case err = <-f.future.Err():
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timeout.C:
+			err = errors.New("JetStream did not acknowledge the push in time")
+		}
+		if err != nil {
+			p.log.Warn("push not stored", "request", req.id, "device", f.dev, "err", err)
 			failures = append(failures, err)
 		}
 	}
