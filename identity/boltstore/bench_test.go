@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,53 +49,9 @@ func benchmarkFindValid(b *testing.B, n int) {
 	}
 	defer s.Close(ctx)
 
-	// Queries are drawn in advance so that the loop measures only the
-	// lookup, from people spread over the whole file.
-	type query struct {
-		pnr, country string
-		want         int
-	}
-	rng := rand.New(rand.NewPCG(1, uint64(n)))
-	queries := func(k int) []query {
-		qs := make([]query, k)
-		for i := range qs {
-			p := rng.IntN(conformance.DatasetPeople(n))
-			pnr, country := conformance.DatasetPerson(p)
-			qs[i] = query{pnr, country, conformance.DatasetIdentitiesOf(n, p)}
-		}
-		return qs
-	}
-	loopQueries := queries(1 << 16)
-	// Percentiles come from people the timed loop did not look up, so
-	// their pages are no warmer than a real request's would be.
-	sampleQueries := queries(50_000)
-	now := time.Now()
-	lookup := func(q query) {
-		got, err := s.FindValid(ctx, q.pnr, q.country, now)
-		if err != nil || len(got) != q.want {
-			b.Fatalf("FindValid(%s, %s): %d identities, %v; want %d", q.pnr, q.country, len(got), err, q.want)
-		}
-	}
-
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		lookup(loopQueries[i%len(loopQueries)])
-		i++
-	}
-
-	// Percentiles need each lookup timed on its own, which b.Loop does not
-	// do; b.Loop has stopped the timer, so this does not count in ns/op.
-	lat := make([]time.Duration, len(sampleQueries))
-	for j, q := range sampleQueries {
-		start := time.Now()
-		lookup(q)
-		lat[j] = time.Since(start)
-	}
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
-	b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
+	// Percentiles come from 50,000 people the timed loop did not look up,
+	// so their pages are no warmer than a real request's would be.
+	conformance.BenchmarkLookup(b, s, n, 50_000, time.Minute)
 }
 
 func benchDataset(b *testing.B, n int) string {

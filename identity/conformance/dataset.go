@@ -1,9 +1,13 @@
 package conformance
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
 	"time"
 
 	"github.com/legalmfa/mfa/identity"
@@ -74,4 +78,62 @@ func DatasetIdentity(n, i int) identity.Identity {
 		Updated:   t,
 		Version:   2,
 	}
+}
+
+// BenchmarkLookup times FindValid on s, which holds the dataset of n
+// identities, for random people: ns/op over the benchmark loop, then the
+// median, 99th percentile and maximum of single lookups (p50-ns, p99-ns,
+// max-ns) over up to samples people the loop did not look up, or as many as
+// budget allows (at least 20).
+func BenchmarkLookup(b *testing.B, s identity.Store, n, samples int, budget time.Duration) {
+	ctx := context.Background()
+	type query struct {
+		pnr, country string
+		want         int
+	}
+	rng := rand.New(rand.NewPCG(1, uint64(n)))
+	queries := func(k int) []query {
+		qs := make([]query, k)
+		for i := range qs {
+			p := rng.IntN(DatasetPeople(n))
+			pnr, country := DatasetPerson(p)
+			qs[i] = query{pnr, country, DatasetIdentitiesOf(n, p)}
+		}
+		return qs
+	}
+	// Drawn in advance, so that the loop measures only the lookup.
+	loopQueries := queries(1 << 14)
+	sampleQueries := queries(samples)
+	now := time.Now()
+	lookup := func(q query) {
+		got, err := s.FindValid(ctx, q.pnr, q.country, now)
+		if err != nil || len(got) != q.want {
+			b.Fatalf("FindValid(%s, %s): %d identities, %v; want %d", q.pnr, q.country, len(got), err, q.want)
+		}
+	}
+
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		lookup(loopQueries[i%len(loopQueries)])
+		i++
+	}
+
+	// Percentiles need each lookup timed on its own, which b.Loop does not
+	// do; it has stopped the timer, so this does not count in ns/op.
+	lat := make([]time.Duration, 0, len(sampleQueries))
+	deadline := time.Now().Add(budget)
+	for _, q := range sampleQueries {
+		if len(lat) >= 20 && time.Now().After(deadline) {
+			break
+		}
+		start := time.Now()
+		lookup(q)
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+	b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
+	b.ReportMetric(float64(len(lat)), "samples")
 }

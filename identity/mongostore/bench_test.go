@@ -3,8 +3,6 @@ package mongostore
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -45,54 +43,8 @@ func benchmarkFindValid(b *testing.B, n int) {
 	}
 	b.Logf("loaded %d identities in %v", n, time.Since(start).Round(time.Millisecond))
 
-	type query struct {
-		pnr, country string
-		want         int
-	}
-	rng := rand.New(rand.NewPCG(1, uint64(n)))
-	queries := func(k int) []query {
-		qs := make([]query, k)
-		for i := range qs {
-			p := rng.IntN(conformance.DatasetPeople(n))
-			pnr, country := conformance.DatasetPerson(p)
-			qs[i] = query{pnr, country, conformance.DatasetIdentitiesOf(n, p)}
-		}
-		return qs
-	}
-	loopQueries := queries(1 << 14)
-	now := time.Now()
-	lookup := func(q query) {
-		got, err := s.FindValid(ctx, q.pnr, q.country, now)
-		if err != nil || len(got) != q.want {
-			b.Fatalf("FindValid(%s, %s): %d identities, %v; want %d", q.pnr, q.country, len(got), err, q.want)
-		}
-	}
-
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		lookup(loopQueries[i%len(loopQueries)])
-		i++
-	}
-
-	// Percentiles need each lookup timed on its own; b.Loop has stopped
-	// the timer. Up to 5,000 lookups, or 30 s worth.
-	sample := queries(5000)
-	var lat []time.Duration
-	deadline := time.Now().Add(30 * time.Second)
-	for _, q := range sample {
-		if len(lat) >= 20 && time.Now().After(deadline) {
-			break
-		}
-		t0 := time.Now()
-		lookup(q)
-		lat = append(lat, time.Since(t0))
-	}
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
-	b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
-	b.ReportMetric(float64(len(lat)), "samples")
+	// Up to 5,000 timed lookups, or 30 s worth: on FerretDB each is a scan.
+	conformance.BenchmarkLookup(b, s, n, 5000, 30*time.Second)
 }
 
 // bulkLoad writes n generated identities with the documents Create writes,
