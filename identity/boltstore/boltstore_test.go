@@ -39,34 +39,10 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func testIdentity(t *testing.T, pnr string) identity.Identity {
-	t.Helper()
-	key, err := identity.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	return identity.Identity{
-		ID:    identity.NewID("example.org"),
-		State: identity.Approved,
-		Properties: []identity.Property{
-			{Name: identity.PropFirst, Value: "Tess"},
-			{Name: identity.PropPNR, Value: pnr},
-			{Name: identity.PropCountry, Value: "SE"},
-		},
-		PublicKey: key.Public().(ed25519.PublicKey),
-		From:      now.Add(-time.Hour),
-		To:        now.AddDate(1, 0, 0),
-		Created:   now,
-		Updated:   now,
-		Version:   1,
-	}
-}
-
 func TestPersistsAcrossReopen(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTemp(t)
-	a, b := testIdentity(t, "1"), testIdentity(t, "2")
+	a, b := conformance.Approved(t, "1", "SE"), conformance.Approved(t, "2", "SE")
 	for _, id := range []identity.Identity{a, b} {
 		if err := s.Create(ctx, id); err != nil {
 			t.Fatal(err)
@@ -110,7 +86,7 @@ func TestPersistsAcrossReopen(t *testing.T) {
 func TestCreateFillsBookkeeping(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
-	id := testIdentity(t, "1")
+	id := conformance.Approved(t, "1", "SE")
 	id.Created, id.Updated = time.Time{}, time.Time{}
 	before := time.Now()
 	if err := s.Create(ctx, id); err != nil {
@@ -185,7 +161,7 @@ func TestFileMode(t *testing.T) {
 func TestClosedStoreIsUnavailable(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
-	id := testIdentity(t, "1")
+	id := conformance.Approved(t, "1", "SE")
 	if err := s.Create(ctx, id); err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +172,7 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 	if _, err := s.Get(ctx, id.ID); !errors.Is(err, identity.ErrUnavailable) {
 		t.Errorf("Get after Close: %v, want ErrUnavailable", err)
 	}
-	if err := s.Create(ctx, testIdentity(t, "2")); !errors.Is(err, identity.ErrUnavailable) {
+	if err := s.Create(ctx, conformance.Approved(t, "2", "SE")); !errors.Is(err, identity.ErrUnavailable) {
 		t.Errorf("Create after Close: %v, want ErrUnavailable", err)
 	}
 }
@@ -362,7 +338,7 @@ func crashChild(t *testing.T, path string) {
 	}
 	// Runs until killed; the bound only stops a child whose parent died.
 	for i := range 1_000_000 {
-		id := testIdentity(t, fmt.Sprint(i))
+		id := conformance.Approved(t, fmt.Sprint(i), "SE")
 		if err := s.Create(context.Background(), id); err != nil {
 			t.Fatal(err)
 		}

@@ -80,7 +80,7 @@ func window() (from, to time.Time) {
 	return from, from.Add(365 * 24 * time.Hour)
 }
 
-func newKey(t *testing.T) ed25519.PublicKey {
+func newKey(t testing.TB) ed25519.PublicKey {
 	t.Helper()
 	key, err := identity.GenerateKey()
 	if err != nil {
@@ -89,9 +89,9 @@ func newKey(t *testing.T) ed25519.PublicKey {
 	return key.Public().(ed25519.PublicKey)
 }
 
-// person builds a valid Created identity for the person with this PNR and
-// country, with a fresh ID and key.
-func person(t *testing.T, pnr, country string) identity.Identity {
+// Person builds a valid Created identity for the person with this PNR and
+// country, with a fresh ID and key. Store tests use it too.
+func Person(t testing.TB, pnr, country string) identity.Identity {
 	t.Helper()
 	created := baseTime()
 	return identity.Identity{
@@ -110,11 +110,11 @@ func person(t *testing.T, pnr, country string) identity.Identity {
 	}
 }
 
-// approved builds a valid Approved identity with the validity window from
-// window().
-func approved(t *testing.T, pnr, country string) identity.Identity {
+// Approved builds a valid Approved identity, valid from a day ago for a
+// year. Store tests use it too.
+func Approved(t testing.TB, pnr, country string) identity.Identity {
 	t.Helper()
-	id := person(t, pnr, country)
+	id := Person(t, pnr, country)
 	id.State = identity.Approved
 	id.From, id.To = window()
 	return id
@@ -155,7 +155,7 @@ func approval(from, to time.Time) identity.Change {
 // the way an identity really gets there.
 func inState(t *testing.T, s identity.Store, pnr, country string, st identity.State) identity.Identity {
 	t.Helper()
-	id := person(t, pnr, country)
+	id := Person(t, pnr, country)
 	create(t, s, id)
 	from, to := window()
 	switch st {
@@ -284,14 +284,14 @@ func testCreateGet(t *testing.T, s identity.Store) {
 }
 
 func testGetUnknown(t *testing.T, s identity.Store) {
-	create(t, s, person(t, "1", "SE"))
+	create(t, s, Person(t, "1", "SE"))
 	_, err := s.Get(context.Background(), identity.NewID(Domain))
 	wantErr(t, "Get of an unknown ID", err, identity.ErrNotFound)
 }
 
 func testGetByPublicKey(t *testing.T, s identity.Store) {
 	ctx := context.Background()
-	a, b := person(t, "1", "SE"), person(t, "2", "SE")
+	a, b := Person(t, "1", "SE"), Person(t, "2", "SE")
 	create(t, s, a, b)
 	for _, want := range []identity.Identity{a, b} {
 		got, err := s.GetByPublicKey(ctx, want.PublicKey)
@@ -306,9 +306,9 @@ func testGetByPublicKey(t *testing.T, s identity.Store) {
 
 func testDuplicateID(t *testing.T, s identity.Store) {
 	ctx := context.Background()
-	a := person(t, "1", "SE")
+	a := Person(t, "1", "SE")
 	create(t, s, a)
-	b := person(t, "2", "NO")
+	b := Person(t, "2", "NO")
 	b.ID = a.ID
 	wantErr(t, "Create with a used ID", s.Create(ctx, b), identity.ErrDuplicate)
 	same(t, "first identity after a duplicate Create", get(t, s, a.ID), a)
@@ -322,9 +322,9 @@ func testDuplicateID(t *testing.T, s identity.Store) {
 
 func testDuplicatePublicKey(t *testing.T, s identity.Store) {
 	ctx := context.Background()
-	a := person(t, "1", "SE")
+	a := Person(t, "1", "SE")
 	create(t, s, a)
-	b := approved(t, "2", "NO")
+	b := Approved(t, "2", "NO")
 	b.PublicKey = slices.Clone(a.PublicKey)
 	wantErr(t, "Create with a used public key", s.Create(ctx, b), identity.ErrDuplicate)
 	_, err := s.Get(ctx, b.ID)
@@ -407,7 +407,7 @@ func testCreateInvalid(t *testing.T, s identity.Store) {
 		}},
 	}
 	for _, tc := range cases {
-		id := person(t, "199001011234", "SE")
+		id := Person(t, "199001011234", "SE")
 		key := slices.Clone(id.PublicKey)
 		tc.mutate(&id)
 		wantErr(t, "Create with "+tc.name, s.Create(ctx, id), identity.ErrInvalid)
@@ -436,15 +436,15 @@ func testCreateInvalid(t *testing.T, s identity.Store) {
 
 func testFindValidExactMatch(t *testing.T, s identity.Store) {
 	ctx := context.Background()
-	target := approved(t, "199001011234", "SE")
-	alnum := approved(t, "AB123456c", "NO")
+	target := Approved(t, "199001011234", "SE")
+	alnum := Approved(t, "AB123456c", "NO")
 	others := []identity.Identity{
-		approved(t, "199001011234", "NO"), // same PNR, other country
-		approved(t, "199001011235", "SE"), // other PNR
-		approved(t, "19900101123", "SE"),  // prefix of the PNR
-		approved(t, "1990010112345", "SE"),
-		approved(t, "SE", "FI"), // PNR and COUNTRY must not be interchangeable
-		approved(t, "ab123456c", "NO"),
+		Approved(t, "199001011234", "NO"), // same PNR, other country
+		Approved(t, "199001011235", "SE"), // other PNR
+		Approved(t, "19900101123", "SE"),  // prefix of the PNR
+		Approved(t, "1990010112345", "SE"),
+		Approved(t, "SE", "FI"), // PNR and COUNTRY must not be interchangeable
+		Approved(t, "ab123456c", "NO"),
 	}
 	create(t, s, target, alnum)
 	create(t, s, others...)
@@ -488,7 +488,7 @@ func testFindValidExactMatch(t *testing.T, s identity.Store) {
 
 func testFindValidWindow(t *testing.T, s identity.Store) {
 	ctx := context.Background()
-	id := approved(t, "199001011234", "SE")
+	id := Approved(t, "199001011234", "SE")
 	create(t, s, id)
 	for _, tc := range []struct {
 		name  string
@@ -519,7 +519,7 @@ func testFindValidStates(t *testing.T, s identity.Store) {
 	const pnr, country = "199001011234", "SE"
 	valid := []identity.Identity{
 		inState(t, s, pnr, country, identity.Approved),
-		approved(t, pnr, country),
+		Approved(t, pnr, country),
 	}
 	create(t, s, valid[1])
 	for _, st := range []identity.State{identity.Created, identity.Rejected, identity.Obsoleted, identity.Compromised} {
@@ -532,13 +532,13 @@ func testFindValidStates(t *testing.T, s identity.Store) {
 	// Stored directly in a final state, as a federation import might, with
 	// a window that covers now.
 	for _, st := range []identity.State{identity.Rejected, identity.Obsoleted, identity.Compromised} {
-		id := approved(t, pnr, country)
+		id := Approved(t, pnr, country)
 		id.State = st
 		create(t, s, id)
 	}
-	expired := approved(t, pnr, country)
+	expired := Approved(t, pnr, country)
 	expired.From, expired.To = time.Now().AddDate(-2, 0, 0), time.Now().AddDate(-1, 0, 0)
-	future := approved(t, pnr, country)
+	future := Approved(t, pnr, country)
 	future.From, future.To = time.Now().AddDate(1, 0, 0), time.Now().AddDate(2, 0, 0)
 	create(t, s, expired, future)
 
@@ -556,9 +556,9 @@ func testFindValidStates(t *testing.T, s identity.Store) {
 
 func testFindValidWithoutPNR(t *testing.T, s identity.Store) {
 	ctx := context.Background()
-	noPNR := approved(t, "1", "SE")
+	noPNR := Approved(t, "1", "SE")
 	noPNR.Properties = []identity.Property{{Name: identity.PropFirst, Value: "Nils"}, {Name: identity.PropLast, Value: "Nummerlös"}}
-	org := approved(t, "1", "SE")
+	org := Approved(t, "1", "SE")
 	org.Properties = []identity.Property{{Name: identity.PropOrgName, Value: "SE"}, {Name: identity.PropEmail, Value: "x@example.org"}}
 	create(t, s, noPNR, org)
 	for _, q := range [][2]string{{"", ""}, {"", "SE"}, {"1", ""}, {"Nils", "SE"}, {"SE", "SE"}} {
@@ -574,11 +574,11 @@ func testFindValidMany(t *testing.T, s identity.Store) {
 	const pnr, country = "199001011234", "SE"
 	var want []identity.Identity
 	for range 50 {
-		id := approved(t, pnr, country)
+		id := Approved(t, pnr, country)
 		want = append(want, id)
 	}
 	create(t, s, want...)
-	create(t, s, approved(t, "199001011233", country))
+	create(t, s, Approved(t, "199001011233", country))
 	got, err := s.FindValid(context.Background(), pnr, country, time.Now())
 	if err != nil {
 		t.Fatalf("FindValid: %v", err)
@@ -647,9 +647,9 @@ func testListPagination(t *testing.T, s identity.Store) {
 	want := make([]identity.Identity, n)
 	for i := range want {
 		if i%5 == 0 {
-			want[i] = approved(t, fmt.Sprint(i), "SE")
+			want[i] = Approved(t, fmt.Sprint(i), "SE")
 		} else {
-			want[i] = person(t, fmt.Sprint(i), "SE")
+			want[i] = Person(t, fmt.Sprint(i), "SE")
 		}
 	}
 	createConcurrently(t, s, want, 8)
@@ -803,7 +803,7 @@ func testStaleChange(t *testing.T, s identity.Store) {
 }
 
 func testTransitionUnknown(t *testing.T, s identity.Store) {
-	create(t, s, person(t, "1", "SE"))
+	create(t, s, Person(t, "1", "SE"))
 	from, to := window()
 	_, err := s.Transition(context.Background(), identity.NewID(Domain), approval(from, to))
 	wantErr(t, "Transition of an unknown ID", err, identity.ErrNotFound)
@@ -856,7 +856,7 @@ func testConcurrentTransitions(t *testing.T, s identity.Store) {
 func testConcurrentCreates(t *testing.T, s identity.Store) {
 	list := make([]identity.Identity, 200)
 	for i := range list {
-		list[i] = approved(t, fmt.Sprint(1000+i), "SE")
+		list[i] = Approved(t, fmt.Sprint(1000+i), "SE")
 	}
 	createConcurrently(t, s, list, 8)
 	all, err := s.List(context.Background(), identity.Query{})
@@ -877,7 +877,7 @@ func testCancelledContext(t *testing.T, s identity.Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	existing := inState(t, s, "199001011234", "SE", identity.Created)
-	fresh := approved(t, "199001011235", "SE")
+	fresh := Approved(t, "199001011235", "SE")
 	from, to := window()
 
 	wantErr(t, "Create", s.Create(ctx, fresh), context.Canceled)
@@ -902,7 +902,7 @@ func testPing(t *testing.T, s identity.Store) {
 	if err := s.Ping(context.Background()); err != nil {
 		t.Errorf("Ping on an empty store: %v", err)
 	}
-	create(t, s, person(t, "1", "SE"))
+	create(t, s, Person(t, "1", "SE"))
 	if err := s.Ping(context.Background()); err != nil {
 		t.Errorf("Ping: %v", err)
 	}
