@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +27,23 @@ func (g *globalFlags) register(fs *flag.FlagSet) {
 		g.dir, g.dirSet = v, true
 		return nil
 	})
+}
+
+// loadDevice reads what an applied device has: its configuration and key.
+func (g globalFlags) loadDevice(getenv func(string) string) (deviceConfig, ed25519.PrivateKey, error) {
+	dir, err := g.resolveDir(getenv)
+	if err != nil {
+		return deviceConfig{}, nil, err
+	}
+	cfg, err := dir.loadConfig()
+	if err != nil {
+		return deviceConfig{}, nil, err
+	}
+	key, err := dir.loadKey()
+	if err != nil {
+		return deviceConfig{}, nil, err
+	}
+	return cfg, key, nil
 }
 
 // resolveDir picks the device directory: --dir, then MFA_DEVICE_DIR, then

@@ -78,15 +78,7 @@ func cmdListen(ctx context.Context, e env, g globalFlags, args []string) error {
 	if *delay < 0 {
 		return usageError{"--auto-delay must not be negative"}
 	}
-	dir, err := c.g.resolveDir(e.getenv)
-	if err != nil {
-		return err
-	}
-	cfg, err := dir.loadConfig()
-	if err != nil {
-		return err
-	}
-	key, err := dir.loadKey()
+	cfg, key, err := c.g.loadDevice(e.getenv)
 	if err != nil {
 		return err
 	}

@@ -92,15 +92,7 @@ func cmdSign(_ context.Context, e env, g globalFlags, args []string) error {
 	if err := checkRequest(req); err != nil {
 		return err
 	}
-	dir, err := c.g.resolveDir(e.getenv)
-	if err != nil {
-		return err
-	}
-	cfg, err := dir.loadConfig()
-	if err != nil {
-		return err
-	}
-	key, err := dir.loadKey()
+	cfg, key, err := c.g.loadDevice(e.getenv)
 	if err != nil {
 		return err
 	}

@@ -37,15 +37,7 @@ func cmdStatus(ctx context.Context, e env, g globalFlags, args []string) error {
 	if err := c.parse(args, e.getenv); err != nil {
 		return err
 	}
-	dir, err := c.g.resolveDir(e.getenv)
-	if err != nil {
-		return err
-	}
-	cfg, err := dir.loadConfig()
-	if err != nil {
-		return err
-	}
-	key, err := dir.loadKey()
+	cfg, key, err := c.g.loadDevice(e.getenv)
 	if err != nil {
 		return err
 	}
