@@ -158,7 +158,7 @@ func (b *Broker) handlePublicIdentity(c *gin.Context) {
 }
 
 func requireJSON(c *gin.Context) error {
-	if format, _, err := encoding.ParseContentType(c.GetHeader("Content-Type")); err != nil || format != encoding.FormatJSON {
+	if ct, err := encoding.ParseContentType(c.GetHeader("Content-Type")); err != nil || ct.Format != encoding.FormatJSON {
 		return &encoding.Error{Code: encoding.CodeUnsupportedMediaType, Message: "this resource takes application/json"}
 	}
 	return nil

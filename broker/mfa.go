@@ -58,15 +58,19 @@ const contentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; fo
 
 // handleMFA is POST /MFA.
 func (b *Broker) handleMFA(c *gin.Context) {
-	format, own, _ := encoding.ParseContentType(c.GetHeader("Content-Type"))
-	mt, acceptable := answerFormat(c, own)
-	rec := &mfaRecord{format: format}
+	ct, ctErr := encoding.ParseContentType(c.GetHeader("Content-Type"))
+	mt, acceptable := answerFormat(c, ct.Media)
+	rec := &mfaRecord{format: ct.Format}
 	c.Set(recordKey, rec)
 	if b.shuttingDown.Load() {
 		b.write(c, mt, b.errorResponse(ErrShuttingDown, ""))
 		return
 	}
-	req, err := b.decoder.Decode(c.Request)
+	if ctErr != nil {
+		b.write(c, mt, b.errorResponse(ctErr, ""))
+		return
+	}
+	req, err := b.decoder.DecodeContent(c.Request, ct)
 	if err != nil {
 		b.write(c, mt, b.errorResponse(err, ""))
 		return

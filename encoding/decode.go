@@ -70,49 +70,51 @@ func (d *Decoder) MaxTimeout() int { return d.maxTimeout }
 // MaxBodyBytes is the largest body the decoder reads.
 func (d *Decoder) MaxBodyBytes() int64 { return d.maxBodyBytes }
 
-// contentType is a parsed request Content-Type.
-type contentType struct {
-	format  Format
-	media   MediaType // the request's own media type, for answering in kind
-	charset string
+// ContentType is a parsed request Content-Type.
+type ContentType struct {
+	Format Format
+	// Media is the request's own media type, for answering in kind.
+	Media   MediaType
+	Charset string
 }
 
 // ParseContentType tells which encoding a Content-Type header names and the
-// media type an answer "in the request's own format" would use.
-func ParseContentType(header string) (Format, MediaType, error) {
+// media type an answer "in the request's own format" would use. Its error
+// is an *Error.
+func ParseContentType(header string) (ContentType, error) {
 	ct, err := parseContentType(header)
 	if err != nil {
-		return 0, "", err
+		return ContentType{}, err
 	}
-	return ct.format, ct.media, nil
+	return ct, nil
 }
 
-func parseContentType(header string) (contentType, *Error) {
+func parseContentType(header string) (ContentType, *Error) {
 	const supported = "text/xml, application/xml, application/json or application/x-www-form-urlencoded"
 	if strings.TrimSpace(header) == "" {
-		return contentType{}, errorf(CodeUnsupportedMediaType, "", "a Content-Type header is required: %s", supported)
+		return ContentType{}, errorf(CodeUnsupportedMediaType, "", "a Content-Type header is required: %s", supported)
 	}
 	mt, params, err := mime.ParseMediaType(header)
 	if err != nil {
-		return contentType{}, errorf(CodeUnsupportedMediaType, "", "Content-Type %s cannot be parsed: %v", quote(header, 80), err)
+		return ContentType{}, errorf(CodeUnsupportedMediaType, "", "Content-Type %s cannot be parsed: %v", quote(header, 80), err)
 	}
-	ct := contentType{charset: strings.ToLower(strings.TrimSpace(params["charset"]))}
+	ct := ContentType{Charset: strings.ToLower(strings.TrimSpace(params["charset"]))}
 	switch mt {
 	case "text/xml":
-		ct.format, ct.media = FormatXML, MediaTextXML
+		ct.Format, ct.Media = FormatXML, MediaTextXML
 	case "application/xml":
-		ct.format, ct.media = FormatXML, MediaXML
+		ct.Format, ct.Media = FormatXML, MediaXML
 	case "application/json":
-		ct.format, ct.media = FormatJSON, MediaJSON
+		ct.Format, ct.Media = FormatJSON, MediaJSON
 	case "application/x-www-form-urlencoded":
 		// Forms have no answer format of their own; machine clients posting
 		// forms are best served by JSON, and browsers ask for HTML anyway.
-		ct.format, ct.media = FormatForm, MediaJSON
+		ct.Format, ct.Media = FormatForm, MediaJSON
 	default:
-		return contentType{}, errorf(CodeUnsupportedMediaType, "", "Content-Type %s is not supported: use %s", quote(mt, 80), supported)
+		return ContentType{}, errorf(CodeUnsupportedMediaType, "", "Content-Type %s is not supported: use %s", quote(mt, 80), supported)
 	}
-	if ct.format != FormatXML && ct.charset != "" && !isUTF8Label(ct.charset) {
-		return contentType{}, errorf(CodeUnsupportedMediaType, "", "charset %s is not supported for %s: send UTF-8", quote(ct.charset, 40), mt)
+	if ct.Format != FormatXML && ct.Charset != "" && !isUTF8Label(ct.Charset) {
+		return ContentType{}, errorf(CodeUnsupportedMediaType, "", "charset %s is not supported for %s: send UTF-8", quote(ct.Charset, 40), mt)
 	}
 	return ct, nil
 }
@@ -128,15 +130,21 @@ func isUTF8Label(label string) bool {
 // Decode reads, decodes and validates an MFA request. Every error it
 // returns is an *Error with the code and field at fault.
 func (d *Decoder) Decode(r *http.Request) (Request, error) {
-	ct, cerr := parseContentType(r.Header.Get("Content-Type"))
-	if cerr != nil {
-		return Request{}, cerr
+	ct, err := ParseContentType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return Request{}, err
 	}
+	return d.DecodeContent(r, ct)
+}
+
+// DecodeContent is Decode for a caller that has parsed the Content-Type
+// already.
+func (d *Decoder) DecodeContent(r *http.Request, ct ContentType) (Request, error) {
 	body, cerr := d.readBody(r)
 	if cerr != nil {
 		return Request{}, cerr
 	}
-	req, cerr := d.DecodeBody(ct.format, ct.charset, body)
+	req, cerr := d.DecodeBody(ct.Format, ct.Charset, body)
 	if cerr != nil {
 		return Request{}, cerr
 	}
