@@ -344,9 +344,20 @@ func (s *Service) listen() error {
 		s.httpLn = limitConnections(ln, s.cfg.MaxConnections, httpTLS == nil, s.log)
 	}
 	if httpTLS != nil {
+		// Offered in ALPN so that TLS callers negotiate HTTP/2; without
+		// it they would all fall back to HTTP/1.1.
+		httpTLS.NextProtos = []string{"h2", "http/1.1"}
 		s.httpLn = tls.NewListener(s.httpLn, httpTLS)
 	}
 	s.http = &http.Server{
+		Protocols: httpProtocols(),
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: http2MaxStreams,
+			// Pending requests send nothing for up to MaxTimeout; pings
+			// find callers that vanished without closing the connection.
+			SendPingTimeout: 30 * time.Second,
+			PingTimeout:     15 * time.Second,
+		},
 		Handler: handler,
 		// Slow clients get a bounded time to send headers and body.
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
@@ -364,6 +375,24 @@ func (s *Service) listen() error {
 	go func() { s.serveErr <- s.http.Serve(s.httpLn) }()
 	go func() { s.serveErr <- s.admin.Serve(s.adminLn) }()
 	return nil
+}
+
+// http2MaxStreams is how many requests a caller may have pending on one
+// HTTP/2 connection. Each costs a handler goroutine whether it shares a
+// connection or not; sharing saves the caller's and the broker's sockets,
+// and --max-pending still bounds the total.
+const http2MaxStreams = 1000
+
+// httpProtocols serves HTTP/1.1 and HTTP/2: over TLS by ALPN, and in clear
+// text with prior knowledge (h2c), which is how a relying party's backend
+// or a load balancer in front of the broker multiplexes many pending
+// requests over a few connections.
+func httpProtocols() *http.Protocols {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetHTTP2(true)
+	p.SetUnencryptedHTTP2(true)
+	return &p
 }
 
 // listenAdmin opens the operator socket, readable and writable by the

@@ -69,7 +69,11 @@ func serveCeiling(args []string, stdin io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: ceilingHandler{nc: nc, pub: pub}, ReadHeaderTimeout: 10 * time.Second}
+	// HTTP/2 in clear text too, so that --http2 compares like with like.
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: ceilingHandler{nc: nc, pub: pub}, ReadHeaderTimeout: 10 * time.Second, Protocols: protocols}
 	go srv.Serve(ln)
 	defer srv.Close()
 	fmt.Fprintf(stdout, "http=%s nats=%s\n", ln.Addr(), ns.ClientURL())

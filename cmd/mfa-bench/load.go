@@ -62,15 +62,22 @@ func encodeBodies(people []person, enc string, timeout int) bodySet {
 
 // newTransport is one keep-alive HTTP transport for up to conns
 // connections to one host: every client keeps its connection between
-// requests, as a relying party's pool does.
-func newTransport(conns int) *http.Transport {
-	return &http.Transport{
+// requests, as a relying party's pool does. With h2c it speaks only
+// HTTP/2 in clear text (prior knowledge) and multiplexes the clients'
+// requests over as few connections as the server's stream limit allows.
+func newTransport(conns int, h2c bool) *http.Transport {
+	tr := &http.Transport{
 		MaxIdleConns:        conns,
 		MaxIdleConnsPerHost: conns,
 		IdleConnTimeout:     5 * time.Minute,
 		DisableCompression:  true,
 		// Default buffers; a relying party's client would not tune them.
 	}
+	if h2c {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}
+	return tr
 }
 
 // phase is one measured load: C clients sending random people's requests

@@ -57,6 +57,7 @@ type config struct {
 	identities  int
 	concurrency int
 	encoding    string
+	http2       bool
 	accept      string
 	duration    time.Duration
 	warmup      time.Duration
@@ -95,6 +96,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.identities, "n", 1000, "approved identities to provision, each with its own simulated device")
 	fs.IntVar(&c.concurrency, "c", 64, "concurrent keep-alive HTTP clients")
 	fs.StringVar(&c.encoding, "encoding", "json", "request encoding: json, xml or form")
+	fs.BoolVar(&c.http2, "http2", false, "send over HTTP/2 in clear text (prior knowledge) instead of HTTP/1.1: requests are multiplexed over a few connections (the bare pipeline too)")
 	fs.StringVar(&c.accept, "accept", "", "Accept header to send (default none: the answer comes in the request's own format)")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long each measured phase runs")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured load before each measured phase")
@@ -243,12 +245,16 @@ func execute(ctx context.Context, cfg config, stderr io.Writer) (*report, error)
 }
 
 // fileNeed estimates the open files each side needs: every held request is
-// a connection in this process and in the broker, and every connected
-// device is a NATS connection in both.
+// a connection in this process and in the broker (over HTTP/1.1; HTTP/2
+// puts up to a thousand on one), and every connected device is a NATS
+// connection in both.
 func (c *config) fileNeed() uint64 {
 	conns := c.concurrency
 	if c.pending > 0 {
 		conns = c.pending
+	}
+	if c.http2 {
+		conns = conns/1000 + 1
 	}
 	return uint64(conns + c.online + 64)
 }

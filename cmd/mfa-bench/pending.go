@@ -34,9 +34,14 @@ type pendingResult struct {
 	answered  int
 	codes     map[string]int // every answer but timeout, and transport errors
 	lateness  []time.Duration
-	early     int // answered before the deadline
-	lost      int // never answered
-	cpu       cpuUse
+	// early counts answers before the request had even begun to be sent
+	// plus its Timeout: a broker that timed out too soon. (Lateness is
+	// measured from the write's end as the client saw it, which over
+	// HTTP/2 can trail the bytes on the wire by a fraction of a
+	// millisecond, so a punctual answer may show as slightly negative.)
+	early int
+	lost  int // never answered
+	cpu   cpuUse
 }
 
 // runPending holds cfg.pending requests open with devices that never
@@ -69,16 +74,18 @@ func runPending(ctx context.Context, cfg config, t *target, rep *report, log io.
 	}
 	res.before, res.peakRSS = before, before.RSSBytes
 
-	tr := newTransport(P)
-	// A connection per request, closed with its answer: an answered
-	// request must not leave an idle connection behind in the broker to be
-	// counted as the pending ones' memory.
-	tr.DisableKeepAlives = true
+	tr := newTransport(P, cfg.http2)
+	// Over HTTP/1.1, a connection per request, closed with its answer: an
+	// answered request must not leave an idle connection behind in the
+	// broker to be counted as the pending ones' memory. Over HTTP/2 the
+	// requests share a few connections, as a relying party's client would.
+	tr.DisableKeepAlives = !cfg.http2
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: timeout + time.Minute}
 	outcomes := make([]pendingOutcome, P)
 	// Written by the transport's own goroutine, hence atomic: Unix nanoseconds.
 	wrote := make([]atomic.Int64, P)
+	began := make([]time.Time, P)
 	var sent, done atomic.Int64
 	dialing := make(chan struct{}, cfg.dialers)
 	var wg sync.WaitGroup
@@ -120,6 +127,7 @@ func runPending(ctx context.Context, cfg config, t *target, rep *report, log io.
 					return
 				}
 				req.Header.Set("Content-Type", s.bodies.contentType)
+				began[i] = time.Now()
 				resp, err := client.Do(req)
 				if err != nil {
 					outcomes[i].code = transportError(ctx, err)
@@ -210,7 +218,7 @@ func runPending(ctx context.Context, cfg config, t *target, rep *report, log io.
 		default:
 			res.answered++
 			late := o.answered.Sub(time.Unix(0, wrote[i].Load()).Add(timeout))
-			if late < 0 {
+			if o.answered.Before(began[i].Add(timeout)) {
 				res.early++
 			}
 			res.lateness = append(res.lateness, late)

@@ -57,7 +57,11 @@ func (r *report) write(w io.Writer) {
 	fmt.Fprintf(w, "| load average at start / end | %s / %s |\n", r.loadAt, loadAverage())
 	fmt.Fprintf(w, "| broker | %s |\n", r.target)
 	fmt.Fprintf(w, "| identities | %d approved; %d devices online, each on its own NATS connection |\n", r.people, r.online)
-	fmt.Fprintf(w, "| requests | %s, %d-byte bodies, Accept %q |\n", cfg.encoding, r.bodyBytes, cfg.accept)
+	protocol := "HTTP/1.1, a connection per client"
+	if cfg.http2 {
+		protocol = "HTTP/2 in clear text, multiplexed"
+	}
+	fmt.Fprintf(w, "| requests | %s, %d-byte bodies, Accept %q, %s |\n", cfg.encoding, r.bodyBytes, cfg.accept, protocol)
 	fmt.Fprintf(w, "| open-file limit | %d per process |\n", r.limit)
 	if r.pending == nil {
 		length := cfg.duration.String()
@@ -183,7 +187,7 @@ func (r *report) writePending(w io.Writer) {
 	fmt.Fprintf(w, "| answered `timeout` | %d |\n", len(p.lateness))
 	fmt.Fprintf(w, "| answered otherwise | %d |\n", p.answered-len(p.lateness))
 	fmt.Fprintf(w, "| lost (no answer) | %d |\n", p.lost)
-	fmt.Fprintf(w, "| answered before the deadline | %d |\n", p.early)
+	fmt.Fprintf(w, "| answered before the deadline (sending began + Timeout) | %d |\n", p.early)
 	fmt.Fprintf(w, "| lateness after the deadline: p50 / p99 / max | %s / %s / %s |\n",
 		ms(percentile(p.lateness, .5)), ms(percentile(p.lateness, .99)), ms(percentile(p.lateness, 1)))
 	if p.cpu.known {

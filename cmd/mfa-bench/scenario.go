@@ -128,7 +128,7 @@ func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log 
 			return err
 		}
 		p := basePhase(cfg, s, log, trace)
-		p.name, p.url, p.transport, p.devices = "ceiling", c.url, newTransport(cfg.concurrency), nil
+		p.name, p.url, p.transport, p.devices = "ceiling", c.url, newTransport(cfg.concurrency, cfg.http2), nil
 		logf("measuring the bare pipeline: %d clients, %s", cfg.concurrency, cfg.encoding)
 		res := measure(ctx, cfg, p, c.pid(), nil)
 		p.transport.CloseIdleConnections()
@@ -139,7 +139,7 @@ func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log 
 		}
 	}
 
-	tr := newTransport(max(cfg.concurrency, 1024))
+	tr := newTransport(max(cfg.concurrency, 1024), cfg.http2)
 	defer tr.CloseIdleConnections()
 	p := basePhase(cfg, s, log, trace)
 	p.name, p.url, p.transport = "broker", t.baseURL+"/MFA", tr
