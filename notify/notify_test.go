@@ -51,7 +51,9 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close(context.Background()) })
-	nc := connect(t, srv.ClientURL(), creds.ConnectOptions()...)
+	// NoEcho, as the broker connects: the pusher must not rely on hearing
+	// its own announcements.
+	nc := connect(t, srv.ClientURL(), append(creds.ConnectOptions(), nats.NoEcho())...)
 	auth, err := notify.StartAuthService(nc, creds, store, quietLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -436,6 +438,53 @@ func TestHostileAnswers(t *testing.T) {
 	}
 	if err := alice.Answer(context.Background(), p, notify.Approve); !errors.Is(err, notify.ErrRefused) {
 		t.Fatalf("duplicate answer: %v, want ErrRefused", err)
+	}
+}
+
+// replica starts another broker on the same NATS, with the same key and
+// domain, as a second replica behind a load balancer would be.
+func (r *rig) replica() *notify.Pusher {
+	r.t.Helper()
+	nc := connect(r.t, r.url, append(r.creds.ConnectOptions(), nats.NoEcho())...)
+	p, err := notify.NewPusher(context.Background(), nc, r.key, "broker.test", notify.WithLogger(quietLogger()))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { p.Close(context.Background()) })
+	return p
+}
+
+// TestSupersededOnEveryReplica: a newer request for a person ends the older
+// one whichever replica holds it, in both directions.
+func TestSupersededOnEveryReplica(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	other := r.replica()
+	alice := r.startedDevice("alice@legal.broker.test")
+	askOn := func(p *notify.Pusher) <-chan askResult {
+		ch := make(chan askResult, 1)
+		go func() {
+			out, err := p.Ask(context.Background(), question(time.Minute, alice))
+			ch <- askResult{out, err}
+		}()
+		// The withdrawal of the request this one supersedes may come first.
+		for e := nextEvent(t, alice); e.Prompt == nil; e = nextEvent(t, alice) {
+		}
+		return ch
+	}
+	first := askOn(r.pusher)
+	second := askOn(other)
+	if res := result(t, first); !errors.Is(res.err, notify.ErrSuperseded) {
+		t.Fatalf("request on the first replica: %v, want ErrSuperseded", res.err)
+	}
+	third := askOn(r.pusher)
+	if res := result(t, second); !errors.Is(res.err, notify.ErrSuperseded) {
+		t.Fatalf("request on the second replica: %v, want ErrSuperseded", res.err)
+	}
+	select {
+	case res := <-third:
+		t.Fatalf("the newest request ended: %+v, %v", res.out, res.err)
+	case <-time.After(200 * time.Millisecond):
 	}
 }
 

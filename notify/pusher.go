@@ -422,26 +422,34 @@ func (p *Pusher) checkAnswer(m *nats.Msg) (Outcome, string, error) {
 	}, requestID, nil
 }
 
-// supersede tells every broker that req is the newest request for its
-// devices, so each ends the older ones it holds (this broker included).
+// supersede ends the older requests for req's devices held here, and tells
+// every other broker to end the ones they hold. A connection made with
+// nats.NoEcho does not hear its own announcement back; one without it
+// hears it and finds nothing more to end.
 func (p *Pusher) supersede(req *pendingRequest) {
-	body := marshal(supersession{RequestID: req.id, Issued: req.issued.UnixNano()})
+	s := supersession{RequestID: req.id, Issued: req.issued.UnixNano()}
+	body := marshal(s)
 	for dev := range req.devices {
+		p.endOlder(dev, s)
 		if err := p.nc.Publish(supersedePrefix+dev, body); err != nil {
 			p.log.Warn("supersession not sent", "request", req.id, "device", dev, "err", err)
 		}
 	}
 }
 
-// handleSupersede ends the requests pending here for the device that are
-// older than the announced one. Between two requests issued at once, the
-// larger request ID wins, so exactly one survives.
+// handleSupersede hears another broker's supersession.
 func (p *Pusher) handleSupersede(m *nats.Msg) {
-	dev := strings.TrimPrefix(m.Subject, supersedePrefix)
 	var s supersession
 	if err := json.Unmarshal(m.Data, &s); err != nil {
 		return
 	}
+	p.endOlder(strings.TrimPrefix(m.Subject, supersedePrefix), s)
+}
+
+// endOlder ends the requests pending here for the device that are older
+// than the announced one. Between two requests issued at once, the larger
+// request ID wins, so exactly one survives.
+func (p *Pusher) endOlder(dev string, s supersession) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for id, req := range p.byDevice[dev] {

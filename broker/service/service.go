@@ -261,6 +261,9 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (identity.Stor
 func (s *Service) connectNATS(creds *notify.BrokerCredentials) error {
 	opts := append(creds.ConnectOptions(),
 		nats.Name("mfa-broker"),
+		// The pusher ends its own superseded requests directly; hearing its
+		// announcements to the other replicas back would be wasted work.
+		nats.NoEcho(),
 		nats.MaxReconnects(-1),
 		nats.Timeout(5*time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
