@@ -122,9 +122,13 @@ func WithStreamReplicas(n int) PusherOption { return func(p *Pusher) { p.replica
 func NewPusher(ctx context.Context, nc *nats.Conn, key ed25519.PrivateKey, domain string, opts ...PusherOption) (*Pusher, error) {
 	p := &Pusher{
 		nc: nc, key: key, domain: domain,
-		instance:       NewInstanceID(),
-		log:            slog.Default(),
-		publishTimeout: 2 * time.Second,
+		instance: NewInstanceID(),
+		log:      slog.Default(),
+		// Generous, because a connection that is down fails at once (see
+		// publishPushes): what remains is a broker or server too busy to
+		// acknowledge in time, as in a burst, and there a late push beats
+		// a refused request.
+		publishTimeout: 5 * time.Second,
 		maxTimeout:     5 * time.Minute,
 		replicas:       1,
 		pending:        make(map[string]*pendingRequest),
@@ -284,10 +288,18 @@ func (p *Pusher) publishPushes(ctx context.Context, req *pendingRequest) error {
 		dev    string
 		future jetstream.PubAckFuture
 	}
+	// While NATS is away a publish would only sit in the reconnect buffer
+	// until its acknowledgement timed out: say so at once instead.
+	if !p.nc.IsConnected() {
+		return fmt.Errorf("%w: NATS is %s", ErrUnavailable, p.nc.Status())
+	}
 	var failures []error
 	futures := make([]sent, 0, len(req.devices))
 	for dev, d := range req.devices {
-		f, err := p.js.PublishMsgAsync(p.signedMessage(PushSubject(dev), kindPush, d.pushBytes))
+		// At the in-flight cap a publish waits for acknowledgements to
+		// make room, for as long as one acknowledgement may take: a burst
+		// is slowed down, not refused after nats.go's default 200 ms.
+		f, err := p.js.PublishMsgAsync(p.signedMessage(PushSubject(dev), kindPush, d.pushBytes), jetstream.WithStallWait(p.publishTimeout))
 		if err != nil {
 			failures = append(failures, err)
 			continue
@@ -304,7 +316,14 @@ func (p *Pusher) publishPushes(ctx context.Context, req *pendingRequest) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timeout.C:
-			err = errors.New("JetStream did not acknowledge the push in time")
+			// A busy scheduler may wake this goroutine after both the
+			// acknowledgement and the timer; the acknowledgement counts.
+			select {
+			case <-f.future.Ok():
+			case err = <-f.future.Err():
+			default:
+				err = errors.New("JetStream did not acknowledge the push in time")
+			}
 		}
 		if err != nil {
 			p.log.Warn("push not stored", "request", req.id, "device", f.dev, "err", err)
