@@ -617,3 +617,48 @@ func TestForgedWithdrawalsChangeNothing(t *testing.T) {
 		t.Fatalf("the genuine withdrawal: %+v", w)
 	}
 }
+
+// TestBurstIsNotRefused: more requests at once than pushes may be in flight
+// unacknowledged are slowed down, not refused.
+func TestBurstIsNotRefused(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	pusher, err := notify.NewPusher(context.Background(), connect(t, r.url, append(r.creds.ConnectOptions(), nats.NoEcho())...),
+		r.key, "broker.test", notify.WithLogger(quietLogger()), notify.WithMaxPushesInFlight(8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pusher.Close(context.Background()) })
+	const burst = 2000
+	errs := make(chan error, burst)
+	for range burst {
+		go func() {
+			key, err := identity.GenerateKey()
+			if err != nil {
+				errs <- err
+				return
+			}
+			q := question(3 * time.Second)
+			q.Targets = []notify.Target{{LegalID: "someone@legal.broker.test", PublicKey: key.Public().(ed25519.PublicKey)}}
+			_, err = pusher.Ask(context.Background(), q)
+			errs <- err
+		}()
+	}
+	refused := 0
+	for range burst {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, notify.ErrExpired) {
+				refused++
+				if refused <= 3 {
+					t.Errorf("request in a burst: %v, want ErrExpired", err)
+				}
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("burst did not end within a minute")
+		}
+	}
+	if refused > 0 {
+		t.Errorf("%d of %d requests in a burst refused", refused, burst)
+	}
+}

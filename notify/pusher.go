@@ -44,6 +44,7 @@ type Pusher struct {
 	publishTimeout time.Duration
 	maxTimeout     time.Duration
 	replicas       int
+	maxInFlight    int
 
 	mu       sync.Mutex
 	pending  map[string]*pendingRequest
@@ -114,6 +115,12 @@ func WithPublishTimeout(d time.Duration) PusherOption {
 // in the stream at least that long.
 func WithMaxTimeout(d time.Duration) PusherOption { return func(p *Pusher) { p.maxTimeout = d } }
 
+// WithMaxPushesInFlight bounds the pushes published but not yet
+// acknowledged by JetStream (default 4,096); past it a push waits for room.
+func WithMaxPushesInFlight(n int) PusherOption {
+	return func(p *Pusher) { p.maxInFlight = n }
+}
+
 // WithStreamReplicas sets the push stream's replica count on a NATS cluster.
 func WithStreamReplicas(n int) PusherOption { return func(p *Pusher) { p.replicas = n } }
 
@@ -131,6 +138,7 @@ func NewPusher(ctx context.Context, nc *nats.Conn, key ed25519.PrivateKey, domai
 		publishTimeout: 5 * time.Second,
 		maxTimeout:     5 * time.Minute,
 		replicas:       1,
+		maxInFlight:    4096,
 		pending:        make(map[string]*pendingRequest),
 		byDevice:       make(map[string]map[string]*pendingRequest),
 		closed:         make(chan struct{}),
@@ -141,7 +149,7 @@ func NewPusher(ctx context.Context, nc *nats.Conn, key ed25519.PrivateKey, domai
 	// Pushes are published asynchronously, acknowledged on one shared reply
 	// subscription: a burst of requests does not queue on a request/reply
 	// round trip each.
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPushesInFlight), jetstream.WithPublishAsyncTimeout(p.publishTimeout))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(p.maxInFlight), jetstream.WithPublishAsyncTimeout(p.publishTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -277,9 +285,6 @@ func (p *Pusher) Ask(ctx context.Context, q Question) (Outcome, error) {
 		return Outcome{}, ErrClosed
 	}
 }
-
-// maxPushesInFlight bounds the pushes published but not yet acknowledged.
-const maxPushesInFlight = 4096
 
 // publishPushes stores each push in JetStream, which also delivers it to a
 // device that is online. It fails only if no device could be reached.
