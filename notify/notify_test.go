@@ -443,10 +443,10 @@ func TestHostileAnswers(t *testing.T) {
 
 // replica starts another broker on the same NATS, with the same key and
 // domain, as a second replica behind a load balancer would be.
-func (r *rig) replica() *notify.Pusher {
+func (r *rig) replica(opts ...notify.PusherOption) *notify.Pusher {
 	r.t.Helper()
 	nc := connect(r.t, r.url, append(r.creds.ConnectOptions(), nats.NoEcho())...)
-	p, err := notify.NewPusher(context.Background(), nc, r.key, "broker.test", notify.WithLogger(quietLogger()))
+	p, err := notify.NewPusher(context.Background(), nc, r.key, "broker.test", append([]notify.PusherOption{notify.WithLogger(quietLogger())}, opts...)...)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -623,12 +623,7 @@ func TestForgedWithdrawalsChangeNothing(t *testing.T) {
 func TestBurstIsNotRefused(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
-	pusher, err := notify.NewPusher(context.Background(), connect(t, r.url, append(r.creds.ConnectOptions(), nats.NoEcho())...),
-		r.key, "broker.test", notify.WithLogger(quietLogger()), notify.WithMaxPushesInFlight(8))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pusher.Close(context.Background()) })
+	pusher := r.replica(notify.WithMaxPushesInFlight(8))
 	const burst = 2000
 	errs := make(chan error, burst)
 	for range burst {

@@ -321,14 +321,7 @@ func (p *Pusher) publishPushes(ctx context.Context, req *pendingRequest) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timeout.C:
-			// A busy scheduler may wake this goroutine after both the
-			// acknowledgement and the timer; the acknowledgement counts.
-			select {
-			case <-f.future.Ok():
-			case err = <-f.future.Err():
-			default:
-				err = errors.New("JetStream did not acknowledge the push in time")
-			}
+			err = lateAck(f.future)
 		}
 		if err != nil {
 			p.log.Warn("push not stored", "request", req.id, "device", f.dev, "err", err)
@@ -339,6 +332,20 @@ func (p *Pusher) publishPushes(ctx context.Context, req *pendingRequest) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(failures...))
 	}
 	return nil
+}
+
+// lateAck is how a push whose wait timed out ended: a busy scheduler may
+// wake the waiter after both the acknowledgement and the timer, and then
+// the acknowledgement counts.
+func lateAck(f jetstream.PubAckFuture) error {
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	default:
+		return errors.New("JetStream did not acknowledge the push in time")
+	}
 }
 
 func (p *Pusher) signedMessage(subject, kind string, body []byte) *nats.Msg {
