@@ -62,18 +62,16 @@ func checkHTTP2MFA(t *testing.T, tb *testBroker) {
 	for i := range devices {
 		devices[i] = tb.person(fmt.Sprintf("19800101-%04d", i), "SE", nil)
 	}
-	outcomes := make(chan struct {
+	type answered struct {
 		i int
 		o outcome
-	}, people)
+	}
+	outcomes := make(chan answered, people)
 	for i := range people {
 		go func() {
 			ct, body := mfaBody{PNR: fmt.Sprintf("19800101-%04d", i), COUNTRY: "SE", Timeout: 30, Reason: "multiplexed"}.encode("json")
 			res := tb.doContext(ctx, http.MethodPost, "/MFA", ct, "", strings.NewReader(body))
-			outcomes <- struct {
-				i int
-				o outcome
-			}{i, tb.parseOutcome(res, "application/json")}
+			outcomes <- answered{i, tb.parseOutcome(res, "application/json")}
 		}()
 	}
 	// Every request is pending at once before anyone answers.
