@@ -623,7 +623,9 @@ func TestForgedWithdrawalsChangeNothing(t *testing.T) {
 func TestBurstIsNotRefused(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
-	pusher := r.replica(notify.WithMaxPushesInFlight(8))
+	// A long acknowledgement wait, so that a slow machine (CI runs every
+	// package at once under the race detector) is not taken for a refusal.
+	pusher := r.replica(notify.WithMaxPushesInFlight(8), notify.WithPublishTimeout(30*time.Second))
 	const burst = 2000
 	errs := make(chan error, burst)
 	for range burst {
