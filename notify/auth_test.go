@@ -128,12 +128,12 @@ func TestDeviceStaysInItsLane(t *testing.T) {
 		}
 	}
 	forged := []string{
-		notify.PushSubject(mallory),                // a push to itself, as if from the broker
-		notify.PushSubject(victim.ID()),            // a push to the victim
-		notify.SyncSubject(victim.ID()),            // fetch the victim's pushes
-		"mfa.answer." + victim.ID() + ".x.y",       // answer as the victim
-		"$JS.API.STREAM.INFO." + notify.PushStream, // read the push stream
-		"$JS.API.DIRECT.GET." + notify.PushStream,
+		notify.PushSubject(mallory),                        // a push to itself, as if from the broker
+		notify.PushSubject(victim.ID()),                    // a push to the victim
+		notify.SyncSubject(victim.ID()),                    // have the victim's pushes resent
+		"mfa.answer." + victim.ID() + ".x.y",               // answer as the victim
+		"$JS.API.STREAM.LIST",                              // look into JetStream
+		"$JS.API.STREAM.MSG.GET.KV_" + notify.BlocksBucket, // read who is blocked
 	}
 	for _, subject := range forged {
 		if err := nc.Publish(subject, []byte("{}")); err != nil {

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,8 +22,9 @@ var (
 	// ErrRefused: the broker did not accept an answer. The error is a
 	// *RefusedError that says why.
 	ErrRefused = errors.New("answer refused by the broker")
-	// ErrSync: fetching the pushes missed while offline failed. Live pushes
-	// still arrive; the next sync fetches the missed ones.
+	// ErrSync: no broker heard the device ask for what it missed while
+	// offline. Live pushes still arrive; the next sync fetches the missed
+	// ones.
 	ErrSync = errors.New("sync of missed pushes failed")
 )
 
@@ -84,6 +87,9 @@ const eventBuffer = 256
 type seenPush struct {
 	expires      time.Time
 	withdrawHash string
+	// broker is the broker process holding the request, from the push's
+	// answer subject: a sync asks it whether the prompt is still wanted.
+	broker string
 }
 
 // early is a withdrawal that arrived before its push (a sync can race the
@@ -153,25 +159,58 @@ func (d *Device) Start(ctx context.Context) error {
 	return d.Sync(ctx)
 }
 
-// Sync asks the brokers for the pushes this device has not yet seen.
+// Sync asks every broker for what this device missed: each sends its
+// pending pushes for the device again, and withdraws the prompts the device
+// still shows for requests that ended meanwhile. Both arrive as Events,
+// like live ones. Sync returns once a broker has heard it.
 func (d *Device) Sync(ctx context.Context) error {
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
-	m, err := d.nc.RequestWithContext(ctx, SyncSubject(d.id), nil)
+	m, err := d.nc.RequestWithContext(ctx, SyncSubject(d.id), marshal(syncRequest{Held: d.held()}))
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSync, err)
 	}
-	var reply syncReply
-	if err := json.Unmarshal(m.Data, &reply); err != nil {
-		return fmt.Errorf("%w: reply: %w", ErrSync, err)
-	}
-	for _, w := range reply.Withdrawals {
-		d.withdraw(w)
-	}
-	for _, sp := range reply.Pushes {
-		d.receivePush(sp.Push, sp.Signature)
+	var receipt syncReceipt
+	if err := json.Unmarshal(m.Data, &receipt); err != nil {
+		return fmt.Errorf("%w: receipt: %w", ErrSync, err)
 	}
 	return nil
+}
+
+// held lists the prompts the device shows: raised, not withdrawn, not
+// answered, not expired; at most maxHeld of them, the latest to expire
+// first.
+func (d *Device) held() []heldPrompt {
+	now := time.Now()
+	type prompt struct {
+		heldPrompt
+		expires time.Time
+	}
+	var all []prompt
+	d.mu.Lock()
+	for id, p := range d.seen {
+		if _, gone := d.withdrawn[id]; gone || !now.Before(p.expires) || p.broker == "" {
+			continue
+		}
+		all = append(all, prompt{heldPrompt{RequestID: id, Broker: p.broker}, p.expires})
+	}
+	d.mu.Unlock()
+	slices.SortFunc(all, func(a, b prompt) int { return b.expires.Compare(a.expires) })
+	out := make([]heldPrompt, 0, min(len(all), maxHeld))
+	for _, p := range all[:min(len(all), maxHeld)] {
+		out = append(out, p.heldPrompt)
+	}
+	return out
+}
+
+// brokerOf is the broker process named in an answer subject,
+// mfa.answer.<device>.<broker>.<request>, or "" if it is not one.
+func brokerOf(answerSubject string) string {
+	tokens := strings.Split(answerSubject, ".")
+	if len(tokens) != 5 || tokens[0]+"."+tokens[1]+"." != answerPrefix {
+		return ""
+	}
+	return tokens[3]
 }
 
 func (d *Device) handlePush(m *nats.Msg) {
@@ -226,7 +265,7 @@ func (d *Device) receivePush(raw, sig []byte) {
 		}
 	}
 	if !dup && !gone {
-		d.seen[push.RequestID] = seenPush{expires: exp, withdrawHash: push.WithdrawHash}
+		d.seen[push.RequestID] = seenPush{expires: exp, withdrawHash: push.WithdrawHash, broker: brokerOf(push.AnswerSubject)}
 	}
 	d.mu.Unlock()
 	if dup || gone {
@@ -248,8 +287,8 @@ func (d *Device) withdraw(w Withdrawal) {
 	p, prompted := d.seen[w.RequestID]
 	switch {
 	case prompted && tokenMatches(w.Token, p.withdrawHash):
-		// Remembered for as long as the stream keeps pushes, so a sync
-		// that races the withdrawal cannot raise the prompt again.
+		// Remembered past the prompt's expiry, so a push resent by a
+		// sync that races the withdrawal cannot raise it again.
 		d.withdrawn[w.RequestID] = now.Add(time.Hour)
 	case prompted:
 		d.mu.Unlock()
@@ -309,7 +348,9 @@ func (d *Device) emit(e Event) {
 }
 
 // Answer signs the decision on a prompt and sends it to the broker holding
-// the request. It returns nil only if the broker accepted it.
+// the request. It returns nil only if the broker accepted it; the prompt is
+// then over, and no withdrawal for it follows (the person's other devices
+// get one).
 func (d *Device) Answer(ctx context.Context, p Prompt, decision Decision) error {
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
@@ -317,7 +358,15 @@ func (d *Device) Answer(ctx context.Context, p Prompt, decision Decision) error 
 		Version: ProtocolVersion, RequestID: p.Push.RequestID, LegalID: p.Push.LegalID, Decision: decision,
 		Signature: ed25519.Sign(d.cfg.Key, AnswerForm(p.Push, p.Raw, decision)),
 	}
-	return d.SendAnswer(ctx, p.Push.AnswerSubject, a)
+	if err := d.SendAnswer(ctx, p.Push.AnswerSubject, a); err != nil {
+		return err
+	}
+	// A push resent by a racing sync must not raise the prompt again, and
+	// the next sync need not ask about it.
+	d.mu.Lock()
+	d.withdrawn[p.Push.RequestID] = time.Now().Add(time.Hour)
+	d.mu.Unlock()
+	return nil
 }
 
 // SendAnswer sends an answer as given. Answer is what devices use; this

@@ -4,14 +4,18 @@
 // Subjects never contain personal data or identity IDs: devices are named by
 // a hash of their public key (identity.DeviceIDOf), requests by a random ID.
 //
-//	mfa.push.<device>                       pushes and withdrawals (JetStream stream MFA_PUSH)
-//	mfa.sync.<device>                       a device asks for the pushes it missed (request/reply)
+//	mfa.push.<device>                       pushes and withdrawals (core NATS; every broker listens too)
+//	mfa.sync.<device>                       a device asks every broker for what it missed (request/reply)
 //	mfa.answer.<device>.<broker>.<request>  a device's signed answer (request/reply)
-//	mfa.supersede.<device>                  a newer request for the device replaces older ones
+//
+// Pushes are not stored in NATS: a pending request lives in the memory of
+// the broker process that holds it, and dies with it, so that broker is
+// also what resends the push to a device that syncs.
 package notify
 
 import (
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -24,25 +28,24 @@ import (
 	"github.com/legalmfa/mfa/identity"
 )
 
-// Subject prefixes and the push stream.
+// Subject prefixes.
 const (
-	pushPrefix      = "mfa.push."
-	syncPrefix      = "mfa.sync."
-	answerPrefix    = "mfa.answer."
-	supersedePrefix = "mfa.supersede."
-	// PushStream is the JetStream stream that keeps pushes until they
-	// expire, so a device that comes online late still gets them.
-	PushStream = "MFA_PUSH"
-	// brokerQueue lets any broker replica answer a device's sync.
-	brokerQueue = "mfa-broker"
+	pushPrefix   = "mfa.push."
+	syncPrefix   = "mfa.sync."
+	answerPrefix = "mfa.answer."
 )
 
 // Message headers on the push subject.
 const (
 	headerKind      = "Mfa-Kind"
 	headerSignature = "Mfa-Signature"
-	kindPush        = "push"
-	kindWithdraw    = "withdraw"
+	// headerRequest and headerIssued (Unix nanoseconds) on a push tell the
+	// other broker replicas, who hear every push, which request is now the
+	// newest for the device, so each ends its older ones for it.
+	headerRequest = "Mfa-Request"
+	headerIssued  = "Mfa-Issued"
+	kindPush      = "push"
+	kindWithdraw  = "withdraw"
 )
 
 // TimeFormat is how times appear in pushes and signed forms: UTC with
@@ -50,7 +53,7 @@ const (
 const TimeFormat = "2006-01-02T15:04:05.000Z"
 
 // ProtocolVersion is the version of pushes, withdrawals and answers.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // PushSubject is where a device receives its pushes.
 func PushSubject(deviceID string) string { return pushPrefix + deviceID }
@@ -106,7 +109,7 @@ type Push struct {
 	Issued        string    `json:"Issued"`
 	Expires       string    `json:"Expires"`
 	AnswerSubject string    `json:"AnswerSubject"`
-	// WithdrawHash is the hex SHA-256 of a random token the broker keeps
+	// WithdrawHash is the hex SHA-256 of a token only the broker can make
 	// and reveals only in this request's withdrawal: the signed push
 	// vouches for the withdrawal, which then needs no signature of its own.
 	WithdrawHash string `json:"WithdrawHash"`
@@ -125,14 +128,25 @@ type Withdrawal struct {
 }
 
 // withdrawTokenSize is the size of a withdrawal token, in bytes.
-const withdrawTokenSize = 32
+const withdrawTokenSize = sha256.Size
 
-// newWithdrawToken returns a fresh token and its commitment.
-func newWithdrawToken() (token, hash string) {
-	b := make([]byte, withdrawTokenSize)
-	rand.Read(b) // never fails: crypto/rand aborts the process instead
+// withdrawToken derives a request's withdrawal token from a secret of the
+// broker process, and the commitment the push carries. Derived rather than
+// stored, the token is at hand for a request the broker no longer holds: a
+// device that was away when it ended is told so when it syncs.
+func withdrawToken(secret []byte, requestID string) (token, hash string) {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(requestID))
+	b := mac.Sum(nil)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(b), hex.EncodeToString(sum[:])
+}
+
+// newSecret returns withdrawTokenSize random bytes.
+func newSecret() []byte {
+	b := make([]byte, withdrawTokenSize)
+	rand.Read(b) // never fails: crypto/rand aborts the process instead
+	return b
 }
 
 // tokenMatches reports whether token is the one hash commits to.
@@ -153,14 +167,10 @@ const (
 	WhyShutdown  = "shutdown"
 	// WhySuperseded: a newer request for the same identity replaced it.
 	WhySuperseded = "superseded"
+	// WhyEnded: the request ended while the device was away, and the
+	// broker that held it no longer knows how.
+	WhyEnded = "ended"
 )
-
-// supersession announces a new request for a device to every broker: each
-// ends its older pending requests for that device.
-type supersession struct {
-	RequestID string `json:"RequestId"`
-	Issued    int64  `json:"Issued"` // Unix nanoseconds
-}
 
 // Answer is a device's signed decision on one push.
 type Answer struct {
@@ -177,17 +187,31 @@ type AnswerReply struct {
 	Error    string `json:"Error,omitempty"`
 }
 
-// syncedPush is one push returned by a sync: the exact bytes and the
-// broker's signature over them.
-type syncedPush struct {
-	Push      []byte `json:"Push"`
-	Signature []byte `json:"Signature"`
+// syncRequest is what a device that asks what it missed sends: the prompts
+// it still shows, so that the broker holding each can withdraw those that
+// ended meanwhile. An empty body is a sync with nothing held.
+type syncRequest struct {
+	Held []heldPrompt `json:"Held,omitempty"`
 }
 
-// syncReply is what a device that asks what it missed gets.
-type syncReply struct {
-	Pushes      []syncedPush `json:"Pushes"`
-	Withdrawals []Withdrawal `json:"Withdrawals"`
+// heldPrompt names a prompt a device shows and the broker process that
+// holds its request (from the push's AnswerSubject).
+type heldPrompt struct {
+	RequestID string `json:"RequestId"`
+	Broker    string `json:"Broker"`
+}
+
+// maxHeld bounds the prompts listed in a sync, to keep it within the small
+// payload devices may send. Supersession leaves one pending request per
+// identity, so a device rarely shows more than one.
+const maxHeld = 32
+
+// syncReceipt is one broker's reply to a sync: how many pushes it resent
+// and how many held prompts it withdrew, both on the device's push
+// subject. Every broker answers; the device reads the first.
+type syncReceipt struct {
+	Resent    int `json:"Resent"`
+	Withdrawn int `json:"Withdrawn"`
 }
 
 // AnswerForm is what a device signs: its decision bound to one request, one

@@ -17,14 +17,15 @@ import (
 	"github.com/legalmfa/mfa/notify"
 )
 
-// The push round trip: Pusher.Ask pushes a signed request through
-// JetStream, a real notify.Device verifies it and answers with its
-// signature, the pusher verifies the answer and returns the outcome, then
-// withdraws the request (which the device verifies too). Run with
+// The push round trip: Pusher.Ask pushes a signed request over NATS, a
+// real notify.Device verifies it and answers with its signature, the
+// pusher verifies the answer, acknowledges it and returns the outcome (the
+// device that answered gets no withdrawal). Run with
 //
 //	go test -run '^$' -bench PushRoundTrip -benchmem ./notify/
 //
-// The server is a plain nats-server with JetStream, started here rather
+// The server is a plain nats-server with JetStream (the broker's shared
+// buckets need it), started here rather
 // than by StartServer, so that what is measured is the protocol, whatever
 // the server's authentication; the pusher talks to it in-process as the
 // broker does and devices over loopback TCP as phones do.

@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/legalmfa/mfa/identity"
 )
@@ -32,19 +32,16 @@ var (
 
 // Pusher is the broker's side of the protocol: it pushes a request to the
 // devices of the identities asked, waits for the first valid signed answer,
-// and withdraws the request from every device when it ends.
+// and withdraws the request from every other device when it ends. Pending
+// requests live in its memory; a device that syncs gets them from here.
 type Pusher struct {
 	nc             *nats.Conn
-	js             jetstream.JetStream
-	stream         jetstream.Stream
 	key            ed25519.PrivateKey
+	withdrawSecret []byte
 	domain         string
 	instance       string
 	log            *slog.Logger
 	publishTimeout time.Duration
-	maxTimeout     time.Duration
-	replicas       int
-	maxInFlight    int
 
 	mu       sync.Mutex
 	pending  map[string]*pendingRequest
@@ -56,12 +53,15 @@ type Pusher struct {
 
 type pendingRequest struct {
 	id      string
-	token   string // revealed in the withdrawal; its hash is in every push
 	issued  time.Time
 	expires time.Time
 	devices map[string]*pendingDevice // by device ID
 	result  chan askResult            // buffered: holds the one way it ends early
-	done    bool                      // an answer won or it was superseded; guarded by Pusher.mu
+	// done: an answer won or it was superseded. winner: the device whose
+	// answer won; its receipt told it, so it gets no withdrawal. Both are
+	// guarded by Pusher.mu.
+	done   bool
+	winner string
 }
 
 type askResult struct {
@@ -73,6 +73,7 @@ type pendingDevice struct {
 	target    Target
 	push      Push
 	pushBytes []byte
+	signature []byte // the broker's, over pushBytes; kept to resend on a sync
 }
 
 // Target is one identity whose device is asked.
@@ -106,39 +107,22 @@ type PusherOption func(*Pusher)
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) PusherOption { return func(p *Pusher) { p.log = l } }
 
-// WithPublishTimeout bounds each push's wait for JetStream to store it.
+// WithPublishTimeout bounds the pusher's waits on NATS: setting up its
+// subscriptions, and flushing the last withdrawals when it closes.
 func WithPublishTimeout(d time.Duration) PusherOption {
 	return func(p *Pusher) { p.publishTimeout = d }
 }
 
-// WithMaxTimeout is the longest request the broker accepts; pushes are kept
-// in the stream at least that long.
-func WithMaxTimeout(d time.Duration) PusherOption { return func(p *Pusher) { p.maxTimeout = d } }
-
-// WithMaxPushesInFlight bounds the pushes published but not yet
-// acknowledged by JetStream (default 4,096); past it a push waits for room.
-func WithMaxPushesInFlight(n int) PusherOption {
-	return func(p *Pusher) { p.maxInFlight = n }
-}
-
-// WithStreamReplicas sets the push stream's replica count on a NATS cluster.
-func WithStreamReplicas(n int) PusherOption { return func(p *Pusher) { p.replicas = n } }
-
-// NewPusher sets up the push stream and the broker's subscriptions on nc.
-// key signs every push and withdrawal; domain names the broker in them.
+// NewPusher sets up the broker's subscriptions on nc, which should be made
+// with nats.NoEcho: the pusher need not hear its own pushes. key signs
+// every push; domain names the broker in them.
 func NewPusher(ctx context.Context, nc *nats.Conn, key ed25519.PrivateKey, domain string, opts ...PusherOption) (*Pusher, error) {
 	p := &Pusher{
 		nc: nc, key: key, domain: domain,
-		instance: NewInstanceID(),
-		log:      slog.Default(),
-		// Generous, because a connection that is down fails at once (see
-		// publishPushes): what remains is a broker or server too busy to
-		// acknowledge in time, as in a burst, and there a late push beats
-		// a refused request.
+		withdrawSecret: newSecret(),
+		instance:       NewInstanceID(),
+		log:            slog.Default(),
 		publishTimeout: 5 * time.Second,
-		maxTimeout:     5 * time.Minute,
-		replicas:       1,
-		maxInFlight:    4096,
 		pending:        make(map[string]*pendingRequest),
 		byDevice:       make(map[string]map[string]*pendingRequest),
 		closed:         make(chan struct{}),
@@ -146,51 +130,29 @@ func NewPusher(ctx context.Context, nc *nats.Conn, key ed25519.PrivateKey, domai
 	for _, o := range opts {
 		o(p)
 	}
-	// Pushes are published asynchronously, acknowledged on one shared reply
-	// subscription: a burst of requests does not queue on a request/reply
-	// round trip each.
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(p.maxInFlight), jetstream.WithPublishAsyncTimeout(p.publishTimeout))
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
+	subscribe := []struct {
+		subject string
+		handle  nats.MsgHandler
+	}{
+		{answerPrefix + "*." + p.instance + ".*", p.handleAnswer},
+		// Every broker hears every sync: the requests a device missed may
+		// be pending at any replica, each holding its own.
+		{syncPrefix + "*", p.handleSync},
+		// Every broker hears the others' pushes: a newer request for a
+		// device ends the older one whichever replica holds it.
+		{pushPrefix + "*", p.handleOthersPush},
 	}
-	p.js = js
-	p.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        PushStream,
-		Description: "MFA pushes and withdrawals, kept until they expire for devices that connect late",
-		Subjects:    []string{pushPrefix + "*"},
-		Storage:     jetstream.MemoryStorage,
-		// Kept a minute past the longest request so a late device still sees
-		// the withdrawal that ends it. A device has one pending request at a
-		// time (a newer one supersedes), so a few messages each are enough,
-		// and the stream stays small however busy the broker is.
-		MaxAge:            p.maxTimeout + time.Minute,
-		MaxMsgsPerSubject: 8,
-		Discard:           jetstream.DiscardOld,
-		AllowDirect:       true,
-		Replicas:          p.replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create stream %s: %w", PushStream, err)
+	for _, s := range subscribe {
+		sub, err := nc.Subscribe(s.subject, s.handle)
+		if err != nil {
+			p.unsubscribe()
+			return nil, fmt.Errorf("subscribe to %s: %w", s.subject, err)
+		}
+		p.subs = append(p.subs, sub)
 	}
-	answers, err := nc.Subscribe(answerPrefix+"*."+p.instance+".*", p.handleAnswer)
-	if err != nil {
-		return nil, fmt.Errorf("subscribe to answers: %w", err)
-	}
-	syncs, err := nc.QueueSubscribe(syncPrefix+"*", brokerQueue, p.handleSync)
-	if err != nil {
-		answers.Unsubscribe()
-		return nil, fmt.Errorf("subscribe to syncs: %w", err)
-	}
-	// Every broker hears every supersession: the older request may be
-	// pending at any replica.
-	supersessions, err := nc.Subscribe(supersedePrefix+"*", p.handleSupersede)
-	if err != nil {
-		answers.Unsubscribe()
-		syncs.Unsubscribe()
-		return nil, fmt.Errorf("subscribe to supersessions: %w", err)
-	}
-	p.subs = []*nats.Subscription{answers, syncs, supersessions}
-	if err := nc.FlushTimeout(p.publishTimeout); err != nil {
+	flushCtx, cancel := context.WithTimeout(ctx, p.publishTimeout)
+	defer cancel()
+	if err := nc.FlushWithContext(flushCtx); err != nil {
 		p.unsubscribe()
 		return nil, fmt.Errorf("flush subscriptions: %w", err)
 	}
@@ -203,14 +165,13 @@ func (p *Pusher) PublicKey() ed25519.PublicKey { return p.key.Public().(ed25519.
 // Ask pushes q to every target's device and waits for the first valid
 // answer, until q.Expires (ErrExpired), ctx ends (its error), a newer
 // request for one of the identities replaces it (ErrSuperseded), or the
-// pusher closes (ErrClosed). However it ends, every device is told to
-// withdraw.
+// pusher closes (ErrClosed). However it ends, every device asked is told to
+// withdraw, except the one whose answer won.
 func (p *Pusher) Ask(ctx context.Context, q Question) (Outcome, error) {
 	now := time.Now()
-	token, tokenHash := newWithdrawToken()
+	_, tokenHash := withdrawToken(p.withdrawSecret, q.RequestID)
 	req := &pendingRequest{
 		id:      q.RequestID,
-		token:   token,
 		issued:  now,
 		expires: q.Expires,
 		devices: make(map[string]*pendingDevice, len(q.Targets)),
@@ -226,7 +187,8 @@ func (p *Pusher) Ask(ctx context.Context, q Question) (Outcome, error) {
 			AnswerSubject: AnswerSubject(dev, p.instance, q.RequestID),
 			WithdrawHash:  tokenHash,
 		}
-		req.devices[dev] = &pendingDevice{target: t, push: push, pushBytes: marshal(push)}
+		body := marshal(push)
+		req.devices[dev] = &pendingDevice{target: t, push: push, pushBytes: body, signature: signMessage(p.key, kindPush, body)}
 	}
 
 	p.mu.Lock()
@@ -257,12 +219,17 @@ func (p *Pusher) Ask(ctx context.Context, q Question) (Outcome, error) {
 				delete(p.byDevice, dev)
 			}
 		}
+		winner := req.winner
 		p.mu.Unlock()
-		p.withdraw(q.RequestID, req, why)
+		p.withdraw(req, why, winner)
 	}()
 
-	p.supersede(req)
-	if err := p.publishPushes(ctx, req); err != nil {
+	// The older requests held here end now; those held by other replicas
+	// end when they hear the push.
+	for dev := range req.devices {
+		p.endOlder(dev, req.id, req.issued.UnixNano())
+	}
+	if err := p.publishPushes(req); err != nil {
 		return Outcome{}, err
 	}
 	timer := time.NewTimer(time.Until(q.Expires))
@@ -286,45 +253,19 @@ func (p *Pusher) Ask(ctx context.Context, q Question) (Outcome, error) {
 	}
 }
 
-// publishPushes stores each push in JetStream, which also delivers it to a
-// device that is online. It fails only if no device could be reached.
-func (p *Pusher) publishPushes(ctx context.Context, req *pendingRequest) error {
-	type sent struct {
-		dev    string
-		future jetstream.PubAckFuture
-	}
-	// While NATS is away a publish would only sit in the reconnect buffer
-	// until its acknowledgement timed out: say so at once instead.
+// publishPushes sends each push on core NATS: a device that is online gets
+// it at once, one that connects later asks for it with a sync. It fails
+// only if no push could be handed to NATS.
+func (p *Pusher) publishPushes(req *pendingRequest) error {
+	// While NATS is away a publish would sit in the reconnect buffer and
+	// the request would wait for an answer that cannot come: say so now.
 	if !p.nc.IsConnected() {
 		return fmt.Errorf("%w: NATS is %s", ErrUnavailable, p.nc.Status())
 	}
 	var failures []error
-	futures := make([]sent, 0, len(req.devices))
 	for dev, d := range req.devices {
-		// At the in-flight cap a publish waits for acknowledgements to
-		// make room, for as long as one acknowledgement may take: a burst
-		// is slowed down, not refused after nats.go's default 200 ms.
-		f, err := p.js.PublishMsgAsync(p.signedMessage(PushSubject(dev), kindPush, d.pushBytes), jetstream.WithStallWait(p.publishTimeout))
-		if err != nil {
-			failures = append(failures, err)
-			continue
-		}
-		futures = append(futures, sent{dev: dev, future: f})
-	}
-	timeout := time.NewTimer(p.publishTimeout)
-	defer timeout.Stop()
-	for _, f := range futures {
-		var err error
-		select {
-		case <-f.future.Ok():
-		case err = <-f.future.Err():
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timeout.C:
-			err = lateAck(f.future)
-		}
-		if err != nil {
-			p.log.Warn("push not stored", "request", req.id, "device", f.dev, "err", err)
+		if err := p.nc.PublishMsg(p.pushMessage(dev, req, d)); err != nil {
+			p.log.Warn("push not sent", "request", req.id, "device", dev, "err", err)
 			failures = append(failures, err)
 		}
 	}
@@ -334,23 +275,11 @@ func (p *Pusher) publishPushes(ctx context.Context, req *pendingRequest) error {
 	return nil
 }
 
-// lateAck is how a push whose wait timed out ended: a busy scheduler may
-// wake the waiter after both the acknowledgement and the timer, and then
-// the acknowledgement counts.
-func lateAck(f jetstream.PubAckFuture) error {
-	select {
-	case <-f.Ok():
-		return nil
-	case err := <-f.Err():
-		return err
-	default:
-		return errors.New("JetStream did not acknowledge the push in time")
-	}
-}
-
-func (p *Pusher) signedMessage(subject, kind string, body []byte) *nats.Msg {
-	m := message(subject, kind, body)
-	m.Header.Set(headerSignature, encodeSignature(signMessage(p.key, kind, body)))
+func (p *Pusher) pushMessage(dev string, req *pendingRequest, d *pendingDevice) *nats.Msg {
+	m := message(PushSubject(dev), kindPush, d.pushBytes)
+	m.Header.Set(headerSignature, encodeSignature(d.signature))
+	m.Header.Set(headerRequest, req.id)
+	m.Header.Set(headerIssued, strconv.FormatInt(req.issued.UnixNano(), 10))
 	return m
 }
 
@@ -361,16 +290,19 @@ func message(subject, kind string, body []byte) *nats.Msg {
 	return m
 }
 
-// withdraw tells every device asked that the request is over. The
-// withdrawal lands in the stream too, so a device that syncs later skips
-// the push. It carries the token the push committed to instead of a
-// signature, and is published without waiting for JetStream: a lost
-// withdrawal only leaves a prompt that expires on its own.
-func (p *Pusher) withdraw(requestID string, req *pendingRequest, why string) {
-	body := marshal(Withdrawal{Version: ProtocolVersion, RequestID: requestID, Why: why, Token: req.token})
+// withdraw tells the devices asked, except the one whose answer won, that
+// the request is over. The withdrawal carries the token the push committed
+// to instead of a signature. It is fire-and-forget: a device that misses
+// it is told when it next syncs, and its prompt expires anyway.
+func (p *Pusher) withdraw(req *pendingRequest, why, except string) {
+	token, _ := withdrawToken(p.withdrawSecret, req.id)
+	body := marshal(Withdrawal{Version: ProtocolVersion, RequestID: req.id, Why: why, Token: token})
 	for dev := range req.devices {
+		if dev == except {
+			continue
+		}
 		if err := p.nc.PublishMsg(message(PushSubject(dev), kindWithdraw, body)); err != nil {
-			p.log.Warn("withdrawal not sent", "request", requestID, "device", dev, "err", err)
+			p.log.Warn("withdrawal not sent", "request", req.id, "device", dev, "err", err)
 		}
 	}
 }
@@ -390,7 +322,7 @@ func (p *Pusher) handleAnswer(m *nats.Msg) {
 			}
 		}
 	}
-	out, requestID, err := p.checkAnswer(m)
+	out, dev, requestID, err := p.checkAnswer(m)
 	if err != nil {
 		p.log.Info("answer refused", "request", requestID, "err", err)
 		reply(err)
@@ -400,7 +332,7 @@ func (p *Pusher) handleAnswer(m *nats.Msg) {
 	req := p.pending[requestID]
 	accepted := req != nil && !req.done
 	if accepted {
-		req.done = true
+		req.done, req.winner = true, dev
 		req.result <- askResult{out: out}
 	}
 	p.mu.Unlock()
@@ -411,11 +343,13 @@ func (p *Pusher) handleAnswer(m *nats.Msg) {
 	reply(nil)
 }
 
-func (p *Pusher) checkAnswer(m *nats.Msg) (Outcome, string, error) {
+// checkAnswer returns the outcome an answer stands for, and the device and
+// request it answers.
+func (p *Pusher) checkAnswer(m *nats.Msg) (Outcome, string, string, error) {
 	// mfa.answer.<device>.<instance>.<request>
 	tokens := strings.Split(m.Subject, ".")
 	if len(tokens) != 5 {
-		return Outcome{}, "", errors.New("malformed answer subject")
+		return Outcome{}, "", "", errors.New("malformed answer subject")
 	}
 	dev, requestID := tokens[2], tokens[4]
 	p.mu.Lock()
@@ -427,65 +361,55 @@ func (p *Pusher) checkAnswer(m *nats.Msg) (Outcome, string, error) {
 	p.mu.Unlock()
 	switch {
 	case req == nil:
-		return Outcome{}, requestID, errors.New("no such request is pending here")
+		return Outcome{}, dev, requestID, errors.New("no such request is pending here")
 	case d == nil:
-		return Outcome{}, requestID, errors.New("this device was not asked")
+		return Outcome{}, dev, requestID, errors.New("this device was not asked")
 	case time.Now().After(req.expires):
-		return Outcome{}, requestID, errors.New("the request has expired")
+		return Outcome{}, dev, requestID, errors.New("the request has expired")
 	}
 	var a Answer
 	if err := json.Unmarshal(m.Data, &a); err != nil {
-		return Outcome{}, requestID, fmt.Errorf("malformed answer: %w", err)
+		return Outcome{}, dev, requestID, fmt.Errorf("malformed answer: %w", err)
 	}
 	if a.Version != ProtocolVersion || a.RequestID != requestID || a.LegalID != d.target.LegalID {
-		return Outcome{}, requestID, errors.New("the answer names another request, identity or protocol version")
+		return Outcome{}, dev, requestID, errors.New("the answer names another request, identity or protocol version")
 	}
 	if _, err := ParseDecision(string(a.Decision)); err != nil {
-		return Outcome{}, requestID, err
+		return Outcome{}, dev, requestID, err
 	}
 	form := AnswerForm(d.push, d.pushBytes, a.Decision)
 	if err := identity.Verify(d.target.PublicKey, form, a.Signature); err != nil {
-		return Outcome{}, requestID, fmt.Errorf("answer signature: %w", err)
+		return Outcome{}, dev, requestID, fmt.Errorf("answer signature: %w", err)
 	}
 	return Outcome{
 		Decision: a.Decision, LegalID: d.target.LegalID, PublicKey: d.target.PublicKey,
 		SignedData: form, Signature: a.Signature, Push: d.pushBytes,
-	}, requestID, nil
+	}, dev, requestID, nil
 }
 
-// supersede ends the older requests for req's devices held here, and tells
-// every other broker to end the ones they hold. A connection made with
-// nats.NoEcho does not hear its own announcement back; one without it
-// hears it and finds nothing more to end.
-func (p *Pusher) supersede(req *pendingRequest) {
-	s := supersession{RequestID: req.id, Issued: req.issued.UnixNano()}
-	body := marshal(s)
-	for dev := range req.devices {
-		p.endOlder(dev, s)
-		if err := p.nc.Publish(supersedePrefix+dev, body); err != nil {
-			p.log.Warn("supersession not sent", "request", req.id, "device", dev, "err", err)
-		}
-	}
-}
-
-// handleSupersede hears another broker's supersession.
-func (p *Pusher) handleSupersede(m *nats.Msg) {
-	var s supersession
-	if err := json.Unmarshal(m.Data, &s); err != nil {
+// handleOthersPush hears another broker replica's push: a newer request
+// for the device, so the older ones held here end.
+func (p *Pusher) handleOthersPush(m *nats.Msg) {
+	if m.Header.Get(headerKind) != kindPush {
 		return
 	}
-	p.endOlder(strings.TrimPrefix(m.Subject, supersedePrefix), s)
+	issued, err := strconv.ParseInt(m.Header.Get(headerIssued), 10, 64)
+	if err != nil {
+		return
+	}
+	p.endOlder(strings.TrimPrefix(m.Subject, pushPrefix), m.Header.Get(headerRequest), issued)
 }
 
 // endOlder ends the requests pending here for the device that are older
-// than the announced one. Between two requests issued at once, the larger
-// request ID wins, so exactly one survives.
-func (p *Pusher) endOlder(dev string, s supersession) {
+// than the announced one (issued in Unix nanoseconds). Between two requests
+// issued at once, the larger request ID wins, so exactly one survives.
+func (p *Pusher) endOlder(dev, newest string, issued int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for id, req := range p.byDevice[dev] {
-		older := req.issued.UnixNano() < s.Issued || (req.issued.UnixNano() == s.Issued && id < s.RequestID)
-		if id == s.RequestID || !older || req.done {
+		at := req.issued.UnixNano()
+		older := at < issued || (at == issued && id < newest)
+		if id == newest || !older || req.done {
 			continue
 		}
 		req.done = true
@@ -493,76 +417,56 @@ func (p *Pusher) endOlder(dev string, s supersession) {
 	}
 }
 
-// handleSync answers a device that asks for the pushes it missed: those in
-// the stream for it that are neither withdrawn nor expired. Any broker
-// replica can answer, since the stream is shared.
+// handleSync answers a device that asks what it missed, on its push
+// subject: the pushes pending here for it are sent again, and the prompts
+// it still shows for requests this process held and that have ended are
+// withdrawn. Every replica does the same for its own; each replies with a
+// receipt, and the device reads the first.
 func (p *Pusher) handleSync(m *nats.Msg) {
 	dev := strings.TrimPrefix(m.Subject, syncPrefix)
-	ctx, cancel := context.WithTimeout(context.Background(), p.publishTimeout)
-	defer cancel()
-	reply, err := p.pendingPushes(ctx, dev)
-	if err != nil {
-		p.log.Warn("sync failed", "device", dev, "err", err)
-	}
-	if m.Reply != "" {
-		if err := m.Respond(marshal(reply)); err != nil {
-			p.log.Debug("sync reply not sent", "err", err)
+	var sr syncRequest
+	if len(m.Data) > 0 {
+		if err := json.Unmarshal(m.Data, &sr); err != nil {
+			p.log.Info("malformed sync", "device", dev, "err", err)
+			sr = syncRequest{}
 		}
 	}
-}
-
-// pendingPushes reads what the stream holds for a device: the pushes not
-// yet withdrawn or expired, and the withdrawals, so that a device that was
-// offline also drops prompts that ended meanwhile.
-func (p *Pusher) pendingPushes(ctx context.Context, dev string) (syncReply, error) {
-	subject := PushSubject(dev)
-	var order []string
-	type held struct {
-		synced syncedPush
-		hash   string
+	var resend []*nats.Msg
+	var ended []string
+	p.mu.Lock()
+	for _, req := range p.byDevice[dev] {
+		if d := req.devices[dev]; d != nil && !req.done {
+			resend = append(resend, p.pushMessage(dev, req, d))
+		}
 	}
-	pushes := make(map[string]held)
-	var reply syncReply
-	now := time.Now()
-	for seq := uint64(1); ; {
-		msg, err := p.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
+	for i, h := range sr.Held {
+		if i == maxHeld {
 			break
 		}
-		if err != nil {
-			return syncReply{}, fmt.Errorf("read stream: %w", err)
-		}
-		seq = msg.Sequence + 1
-		switch msg.Header.Get(headerKind) {
-		case kindPush:
-			sig, err := decodeSignature(msg.Header.Get(headerSignature))
-			var push Push
-			if err != nil || json.Unmarshal(msg.Data, &push) != nil {
-				continue
-			}
-			if exp, err := push.ExpiresAt(); err != nil || now.After(exp) {
-				continue
-			}
-			order = append(order, push.RequestID)
-			pushes[push.RequestID] = held{synced: syncedPush{Push: msg.Data, Signature: sig}, hash: push.WithdrawHash}
-		case kindWithdraw:
-			var w Withdrawal
-			if json.Unmarshal(msg.Data, &w) != nil {
-				continue
-			}
-			reply.Withdrawals = append(reply.Withdrawals, w)
-			if h, ok := pushes[w.RequestID]; ok && tokenMatches(w.Token, h.hash) {
-				delete(pushes, w.RequestID)
-			}
+		// Only this process can make the token, and only for a request it
+		// no longer holds: a pending one is withdrawn when it ends.
+		if h.Broker == p.instance && p.pending[h.RequestID] == nil {
+			ended = append(ended, h.RequestID)
 		}
 	}
-	for _, id := range order {
-		if h, ok := pushes[id]; ok {
-			reply.Pushes = append(reply.Pushes, h.synced)
-			delete(pushes, id)
+	p.mu.Unlock()
+	for _, msg := range resend {
+		if err := p.nc.PublishMsg(msg); err != nil {
+			p.log.Warn("push not resent", "device", dev, "err", err)
 		}
 	}
-	return reply, nil
+	for _, id := range ended {
+		token, _ := withdrawToken(p.withdrawSecret, id)
+		body := marshal(Withdrawal{Version: ProtocolVersion, RequestID: id, Why: WhyEnded, Token: token})
+		if err := p.nc.PublishMsg(message(PushSubject(dev), kindWithdraw, body)); err != nil {
+			p.log.Warn("withdrawal not sent", "request", id, "device", dev, "err", err)
+		}
+	}
+	if m.Reply != "" {
+		if err := m.Respond(marshal(syncReceipt{Resent: len(resend), Withdrawn: len(ended)})); err != nil {
+			p.log.Debug("sync receipt not sent", "err", err)
+		}
+	}
 }
 
 // Pending is the number of requests waiting for an answer.

@@ -42,8 +42,8 @@ type Config struct {
 	NATSListen     string
 	NATSURL        string
 	NATSDeviceURL  string
-	// NATSReplicas is how many copies JetStream keeps of the push stream
-	// and the shared buckets: 3 on a three-server cluster, 1 embedded.
+	// NATSReplicas is how many copies JetStream keeps of the shared
+	// buckets: 3 on a three-server cluster, 1 embedded.
 	NATSReplicas     int
 	MaxTimeout       time.Duration
 	IdentityValidity time.Duration
@@ -198,7 +198,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err e
 		return nil, err
 	}
 	if s.pusher, err = notify.NewPusher(ctx, s.nc, brokerKey, cfg.Domain,
-		notify.WithLogger(log), notify.WithMaxTimeout(cfg.MaxTimeout), notify.WithStreamReplicas(cfg.NATSReplicas)); err != nil {
+		notify.WithLogger(log)); err != nil {
 		return nil, err
 	}
 	if s.blocks, err = notify.NewBlocklist(ctx, s.nc, max(cfg.NotMeBlock, time.Minute), cfg.NATSReplicas, log); err != nil {

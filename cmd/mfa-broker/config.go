@@ -76,7 +76,7 @@ func serverFlags(fs *flag.FlagSet, c *config) {
 	fs.Var(seconds{&c.MongoDBTimeout}, "mongodb-timeout", "deadline of every MongoDB operation")
 	fs.StringVar(&c.NATSListen, "nats-listen", ":4222", "listen address of the embedded NATS server, for devices")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "URL of an external NATS server or cluster, configured with 'mfa-broker nats-config'; disables the embedded server")
-	fs.IntVar(&c.NATSReplicas, "nats-replicas", 1, "copies JetStream keeps of the push stream and shared buckets (3 on a three-server cluster)")
+	fs.IntVar(&c.NATSReplicas, "nats-replicas", 1, "copies JetStream keeps of the shared buckets (3 on a three-server cluster)")
 	fs.StringVar(&c.NATSDeviceURL, "nats-device-url", "", "NATS URL devices are told to use (default: nats://<host they reached the broker on>:<NATS port>)")
 	c.MaxTimeout = 300 * time.Second
 	fs.Var(seconds{&c.MaxTimeout}, "max-timeout", "largest Timeout a request may ask for, in seconds or as a duration")

@@ -359,7 +359,7 @@ func TestForgedAndReplayedAnswers(t *testing.T) {
 		"forged":   ed25519.Sign(mallory, notify.AnswerForm(p2.Push, p2.Raw, notify.Approve)),
 		"replayed": replay,
 	} {
-		a := notify.Answer{Version: 1, RequestID: p2.Push.RequestID, LegalID: d.legalID, Decision: notify.Approve, Signature: sig}
+		a := notify.Answer{Version: notify.ProtocolVersion, RequestID: p2.Push.RequestID, LegalID: d.legalID, Decision: notify.Approve, Signature: sig}
 		if err := d.dev.SendAnswer(context.Background(), p2.Push.AnswerSubject, a); !errors.Is(err, notify.ErrRefused) {
 			t.Fatalf("%s answer: %v, want refused", name, err)
 		}

@@ -433,6 +433,10 @@ func withdrawalText(why string) string {
 		return "the requester cancelled it"
 	case notify.WhyShutdown:
 		return "the broker is shutting down"
+	case notify.WhySuperseded:
+		return "a newer request replaced it"
+	case notify.WhyEnded:
+		return "it ended while this device was offline"
 	}
 	return sanitizeLine(why)
 }

@@ -232,6 +232,8 @@ func TestPromptWithdrawnWhileShown(t *testing.T) {
 		{notify.WhyCancelled, "the requester cancelled it"},
 		{notify.WhyTimeout, "it timed out"},
 		{notify.WhyShutdown, "the broker is shutting down"},
+		{notify.WhySuperseded, "a newer request replaced it"},
+		{notify.WhyEnded, "it ended while this device was offline"},
 	} {
 		t.Run(tt.why, func(t *testing.T) {
 			t.Parallel()
