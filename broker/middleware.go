@@ -34,6 +34,12 @@ func (b *Broker) recoverPanic(c *gin.Context) {
 func (b *Broker) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	b.logAccess(c, start)
+}
+
+// logAccess is apart from accessLog, whose frame stays on the stack of a
+// request waiting for a person: see handleMFA.
+func (b *Broker) logAccess(c *gin.Context, start time.Time) {
 	level := slog.LevelInfo
 	if c.Writer.Status() >= 500 && c.Writer.Status() != statusClientClosedRequest {
 		level = slog.LevelError
