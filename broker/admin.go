@@ -35,6 +35,9 @@ type Stats struct {
 	Goroutines int    `json:"Goroutines"`
 	RSSBytes   uint64 `json:"RssBytes"`
 	HeapBytes  uint64 `json:"HeapBytes"`
+	// StackBytes is the memory in goroutine stacks: a pending request's
+	// goroutine keeps one while it waits.
+	StackBytes uint64 `json:"StackBytes"`
 	Pending    int    `json:"Pending"`
 }
 
@@ -44,7 +47,7 @@ type pendingCounter interface{ Pending() int }
 func (b *Broker) handleStats(c *gin.Context) {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	st := Stats{Goroutines: runtime.NumGoroutine(), RSSBytes: residentBytes(), HeapBytes: m.HeapAlloc}
+	st := Stats{Goroutines: runtime.NumGoroutine(), RSSBytes: residentBytes(), HeapBytes: m.HeapAlloc, StackBytes: m.StackInuse}
 	if p, ok := b.asker.(pendingCounter); ok {
 		st.Pending = p.Pending()
 	}

@@ -182,6 +182,7 @@ func (r *report) writePending(w io.Writer) {
 	fmt.Fprintf(w, "| broker heap (live, after a forced GC): idle / all pending | %s / %s |\n", mib(p.before.HeapBytes), mib(p.live.HeapBytes))
 	if p.liveKnown {
 		fmt.Fprintf(w, "| live heap per pending request | %s |\n", describeBytes(float64(int64(p.live.HeapBytes)-int64(p.before.HeapBytes))/float64(max(p.live.Pending, 1))))
+		fmt.Fprintf(w, "| goroutine stacks per pending request | %s |\n", describeBytes(float64(int64(p.live.StackBytes)-int64(p.before.StackBytes))/float64(max(p.live.Pending, 1))))
 	}
 	fmt.Fprintf(w, "| broker goroutines: idle / all pending / after | %d / %d / %d |\n", p.before.Goroutines, p.full.Goroutines, p.after.Goroutines)
 	fmt.Fprintf(w, "| answered `timeout` | %d |\n", len(p.lateness))
