@@ -33,11 +33,12 @@ Usage:
   mfa-bench [flags]
 
 Without --pending, a run is: provision identities with auto-answering
-devices; measure the bare pipeline (the ceiling) with -c clients; measure the
-broker with the same clients (devices answer after --think); then, unless
---latency-rate is 0, measure the broker again open-loop at that share of its
-maximum, with devices thinking --latency-think, to report the latency the
-broker adds. With --pending P, devices never answer: P requests are held
+devices; measure the bare pipeline (the ceiling) with -c clients, and unless
+--latency-rate is 0 again open-loop at that share of its maximum (the latency
+floor of the machine and the tool); measure the broker with the same clients
+(devices answer after --think); then, unless --latency-rate is 0, measure the
+broker again open-loop at that share of its maximum, with devices thinking
+--latency-think, to report the latency the broker adds. With --pending P, devices never answer: P requests are held
 open until --timeout, to measure memory per pending request and how
 precisely each is answered at its deadline.
 

@@ -26,7 +26,10 @@ type report struct {
 	bodyBytes int
 
 	ceiling, broker, latency *phaseResult
-	pending                  *pendingResult
+	// ceilingLatency is the bare pipeline open loop at the latency phase's
+	// share of its own maximum.
+	ceilingLatency *phaseResult
+	pending        *pendingResult
 
 	prompts, answers, answerErrs, withdrawals int64
 	answerErr                                 error
@@ -87,7 +90,7 @@ func (r *report) write(w io.Writer) {
 func (r *report) writePhases(w io.Writer) {
 	fmt.Fprintf(w, "\n| phase | clients | offered rate | completed MFA/s | p50 | p90 | p99 | max | errors | server CPU | server CPU per MFA | load-tool CPU | others' CPU |\n")
 	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, p := range []*phaseResult{r.ceiling, r.broker, r.latency} {
+	for _, p := range []*phaseResult{r.ceiling, r.ceilingLatency, r.broker, r.latency} {
 		if p == nil {
 			continue
 		}
@@ -129,6 +132,11 @@ func (r *report) writePhases(w io.Writer) {
 		fmt.Fprintf(w, " By CPU cost the broker is %.1f%% of the bare pipeline.", 100*cc/bc)
 	}
 	fmt.Fprintln(w)
+	if p := r.ceilingLatency; p != nil && len(p.latency) > 0 {
+		fmt.Fprintf(w, "\nLatency of the bare pipeline open loop at %.0f/s, %.0f%% of its maximum (%d requests): p50 %s, p90 %s, p99 %s, max %s. No broker, no device think time: the floor this machine and this tool show.\n",
+			p.rate, 100*r.cfg.latencyRate, len(p.latency),
+			ms(percentile(p.latency, .5)), ms(percentile(p.latency, .9)), ms(percentile(p.latency, .99)), ms(percentile(p.latency, 1)))
+	}
 	for _, p := range []*phaseResult{r.broker, r.latency} {
 		if p == nil || len(p.added) == 0 {
 			continue
@@ -149,7 +157,7 @@ func (r *report) writePhases(w io.Writer) {
 			p.name, ms(percentile(p.delivery, .5)), ms(percentile(p.delivery, .99)), ms(percentile(p.delivery, 1)),
 			ms(percentile(p.answerRTT, .5)), ms(percentile(p.answerRTT, .99)), ms(percentile(p.answerRTT, 1)))
 	}
-	for _, p := range []*phaseResult{r.ceiling, r.broker, r.latency} {
+	for _, p := range []*phaseResult{r.ceiling, r.ceilingLatency, r.broker, r.latency} {
 		if p == nil || len(p.codes) == 0 {
 			continue
 		}

@@ -132,8 +132,27 @@ func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log 
 		logf("measuring the bare pipeline: %d clients, %s", cfg.concurrency, cfg.encoding)
 		res := measure(ctx, cfg, p, c.pid(), nil)
 		p.transport.CloseIdleConnections()
-		c.close()
 		rep.ceiling = &res
+		if cfg.latencyRate > 0 && res.throughput() > 0 && ctx.Err() == nil {
+			// The same open loop as the broker's latency phase, at the same
+			// share of the pipeline's own maximum: the latency floor this
+			// machine and this tool show with no broker at all.
+			lp := basePhase(cfg, s, log, trace)
+			lp.name, lp.url, lp.devices = "ceiling latency", c.url, nil
+			lp.rate = cfg.latencyRate * res.throughput()
+			lp.duration, lp.requests = cfg.latencyDuration, 0
+			lp.concurrency = max(cfg.concurrency, int(lp.rate*0.1)+16)
+			if need := uint64(lp.concurrency + 64); need > rep.limit {
+				lp.concurrency = int(rep.limit) - 64
+			}
+			lp.transport = newTransport(lp.concurrency, cfg.http2)
+			logf("measuring the bare pipeline's latency: %.0f requests/s (%.0f%% of %.0f), up to %d clients",
+				lp.rate, cfg.latencyRate*100, res.throughput(), lp.concurrency)
+			lres := measure(ctx, cfg, lp, c.pid(), nil)
+			lp.transport.CloseIdleConnections()
+			rep.ceilingLatency = &lres
+		}
+		c.close()
 		if err := ctx.Err(); err != nil {
 			return err
 		}
