@@ -148,7 +148,7 @@ func BenchmarkRequesterSignature(b *testing.B) {
 // BenchmarkMarshalApproval encodes the answer every successful MFA gets,
 // evidence and all, in each machine format.
 func BenchmarkMarshalApproval(b *testing.B) {
-	push := []byte(`{"Version":1,"RequestId":"mxevsvz4k5k7lsb6pkxww26qhr","LegalId":"fc2268e1-0c56-4de5-90f9-3769beb7fcdf@legal.localhost","Broker":"localhost","Reason":"Log in to **Example Bank**","Requester":{"Verified":false,"RemoteIp":"127.0.0.1"},"Issued":"2026-11-22T13:29:32.752Z","Expires":"2026-11-22T13:30:32.752Z","AnswerSubject":"mfa.answer.abcdefghijklmnopqrstuvwxyz234567abcd.0123456789abcdef.mxevsvz4k5k7lsb6pkxww26qhr"}`)
+	push := []byte(`{"Version":2,"RequestId":"mxevsvz4k5k7lsb6pkxww26qhr","LegalId":"fc2268e1-0c56-4de5-90f9-3769beb7fcdf@legal.localhost","Broker":"localhost","Reason":"Log in to **Example Bank**","Requester":{"Verified":false,"RemoteIp":"127.0.0.1"},"Issued":"2026-11-22T13:29:32.752Z","Expires":"2026-11-22T13:30:32.752Z","AnswerSubject":"mfa.answer.abcdefghijklmnopqrstuvwxyz234567abcd.0123456789abcdef"}`)
 	r := encoding.Response{
 		Code: encoding.CodeApproved, Message: "The person approved the request.", RequestID: "mxevsvz4k5k7lsb6pkxww26qhr",
 		Evidence: &encoding.Evidence{

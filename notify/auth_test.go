@@ -131,7 +131,7 @@ func TestDeviceStaysInItsLane(t *testing.T) {
 		notify.PushSubject(mallory),                        // a push to itself, as if from the broker
 		notify.PushSubject(victim.ID()),                    // a push to the victim
 		notify.SyncSubject(victim.ID()),                    // have the victim's pushes resent
-		"mfa.answer." + victim.ID() + ".x.y",               // answer as the victim
+		"mfa.answer." + victim.ID() + ".x",                 // answer as the victim
 		"$JS.API.STREAM.LIST",                              // look into JetStream
 		"$JS.API.STREAM.MSG.GET.KV_" + notify.BlocksBucket, // read who is blocked
 	}

@@ -204,10 +204,10 @@ func (d *Device) held() []heldPrompt {
 }
 
 // brokerOf is the broker process named in an answer subject,
-// mfa.answer.<device>.<broker>.<request>, or "" if it is not one.
+// mfa.answer.<device>.<broker>, or "" if it is not one.
 func brokerOf(answerSubject string) string {
 	tokens := strings.Split(answerSubject, ".")
-	if len(tokens) != 5 || tokens[0]+"."+tokens[1]+"." != answerPrefix {
+	if len(tokens) != 4 || tokens[0]+"."+tokens[1]+"." != answerPrefix {
 		return ""
 	}
 	return tokens[3]

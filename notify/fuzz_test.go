@@ -80,7 +80,7 @@ func FuzzDeviceInput(f *testing.F) {
 	f.Add([]byte(`{"Held":[{"RequestId":null}]}`), "", "%%%")
 
 	f.Fuzz(func(t *testing.T, data []byte, kind, signature string) {
-		p.handleAnswer(&nats.Msg{Subject: AnswerSubject(dev, p.instance, req.id), Data: data})
+		p.handleAnswer(&nats.Msg{Subject: AnswerSubject(dev, p.instance), Data: data})
 		p.handleSync(&nats.Msg{Subject: SyncSubject(dev), Data: data})
 		p.mu.Lock()
 		won, stillPending := req.done, p.pending[req.id] == req

@@ -6,7 +6,7 @@
 //
 //	mfa.push.<device>                       pushes and withdrawals (core NATS; every broker listens too)
 //	mfa.sync.<device>                       a device asks every broker for what it missed (request/reply)
-//	mfa.answer.<device>.<broker>.<request>  a device's signed answer (request/reply)
+//	mfa.answer.<device>.<broker>            a device's signed answers to one broker process (request/reply)
 //
 // Pushes are not stored in NATS: a pending request lives in the memory of
 // the broker process that holds it, and dies with it, so that broker is
@@ -61,9 +61,13 @@ func PushSubject(deviceID string) string { return pushPrefix + deviceID }
 // SyncSubject is where a device asks for pushes it missed.
 func SyncSubject(deviceID string) string { return syncPrefix + deviceID }
 
-// AnswerSubject is where a device answers one request held by one broker.
-func AnswerSubject(deviceID, brokerInstance, requestID string) string {
-	return answerPrefix + deviceID + "." + brokerInstance + "." + requestID
+// AnswerSubject is where a device answers the requests one broker process
+// holds; the answer names its request. The subject has no request ID in
+// it, so a device publishes on one subject whatever it answers, and the
+// NATS server's per-client permission and routing caches stay small
+// instead of filling up with a new subject for every answer.
+func AnswerSubject(deviceID, brokerInstance string) string {
+	return answerPrefix + deviceID + "." + brokerInstance
 }
 
 // Decision is a person's answer.

@@ -134,7 +134,7 @@ func NewPusher(ctx context.Context, nc *nats.Conn, key ed25519.PrivateKey, domai
 		subject string
 		handle  nats.MsgHandler
 	}{
-		{answerPrefix + "*." + p.instance + ".*", p.handleAnswer},
+		{answerPrefix + "*." + p.instance, p.handleAnswer},
 		// Every broker hears every sync: the requests a device missed may
 		// be pending at any replica, each holding its own.
 		{syncPrefix + "*", p.handleSync},
@@ -200,7 +200,7 @@ func (p *Pusher) open(q Question) (*pendingRequest, error) {
 			Version: ProtocolVersion, RequestID: q.RequestID, LegalID: t.LegalID, Broker: p.domain,
 			Reason: q.Reason, Requester: q.Requester, Issued: issued,
 			Expires:       q.Expires.UTC().Format(TimeFormat),
-			AnswerSubject: AnswerSubject(dev, p.instance, q.RequestID),
+			AnswerSubject: AnswerSubject(dev, p.instance),
 			WithdrawHash:  tokenHash,
 		}
 		body := marshal(push)
@@ -368,12 +368,17 @@ func (p *Pusher) handleAnswer(m *nats.Msg) {
 // checkAnswer returns the outcome an answer stands for, and the device and
 // request it answers.
 func (p *Pusher) checkAnswer(m *nats.Msg) (Outcome, string, string, error) {
-	// mfa.answer.<device>.<instance>.<request>
+	// mfa.answer.<device>.<instance>
 	tokens := strings.Split(m.Subject, ".")
-	if len(tokens) != 5 {
+	if len(tokens) != 4 {
 		return Outcome{}, "", "", errors.New("malformed answer subject")
 	}
-	dev, requestID := tokens[2], tokens[4]
+	dev := tokens[2]
+	var a Answer
+	if err := json.Unmarshal(m.Data, &a); err != nil {
+		return Outcome{}, dev, "", fmt.Errorf("malformed answer: %w", err)
+	}
+	requestID := a.RequestID
 	p.mu.Lock()
 	req := p.pending[requestID]
 	var d *pendingDevice
@@ -389,12 +394,8 @@ func (p *Pusher) checkAnswer(m *nats.Msg) (Outcome, string, string, error) {
 	case time.Now().After(req.expires):
 		return Outcome{}, dev, requestID, errors.New("the request has expired")
 	}
-	var a Answer
-	if err := json.Unmarshal(m.Data, &a); err != nil {
-		return Outcome{}, dev, requestID, fmt.Errorf("malformed answer: %w", err)
-	}
-	if a.Version != ProtocolVersion || a.RequestID != requestID || a.LegalID != d.target.LegalID {
-		return Outcome{}, dev, requestID, errors.New("the answer names another request, identity or protocol version")
+	if a.Version != ProtocolVersion || a.LegalID != d.target.LegalID {
+		return Outcome{}, dev, requestID, errors.New("the answer names another identity or protocol version")
 	}
 	if _, err := ParseDecision(string(a.Decision)); err != nil {
 		return Outcome{}, dev, requestID, err
