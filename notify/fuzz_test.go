@@ -60,7 +60,7 @@ func FuzzDeviceInput(f *testing.F) {
 		f.Fatal(err)
 	}
 	// Before the pusher's Close, which waits for every request to end.
-	f.Cleanup(func() { p.close(req, WhyShutdown) })
+	f.Cleanup(func() { p.finish(req, WhyShutdown) })
 	d, err := NewDevice(nc, DeviceConfig{LegalID: legalID, Key: deviceKey, BrokerKey: p.PublicKey(), Logger: quiet})
 	if err != nil {
 		f.Fatal(err)

@@ -173,7 +173,7 @@ func (p *Pusher) Ask(ctx context.Context, q Question) (Outcome, error) {
 		return Outcome{}, err
 	}
 	why, err := p.await(ctx, req)
-	p.close(req, why)
+	p.finish(req, why)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -230,14 +230,14 @@ func (p *Pusher) open(q Question) (*pendingRequest, error) {
 		p.endOlder(dev, req.id, req.issued.UnixNano())
 	}
 	if err := p.publishPushes(req); err != nil {
-		p.close(req, WhyCancelled)
+		p.finish(req, WhyCancelled)
 		return nil, err
 	}
 	return req, nil
 }
 
-// close forgets a request that has ended and withdraws it.
-func (p *Pusher) close(req *pendingRequest, why string) {
+// finish forgets a request that has ended and withdraws it.
+func (p *Pusher) finish(req *pendingRequest, why string) {
 	p.mu.Lock()
 	delete(p.pending, req.id)
 	for dev := range req.devices {
