@@ -316,15 +316,23 @@ func message(subject, kind string, body []byte) *nats.Msg {
 // to instead of a signature. It is fire-and-forget: a device that misses
 // it is told when it next syncs, and its prompt expires anyway.
 func (p *Pusher) withdraw(req *pendingRequest, why, except string) {
-	token, _ := withdrawToken(p.withdrawSecret, req.id)
-	body := marshal(Withdrawal{Version: ProtocolVersion, RequestID: req.id, Why: why, Token: token})
+	body := p.withdrawal(req.id, why)
 	for dev := range req.devices {
-		if dev == except {
-			continue
+		if dev != except {
+			p.publishWithdrawal(dev, req.id, body)
 		}
-		if err := p.nc.PublishMsg(message(PushSubject(dev), kindWithdraw, body)); err != nil {
-			p.log.Warn("withdrawal not sent", "request", req.id, "device", dev, "err", err)
-		}
+	}
+}
+
+// withdrawal is the body of a request's withdrawal, with its token.
+func (p *Pusher) withdrawal(requestID, why string) []byte {
+	token, _ := withdrawToken(p.withdrawSecret, requestID)
+	return marshal(Withdrawal{Version: ProtocolVersion, RequestID: requestID, Why: why, Token: token})
+}
+
+func (p *Pusher) publishWithdrawal(dev, requestID string, body []byte) {
+	if err := p.nc.PublishMsg(message(PushSubject(dev), kindWithdraw, body)); err != nil {
+		p.log.Warn("withdrawal not sent", "request", requestID, "device", dev, "err", err)
 	}
 }
 
@@ -480,11 +488,7 @@ func (p *Pusher) handleSync(m *nats.Msg) {
 		}
 	}
 	for _, id := range ended {
-		token, _ := withdrawToken(p.withdrawSecret, id)
-		body := marshal(Withdrawal{Version: ProtocolVersion, RequestID: id, Why: WhyEnded, Token: token})
-		if err := p.nc.PublishMsg(message(PushSubject(dev), kindWithdraw, body)); err != nil {
-			p.log.Warn("withdrawal not sent", "request", id, "device", dev, "err", err)
-		}
+		p.publishWithdrawal(dev, id, p.withdrawal(id, WhyEnded))
 	}
 	if m.Reply != "" {
 		if err := m.Respond(marshal(syncReceipt{Resent: len(resend), Withdrawn: len(ended)})); err != nil {
