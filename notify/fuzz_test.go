@@ -83,7 +83,7 @@ func FuzzDeviceInput(f *testing.F) {
 		p.handleAnswer(&nats.Msg{Subject: AnswerSubject(dev, p.instance), Data: data})
 		p.handleSync(&nats.Msg{Subject: SyncSubject(dev), Data: data})
 		p.mu.Lock()
-		won, stillPending := req.done, p.pending[req.id] == req
+		won, stillPending := req.decided(), p.pending[req.id] == req
 		p.mu.Unlock()
 		if won || !stillPending {
 			t.Fatalf("input %q ended the pending request (answered %v, pending %v)", data, won, stillPending)

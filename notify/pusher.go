@@ -57,17 +57,19 @@ type pendingRequest struct {
 	expires time.Time
 	devices map[string]*pendingDevice // by device ID
 	// ended is signalled once when an answer wins or a newer request
-	// supersedes this one; outcome and superseded say which. All three
-	// are set under Pusher.mu, and read by the waiter after the signal.
+	// supersedes this one. winner is the device whose answer won (its
+	// receipt told it, so it gets no withdrawal), outcome what it
+	// answered. All are set under Pusher.mu, and read by the waiter after
+	// the signal.
 	ended      chan struct{}
+	winner     string
 	outcome    Outcome
 	superseded bool
-	// done: an answer won or it was superseded. winner: the device whose
-	// answer won; its receipt told it, so it gets no withdrawal. Both are
-	// guarded by Pusher.mu.
-	done   bool
-	winner string
 }
+
+// decided reports whether an answer won or a newer request superseded
+// this one; Pusher.mu is held.
+func (r *pendingRequest) decided() bool { return r.winner != "" || r.superseded }
 
 type pendingDevice struct {
 	target    Target
@@ -359,9 +361,9 @@ func (p *Pusher) handleAnswer(m *nats.Msg) {
 	}
 	p.mu.Lock()
 	req := p.pending[requestID]
-	accepted := req != nil && !req.done
+	accepted := req != nil && !req.decided()
 	if accepted {
-		req.done, req.winner = true, dev
+		req.winner = dev
 		req.outcome = out
 		req.ended <- struct{}{}
 	}
@@ -440,10 +442,9 @@ func (p *Pusher) endOlder(dev, newest string, issued int64) {
 	for id, req := range p.byDevice[dev] {
 		at := req.issued.UnixNano()
 		older := at < issued || (at == issued && id < newest)
-		if id == newest || !older || req.done {
+		if id == newest || !older || req.decided() {
 			continue
 		}
-		req.done = true
 		req.superseded = true
 		req.ended <- struct{}{}
 	}
@@ -467,7 +468,7 @@ func (p *Pusher) handleSync(m *nats.Msg) {
 	var ended []string
 	p.mu.Lock()
 	for _, req := range p.byDevice[dev] {
-		if d := req.devices[dev]; d != nil && !req.done {
+		if d := req.devices[dev]; d != nil && !req.decided() {
 			resend = append(resend, p.pushMessage(dev, req, d))
 		}
 	}
