@@ -101,6 +101,22 @@ func measure(ctx context.Context, cfg config, p phase, pid int, admin *adminClie
 	return res
 }
 
+// latencyPhase is an open-loop phase at --latency-rate of maxRate against
+// url, for as long as --latency-duration, each request held about think.
+func latencyPhase(cfg config, s *setup, log, trace io.Writer, name, url string, maxRate float64, think time.Duration, fileLimit uint64) phase {
+	p := basePhase(cfg, s, log, trace)
+	p.name, p.url = name, url
+	p.rate = cfg.latencyRate * maxRate
+	p.duration, p.requests = cfg.latencyDuration, 0
+	// Enough clients that requests never wait for one: the rate times
+	// how long each is held, with room for bursts.
+	p.concurrency = max(cfg.concurrency, int(p.rate*(think+50*time.Millisecond).Seconds()*2)+16)
+	if need := uint64(p.concurrency + cfg.online + 64); need > fileLimit {
+		p.concurrency = int(fileLimit) - cfg.online - 64
+	}
+	return p
+}
+
 // runThroughput is the default scenario: the ceiling, the broker at full
 // load, then the broker at a share of that load for its added latency.
 func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log io.Writer, logf func(string, ...any)) error {
@@ -137,15 +153,8 @@ func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log 
 			// The same open loop as the broker's latency phase, at the same
 			// share of the pipeline's own maximum: the latency floor this
 			// machine and this tool show with no broker at all.
-			lp := basePhase(cfg, s, log, trace)
-			lp.name, lp.url, lp.devices = "ceiling latency", c.url, nil
-			lp.rate = cfg.latencyRate * res.throughput()
-			lp.duration, lp.requests = cfg.latencyDuration, 0
-			lp.concurrency = max(cfg.concurrency, int(lp.rate*0.1)+16)
-			if need := uint64(lp.concurrency + 64); need > rep.limit {
-				lp.concurrency = int(rep.limit) - 64
-			}
-			lp.transport = newTransport(lp.concurrency, cfg.http2)
+			lp := latencyPhase(cfg, s, log, trace, "ceiling latency", c.url, res.throughput(), 0, rep.limit)
+			lp.devices, lp.transport = nil, newTransport(lp.concurrency, cfg.http2)
 			logf("measuring the bare pipeline's latency: %.0f requests/s (%.0f%% of %.0f), up to %d clients",
 				lp.rate, cfg.latencyRate*100, res.throughput(), lp.concurrency)
 			lres := measure(ctx, cfg, lp, c.pid(), nil)
@@ -196,17 +205,8 @@ func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log 
 	}
 
 	if cfg.latencyRate > 0 && res.throughput() > 0 {
-		lp := basePhase(cfg, s, log, trace)
-		lp.name, lp.url, lp.transport = "latency", t.baseURL+"/MFA", tr
-		lp.rate = cfg.latencyRate * res.throughput()
-		lp.duration, lp.requests = cfg.latencyDuration, 0
-		// Enough clients that requests never wait for one: the rate times
-		// how long each is held, with room for bursts.
-		lp.concurrency = max(cfg.concurrency, int(lp.rate*(cfg.latencyThink+50*time.Millisecond).Seconds()*2)+16)
-		if need := uint64(lp.concurrency + cfg.online + 64); need > rep.limit {
-			lp.concurrency = int(rep.limit) - cfg.online - 64
-		}
-		lp.hold = s.fleet.hold
+		lp := latencyPhase(cfg, s, log, trace, "latency", t.baseURL+"/MFA", res.throughput(), cfg.latencyThink, rep.limit)
+		lp.transport, lp.hold = tr, s.fleet.hold
 		s.fleet.setThink(cfg.latencyThink)
 		logf("measuring the broker's added latency: %.0f requests/s (%.0f%% of %.0f), device think time %s, up to %d clients",
 			lp.rate, cfg.latencyRate*100, res.throughput(), cfg.latencyThink, lp.concurrency)
