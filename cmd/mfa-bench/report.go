@@ -87,10 +87,15 @@ func (r *report) write(w io.Writer) {
 	r.writeTargets(w)
 }
 
+// phases are the load phases in the order they ran; those not run are nil.
+func (r *report) phases() []*phaseResult {
+	return []*phaseResult{r.ceiling, r.ceilingLatency, r.broker, r.latency}
+}
+
 func (r *report) writePhases(w io.Writer) {
 	fmt.Fprintf(w, "\n| phase | clients | offered rate | completed MFA/s | p50 | p90 | p99 | max | errors | server CPU | server CPU per MFA | load-tool CPU | others' CPU |\n")
 	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, p := range []*phaseResult{r.ceiling, r.ceilingLatency, r.broker, r.latency} {
+	for _, p := range r.phases() {
 		if p == nil {
 			continue
 		}
@@ -157,7 +162,7 @@ func (r *report) writePhases(w io.Writer) {
 			p.name, ms(percentile(p.delivery, .5)), ms(percentile(p.delivery, .99)), ms(percentile(p.delivery, 1)),
 			ms(percentile(p.answerRTT, .5)), ms(percentile(p.answerRTT, .99)), ms(percentile(p.answerRTT, 1)))
 	}
-	for _, p := range []*phaseResult{r.ceiling, r.ceilingLatency, r.broker, r.latency} {
+	for _, p := range r.phases() {
 		if p == nil || len(p.codes) == 0 {
 			continue
 		}
