@@ -88,11 +88,16 @@ func (r *rig) identity(legalID string, key ed25519.PrivateKey, state identity.St
 
 // deviceConn connects with a device key's credentials.
 func (r *rig) deviceConn(key ed25519.PrivateKey, extra ...nats.Option) (*nats.Conn, error) {
+	return deviceConnAt(r.url, key, extra...)
+}
+
+// deviceConnAt connects to url with a device key's credentials.
+func deviceConnAt(url string, key ed25519.PrivateKey, extra ...nats.Option) (*nats.Conn, error) {
 	opts, err := notify.DeviceConnectOptions(key)
 	if err != nil {
 		return nil, err
 	}
-	return nats.Connect(r.url, append(opts, extra...)...)
+	return nats.Connect(url, append(opts, extra...)...)
 }
 
 func quietLogger() *slog.Logger {
@@ -131,11 +136,7 @@ func (r *rig) deviceAt(legalID, url string, extra ...nats.Option) *testDevice {
 		r.t.Fatal(err)
 	}
 	r.identity(legalID, key, identity.Approved)
-	opts, err := notify.DeviceConnectOptions(key)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	nc, err := nats.Connect(url, append(opts, extra...)...)
+	nc, err := deviceConnAt(url, key, extra...)
 	if err != nil {
 		r.t.Fatal(err)
 	}
