@@ -102,7 +102,9 @@ authorization {
 }
 
 // DeviceConnectOptions authenticate a device's connection with its
-// identity key, and give it the inbox its permissions allow.
+// identity key, and give it the inbox its permissions allow. The handshake
+// waits for the broker's authorization callout (a store lookup), so it is
+// given longer than nats.go's default 2 s: a busy broker is not a refusal.
 func DeviceConnectOptions(key ed25519.PrivateKey) ([]nats.Option, error) {
 	kp, err := nkeys.FromRawSeed(nkeys.PrefixByteUser, key.Seed())
 	if err != nil {
@@ -113,8 +115,12 @@ func DeviceConnectOptions(key ed25519.PrivateKey) ([]nats.Option, error) {
 	return []nats.Option{
 		nats.Nkey(pub, kp.Sign),
 		nats.CustomInboxPrefix(deviceInbox(dev)),
+		nats.Timeout(deviceConnectTimeout),
 	}, nil
 }
+
+// deviceConnectTimeout bounds a device's connection handshake.
+const deviceConnectTimeout = 10 * time.Second
 
 // deviceInbox is the prefix of a device's reply subjects.
 func deviceInbox(dev string) string { return "_INBOX." + dev }

@@ -97,10 +97,6 @@ func deviceConnAt(url string, key ed25519.PrivateKey, extra ...nats.Option) (*na
 	if err != nil {
 		return nil, err
 	}
-	// A device's connection waits for the broker's authorization callout;
-	// nats.go's default 2 s is too short for a CI machine running every
-	// package at once.
-	opts = append(opts, nats.Timeout(10*time.Second))
 	return nats.Connect(url, append(opts, extra...)...)
 }
 
