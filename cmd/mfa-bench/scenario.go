@@ -62,6 +62,9 @@ func measure(ctx context.Context, cfg config, p phase, pid int, admin *adminClie
 		w.name, w.duration, w.requests, w.progress, w.sample, w.trace = p.name+"/warmup", cfg.warmup, 0, 0, nil, nil
 		w.run(ctx)
 	}
+	if p.rate > 0 {
+		defer holdCollections()()
+	}
 	var (
 		mu         sync.Mutex
 		peak       broker.Stats
