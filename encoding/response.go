@@ -64,21 +64,37 @@ type wireEvidence struct {
 	LegalID      string `json:"LegalId"`
 	Decision     string `json:"Decision"`
 	Algorithm    string `json:"Algorithm"`
-	PublicKey    string `json:"PublicKey"`
+	PublicKey    binary `json:"PublicKey"`
 	PublicKeyURL string `json:"PublicKeyUrl"`
-	SignedData   string `json:"SignedData"`
-	Signature    string `json:"Signature"`
-	Push         string `json:"Push"`
+	SignedData   binary `json:"SignedData"`
+	Signature    binary `json:"Signature"`
+	Push         binary `json:"Push"`
+}
+
+// binary is bytes an answer carries in standard base64. encoding/json
+// writes a byte slice that way straight into its buffer; turning each into
+// a string first cost a copy of the evidence, mostly the push, per answer.
+type binary []byte
+
+// String is b in standard base64, for the XML and text encoders.
+func (b binary) String() string { return base64.StdEncoding.EncodeToString(b) }
+
+// wireBinary keeps an absent value "" rather than JSON's null, as when it
+// was a string.
+func wireBinary(b []byte) binary {
+	if b == nil {
+		return binary{}
+	}
+	return binary(b)
 }
 
 func (r Response) wire() wireResponse {
 	w := wireResponse{Code: r.Code, Message: r.Message, RequestID: r.RequestID, Field: r.Field, RetryAfter: r.RetryAfter}
 	if e := r.Evidence; e != nil {
-		b64 := base64.StdEncoding.EncodeToString
 		w.Evidence = &wireEvidence{
 			LegalID: e.LegalID, Decision: e.Decision, Algorithm: e.Algorithm,
-			PublicKey: b64(e.PublicKey), PublicKeyURL: e.PublicKeyURL,
-			SignedData: b64(e.SignedData), Signature: b64(e.Signature), Push: b64(e.Push),
+			PublicKey: wireBinary(e.PublicKey), PublicKeyURL: e.PublicKeyURL,
+			SignedData: wireBinary(e.SignedData), Signature: wireBinary(e.Signature), Push: wireBinary(e.Push),
 		}
 	}
 	return w
@@ -128,8 +144,8 @@ func (r Response) xml() ([]byte, error) {
 		ev := root.CreateElement("Evidence")
 		for _, f := range [...][2]string{
 			{"LegalId", e.LegalID}, {"Decision", e.Decision}, {"Algorithm", e.Algorithm},
-			{"PublicKey", e.PublicKey}, {"PublicKeyUrl", e.PublicKeyURL}, {"SignedData", e.SignedData},
-			{"Signature", e.Signature}, {"Push", e.Push},
+			{"PublicKey", e.PublicKey.String()}, {"PublicKeyUrl", e.PublicKeyURL}, {"SignedData", e.SignedData.String()},
+			{"Signature", e.Signature.String()}, {"Push", e.Push.String()},
 		} {
 			add(ev, f[0], f[1], true)
 		}
@@ -176,11 +192,11 @@ func (r Response) text() []byte {
 		line("Evidence.LegalId", e.LegalID)
 		line("Evidence.Decision", e.Decision)
 		line("Evidence.Algorithm", e.Algorithm)
-		line("Evidence.PublicKey", e.PublicKey)
+		line("Evidence.PublicKey", e.PublicKey.String())
 		line("Evidence.PublicKeyUrl", e.PublicKeyURL)
-		line("Evidence.SignedData", e.SignedData)
-		line("Evidence.Signature", e.Signature)
-		line("Evidence.Push", e.Push)
+		line("Evidence.SignedData", e.SignedData.String())
+		line("Evidence.Signature", e.Signature.String())
+		line("Evidence.Push", e.Push.String())
 	}
 	return b.Bytes()
 }

@@ -168,3 +168,62 @@ func TestStatusTable(t *testing.T) {
 		}
 	}
 }
+
+// TestEvidenceBase64 holds the three machine formats to the same standard
+// base64 for the evidence's binary values, an absent one written empty
+// (never JSON's null).
+func TestEvidenceBase64(t *testing.T) {
+	t.Parallel()
+	ev := &encoding.Evidence{
+		LegalID: "a1b2@legal.example.org", Decision: "approve", Algorithm: "Ed25519",
+		PublicKey: []byte{0xfb, 0xff, 0xfe}, Signature: []byte("sig"), Push: []byte(`{"Reason":"<&>"}`),
+	}
+	r := encoding.Response{Code: encoding.CodeApproved, Message: "ok", RequestID: "abcdefghijklmnopqrstuvwxyz", Evidence: ev}
+	want := map[string]string{"PublicKey": "+//+", "SignedData": "", "Signature": "c2ln", "Push": "eyJSZWFzb24iOiI8Jj4ifQ=="}
+
+	extract := map[encoding.MediaType]func(t *testing.T, body []byte) map[string]any{
+		encoding.MediaJSON: func(t *testing.T, body []byte) map[string]any {
+			var got struct{ Evidence map[string]any }
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatal(err)
+			}
+			return got.Evidence
+		},
+		encoding.MediaXML: func(t *testing.T, body []byte) map[string]any {
+			doc := etree.NewDocument()
+			if err := doc.ReadFromBytes(body); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]any{}
+			for _, e := range doc.FindElements("/MFAResponse/Evidence/*") {
+				got[e.Tag] = e.Text()
+			}
+			return got
+		},
+		encoding.MediaText: func(t *testing.T, body []byte) map[string]any {
+			// The text format leaves out the lines of empty values.
+			got := map[string]any{"SignedData": ""}
+			for _, line := range strings.Split(string(body), "\n") {
+				if k, v, ok := strings.Cut(line, ": "); ok && strings.HasPrefix(k, "Evidence.") {
+					got[strings.TrimPrefix(k, "Evidence.")] = v
+				}
+			}
+			return got
+		},
+	}
+	for mt, fields := range extract {
+		t.Run(string(mt), func(t *testing.T) {
+			t.Parallel()
+			body, err := r.Marshal(mt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := fields(t, body)
+			for name, value := range want {
+				if got[name] != value {
+					t.Errorf("%s = %#v, want %q\n%s", name, got[name], value, body)
+				}
+			}
+		})
+	}
+}
