@@ -42,6 +42,10 @@ broker again open-loop at that share of its maximum, with devices thinking
 open until --timeout, to measure memory per pending request and how
 precisely each is answered at its deadline.
 
+Before each open-loop phase the tool collects its own garbage and puts off
+its next collection until the phase ends (unless GOGC or GOMEMLIMIT is set),
+so that its own pauses do not count as latency the broker added.
+
 The final report is a markdown table on stdout; progress goes to stderr.
 
 Flags:
