@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -32,7 +31,7 @@ func holdCollections() (restore func()) {
 		return func() {}
 	}
 	limit := int64(1 << 30)
-	if avail, ok := memAvailable(); ok {
+	if avail, ok := meminfo("MemAvailable"); ok {
 		limit = min(max(avail/4, 256<<20), 4<<30)
 	}
 	oldLimit := debug.SetMemoryLimit(limit)
@@ -43,9 +42,9 @@ func holdCollections() (restore func()) {
 	}
 }
 
-// memAvailable is the kernel's estimate of the memory available to start
-// new work without swapping, in bytes.
-func memAvailable() (int64, bool) {
+// meminfo is a field of /proc/meminfo, such as MemTotal or MemAvailable,
+// in bytes.
+func meminfo(name string) (int64, bool) {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		return 0, false
@@ -54,12 +53,9 @@ func memAvailable() (int64, bool) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == "MemAvailable:" {
+		if len(fields) >= 2 && fields[0] == name+":" {
 			kib, err := strconv.ParseInt(fields[1], 10, 64)
-			if err != nil || kib > math.MaxInt64>>10 {
-				return 0, false
-			}
-			return kib << 10, true
+			return kib << 10, err == nil
 		}
 	}
 	return 0, false

@@ -34,12 +34,12 @@ func TestHoldCollections(t *testing.T) {
 	}
 }
 
-func TestMemAvailable(t *testing.T) {
+func TestMeminfo(t *testing.T) {
 	if _, err := os.Stat("/proc/meminfo"); err != nil {
 		t.Skip("no /proc/meminfo here")
 	}
-	avail, ok := memAvailable()
+	avail, ok := meminfo("MemAvailable")
 	if !ok || avail < 1<<20 {
-		t.Fatalf("memAvailable() = %d, %v; want at least a MiB", avail, ok)
+		t.Fatalf("meminfo(MemAvailable) = %d, %v; want at least a MiB", avail, ok)
 	}
 }

@@ -274,11 +274,8 @@ func machine() string {
 		}
 	}
 	mem := ""
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb uint64
-		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
-			mem = fmt.Sprintf(", %.0f GiB", float64(kb)/(1<<20))
-		}
+	if total, ok := meminfo("MemTotal"); ok {
+		mem = fmt.Sprintf(", %.0f GiB", float64(total)/(1<<30))
 	}
 	kernel := ""
 	var u syscall.Utsname
