@@ -270,6 +270,30 @@ func TestDecisionsReachTheBroker(t *testing.T) {
 	}
 }
 
+// Waited is the part of Ask spent on the person and the device: at least
+// the device's pause before answering, and never more than Ask took.
+func TestWaitedCoversTheDevice(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	d := r.startedDevice("alice@legal.broker.test")
+	asked := time.Now()
+	ch := r.ask(context.Background(), question(time.Minute, d))
+	p := nextPrompt(t, d)
+	const think = 30 * time.Millisecond
+	time.Sleep(think)
+	if err := d.Answer(context.Background(), p, notify.Approve); err != nil {
+		t.Fatal(err)
+	}
+	res := result(t, ch)
+	took := time.Since(asked)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if res.out.Waited < think || res.out.Waited > took {
+		t.Fatalf("Waited = %s; want between the device's %s and Ask's %s", res.out.Waited, think, took)
+	}
+}
+
 func TestTimeoutWithdraws(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)

@@ -65,6 +65,9 @@ type pendingRequest struct {
 	winner     string
 	outcome    Outcome
 	superseded bool
+	// pushed is when the pushes were handed to NATS, answered when the
+	// winning answer arrived.
+	pushed, answered time.Time
 }
 
 // decided reports whether an answer won or a newer request superseded
@@ -101,6 +104,10 @@ type Outcome struct {
 	SignedData []byte
 	Signature  []byte
 	Push       []byte
+	// Waited is from the push's hand-over to NATS to the arrival of the
+	// answer that decided: the person's time, the devices' and the
+	// network's, which the broker spends waiting rather than working.
+	Waited time.Duration
 }
 
 // PusherOption configures a Pusher.
@@ -179,7 +186,9 @@ func (p *Pusher) Ask(ctx context.Context, q Question) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	return req.outcome, nil
+	out := req.outcome
+	out.Waited = req.answered.Sub(req.pushed)
+	return out, nil
 }
 
 // open registers and pushes a request. It is apart from await so that the
@@ -231,6 +240,7 @@ func (p *Pusher) open(q Question) (*pendingRequest, error) {
 	for dev := range req.devices {
 		p.endOlder(dev, req.id, req.issued.UnixNano())
 	}
+	req.pushed = time.Now()
 	if err := p.publishPushes(req); err != nil {
 		p.finish(req, WhyCancelled)
 		return nil, err
@@ -342,6 +352,7 @@ func (p *Pusher) publishWithdrawal(dev, requestID string, body []byte) {
 // and duplicate answers are refused and change nothing; the device is told
 // why.
 func (p *Pusher) handleAnswer(m *nats.Msg) {
+	arrived := time.Now() // checking it is the broker's work, not waiting
 	reply := func(err error) {
 		r := AnswerReply{Accepted: err == nil}
 		if err != nil {
@@ -365,6 +376,7 @@ func (p *Pusher) handleAnswer(m *nats.Msg) {
 	if accepted {
 		req.winner = dev
 		req.outcome = out
+		req.answered = arrived
 		req.ended <- struct{}{}
 	}
 	p.mu.Unlock()
