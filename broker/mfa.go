@@ -92,7 +92,7 @@ type mfaCall struct {
 func (b *Broker) admit(c *gin.Context) *mfaCall {
 	ct, ctErr := encoding.ParseContentType(c.GetHeader("Content-Type"))
 	mt, acceptable := answerFormat(c, ct.Media)
-	rec := &mfaRecord{format: ct.Format}
+	rec := &mfaRecord{format: ct.Format, start: time.Now()}
 	c.Set(recordKey, rec)
 	if b.shuttingDown.Load() {
 		b.write(c, mt, b.errorResponse(ErrShuttingDown, ""))
@@ -135,6 +135,10 @@ type mfaRecord struct {
 	signed    bool
 	devices   int
 	code      string
+	// start is when the handler took the request; waited is how much of
+	// the time since went on the person and the device (see timing.go).
+	start  time.Time
+	waited time.Duration
 }
 
 const recordKey = "mfa.record"
@@ -151,6 +155,7 @@ func (b *Broker) authenticate(ctx context.Context, call *mfaCall) encoding.Respo
 	if err != nil {
 		return b.errorResponse(err, call.rec.requestID)
 	}
+	call.rec.waited = out.Waited
 	if out.Decision == notify.NotMe {
 		b.reportNotMe(blockKey, call.rec, now)
 	}

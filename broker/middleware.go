@@ -67,6 +67,9 @@ func (b *Broker) logAccess(c *gin.Context, start time.Time) {
 			slog.Bool("signed", rec.signed),
 			slog.Int("devices", rec.devices),
 		)
+		if rec.waited > 0 {
+			attrs = append(attrs, slog.Duration("waited", rec.waited))
+		}
 		if rec.pnr != "" {
 			attrs = append(attrs, slog.String("person", rec.pnr))
 		}

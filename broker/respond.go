@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -93,8 +94,10 @@ func (b *Broker) fail(c *gin.Context, own encoding.MediaType, err error) {
 
 // write encodes and sends a response with its code's status.
 func (b *Broker) write(c *gin.Context, mt encoding.MediaType, r encoding.Response) {
-	if rec, ok := c.Get(recordKey); ok {
-		rec.(*mfaRecord).code = string(r.Code)
+	var rec *mfaRecord
+	if v, ok := c.Get(recordKey); ok {
+		rec = v.(*mfaRecord)
+		rec.code = string(r.Code)
 	}
 	var body []byte
 	var err error
@@ -110,6 +113,10 @@ func (b *Broker) write(c *gin.Context, mt encoding.MediaType, r encoding.Respons
 		return
 	}
 	encoding.SetHeaders(c.Writer.Header(), mt, r)
+	if rec != nil {
+		// Measured once the answer is encoded: only sending it is left.
+		c.Writer.Header()["Server-Timing"] = []string{serverTiming(time.Since(rec.start), rec.waited)}
+	}
 	c.Data(r.Code.Status(), string(mt)+"; charset=utf-8", body)
 }
 

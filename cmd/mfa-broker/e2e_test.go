@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -100,6 +102,57 @@ func TestDeny(t *testing.T) {
 				t.Fatal("a denial did not end the wait")
 			}
 			verifyEvidence(t, tb, o, d, m.Reason, notify.Deny)
+		})
+	}
+}
+
+// TestServerTiming checks that an answer tells the broker's own time from
+// the wait for the person: the device's pause shows in the wait, and the
+// two together are no more than the caller waited.
+func TestServerTiming(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	const think = 50 * time.Millisecond
+	tb.person("19650505-5555", "FI", func(notify.Prompt) (notify.Decision, bool) {
+		time.Sleep(think)
+		return notify.Approve, true
+	})
+	for _, tc := range []struct {
+		name, pnr, code string
+		answered        bool
+	}{
+		{"approved", "19650505-5555", "approved", true},
+		{"unknown person", "19650505-0000", "unknown-person", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := mfaBody{PNR: tc.pnr, COUNTRY: "FI", Timeout: 30, Reason: "Sign in"}
+			ct, body := m.encode("json")
+			start := time.Now()
+			resp := tb.do(http.MethodPost, "/MFA", ct, "application/json", strings.NewReader(body))
+			took := time.Since(start)
+			if o := tb.parseOutcome(resp, "application/json"); o.code != tc.code {
+				t.Fatalf("got %d %s, want %s", o.status, o.code, tc.code)
+			}
+			header := resp.header.Get("Server-Timing")
+			metrics := map[string]time.Duration{}
+			for _, m := range regexp.MustCompile(`(\w+);desc="[^"]*";dur=([0-9.]+)`).FindAllStringSubmatch(header, -1) {
+				ms, err := strconv.ParseFloat(m[2], 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				metrics[m[1]] = time.Duration(ms * float64(time.Millisecond))
+			}
+			own, hasOwn := metrics["broker"]
+			wait, hasWait := metrics["device"]
+			if !hasOwn || hasWait != tc.answered || len(metrics) != len(strings.Split(header, ",")) {
+				t.Fatalf("Server-Timing %q: want broker, and device only after an answer", header)
+			}
+			if tc.answered && wait < think {
+				t.Fatalf("Server-Timing %q: the device's wait is under its %s pause", header, think)
+			}
+			if own+wait > took {
+				t.Fatalf("Server-Timing %q adds up to more than the %s the caller waited", header, took)
+			}
 		})
 	}
 }

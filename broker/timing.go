@@ -1,0 +1,28 @@
+package broker
+
+import (
+	"strconv"
+	"time"
+)
+
+// serverTiming is the Server-Timing header of an MFA answer: the broker's
+// own work, and the wait from the push to the answer that decided. Their
+// sum is the time the broker held the request. A relying party (or a
+// browser's developer tools) can tell the broker's latency from the
+// person's, which the total at the caller mixes with its network.
+func serverTiming(total, waited time.Duration) string {
+	b := make([]byte, 0, 96)
+	b = append(b, `broker;desc="broker's own work";dur=`...)
+	b = appendMillis(b, total-waited)
+	if waited > 0 {
+		b = append(b, `, device;desc="push to answer";dur=`...)
+		b = appendMillis(b, waited)
+	}
+	return string(b)
+}
+
+// appendMillis writes d in milliseconds with microsecond precision, the
+// unit Server-Timing's dur has.
+func appendMillis(b []byte, d time.Duration) []byte {
+	return strconv.AppendFloat(b, float64(d.Microseconds())/1000, 'f', 3, 64)
+}
