@@ -87,6 +87,7 @@ type ceilingHandler struct {
 }
 
 func (h ceilingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	// Read, not parsed: a keep-alive connection needs the body consumed.
 	if _, err := io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10)); err != nil {
 		http.Error(w, `{"Code":"malformed"}`, http.StatusBadRequest)
@@ -95,7 +96,9 @@ func (h ceilingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := strings.ToLower(rand.Text())
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
+	asked := time.Now()
 	m, err := h.nc.RequestWithContext(ctx, ceilingSubject, []byte(id))
+	waited := time.Since(asked)
 	if err != nil {
 		http.Error(w, `{"Code":"push-unavailable"}`, http.StatusServiceUnavailable)
 		return
@@ -105,6 +108,9 @@ func (h ceilingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	// As the broker's, so that the report can set one against the other.
+	w.Header().Set("Server-Timing", fmt.Sprintf(`broker;dur=%.3f, device;dur=%.3f`,
+		float64(time.Since(start)-waited)/float64(time.Millisecond), float64(waited)/float64(time.Millisecond)))
 	w.Write([]byte(`{"Code":"approved","RequestId":"` + id + `"}`))
 }
 

@@ -119,14 +119,19 @@ type phaseResult struct {
 	latency     []time.Duration // approved requests, sorted
 	added       []time.Duration // latency minus the device's hold, sorted
 	noHold      int             // approved requests whose hold was not known
-	codes       map[string]int  // every outcome but approved, and transport errors
-	delivery    []time.Duration // push delivery to devices, sorted
-	answerRTT   []time.Duration // devices' answer round trips, sorted
-	cpu         cpuUse
-	before      broker.Stats
-	after       broker.Stats
-	peak        broker.Stats
-	hasStats    bool
+	// From the broker's Server-Timing, for approved requests with a known
+	// hold: its own work (time held less the wait for the device), and the
+	// time it held the request less the device's hold. Both sorted.
+	own, heldLessHold []time.Duration
+	noTiming          int             // approved requests without a Server-Timing
+	codes             map[string]int  // every outcome but approved, and transport errors
+	delivery          []time.Duration // push delivery to devices, sorted
+	answerRTT         []time.Duration // devices' answer round trips, sorted
+	cpu               cpuUse
+	before            broker.Stats
+	after             broker.Stats
+	peak              broker.Stats
+	hasStats          bool
 }
 
 func (r phaseResult) throughput() float64 {
@@ -146,11 +151,12 @@ func (r phaseResult) errors() int {
 
 // worker keeps what one client measured, merged after the phase.
 type worker struct {
-	latency, added []time.Duration
-	noHold         int
-	codes          map[string]int
-	buf            bytes.Buffer
-	trace          []traceRow
+	latency, added    []time.Duration
+	own, heldLessHold []time.Duration
+	noHold, noTiming  int
+	codes             map[string]int
+	buf               bytes.Buffer
+	trace             []traceRow
 }
 
 // traceRow is one request for --trace: when it was due, how long it took,
@@ -217,25 +223,33 @@ func (p phase) run(ctx context.Context) phaseResult {
 					return
 				}
 				inflight.Add(1)
-				code, lat, added, held := p.once(ctx, client, w, who, from)
+				a := p.once(ctx, client, w, who, from)
 				inflight.Add(-1)
 				free <- who
 				if p.trace != nil {
-					w.trace = append(w.trace, traceRow{at: from.Sub(start), latency: lat, added: added, code: code})
+					w.trace = append(w.trace, traceRow{at: from.Sub(start), latency: a.latency, added: a.added, code: a.code})
 				}
-				if code != "approved" {
-					w.codes[code]++
+				if a.code != "approved" {
+					w.codes[a.code]++
 					failed.Add(1)
 					return
 				}
 				completed.Add(1)
-				w.latency = append(w.latency, lat)
+				w.latency = append(w.latency, a.latency)
 				if p.hold != nil {
-					if held {
-						w.added = append(w.added, added)
+					if a.held {
+						w.added = append(w.added, a.added)
 					} else {
 						w.noHold++
 					}
+				}
+				if !a.timed {
+					w.noTiming++
+					return
+				}
+				w.own = append(w.own, a.own)
+				if a.held {
+					w.heldLessHold = append(w.heldLessHold, a.own+a.wait-a.hold)
 				}
 			}
 			if sched != nil {
@@ -262,7 +276,10 @@ func (p phase) run(ctx context.Context) phaseResult {
 	for _, w := range workers {
 		res.latency = append(res.latency, w.latency...)
 		res.added = append(res.added, w.added...)
+		res.own = append(res.own, w.own...)
+		res.heldLessHold = append(res.heldLessHold, w.heldLessHold...)
 		res.noHold += w.noHold
+		res.noTiming += w.noTiming
 		for c, n := range w.codes {
 			res.codes[c] += n
 		}
@@ -282,6 +299,8 @@ func (p phase) run(ctx context.Context) phaseResult {
 	res.completed = res.approved + res.errors()
 	slices.Sort(res.latency)
 	slices.Sort(res.added)
+	slices.Sort(res.own)
+	slices.Sort(res.heldLessHold)
 	return res
 }
 
@@ -311,12 +330,20 @@ func (p phase) dispatch(ctx context.Context, start time.Time, more func(time.Tim
 	}
 }
 
-// once sends one request and reads its whole answer. code is the outcome
-// code, or a transport error's description.
-func (p phase) once(ctx context.Context, client *http.Client, w *worker, i int, from time.Time) (code string, lat, added time.Duration, held bool) {
+// answer is what one request measured. added is its latency less the
+// device's hold; own and wait are the broker's Server-Timing.
+type answer struct {
+	code                            string
+	latency, hold, added, own, wait time.Duration
+	held, timed                     bool
+}
+
+// once sends one request and reads its whole answer. The code is the
+// outcome code, or a transport error's description.
+func (p phase) once(ctx context.Context, client *http.Client, w *worker, i int, from time.Time) answer {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(p.bodies.bodies[i]))
 	if err != nil {
-		return "client: " + err.Error(), 0, 0, false
+		return answer{code: "client: " + err.Error()}
 	}
 	req.Header.Set("Content-Type", p.bodies.contentType)
 	if p.accept != "" {
@@ -324,30 +351,33 @@ func (p phase) once(ctx context.Context, client *http.Client, w *worker, i int, 
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return transportError(ctx, err), 0, 0, false
+		return answer{code: transportError(ctx, err)}
 	}
 	w.buf.Reset()
 	_, err = w.buf.ReadFrom(resp.Body)
 	resp.Body.Close()
-	lat = time.Since(from)
+	a := answer{latency: time.Since(from)}
 	if err != nil {
-		return transportError(ctx, err), 0, 0, false
+		return answer{code: transportError(ctx, err)}
 	}
 	body := w.buf.Bytes()
-	code = answerField(body, "Code")
+	a.code = answerField(body, "Code")
 	switch {
-	case code == "":
-		code = "http-" + strconv.Itoa(resp.StatusCode)
-	case code == "approved" && resp.StatusCode != http.StatusOK:
-		code = "approved-with-" + strconv.Itoa(resp.StatusCode)
+	case a.code == "":
+		a.code = "http-" + strconv.Itoa(resp.StatusCode)
+	case a.code == "approved" && resp.StatusCode != http.StatusOK:
+		a.code = "approved-with-" + strconv.Itoa(resp.StatusCode)
 	}
-	if code == "approved" && p.hold != nil {
-		var h time.Duration
-		if h, held = p.hold(answerField(body, "RequestId")); held {
-			added = lat - h
+	if a.code != "approved" {
+		return a
+	}
+	a.own, a.wait, a.timed = serverTiming(resp.Header.Get("Server-Timing"))
+	if p.hold != nil {
+		if a.hold, a.held = p.hold(answerField(body, "RequestId")); a.held {
+			a.added = a.latency - a.hold
 		}
 	}
-	return code, lat, added, held
+	return a
 }
 
 func transportError(ctx context.Context, err error) string {

@@ -87,6 +87,23 @@ func TestThroughput(t *testing.T) {
 	if len(rep.latency.added) == 0 || rep.latency.noHold != 0 {
 		t.Errorf("latency phase: %d broker-added latencies, %d without a known hold", len(rep.latency.added), rep.latency.noHold)
 	}
+	for _, p := range []*phaseResult{rep.ceiling, rep.broker, rep.latency} {
+		if len(p.own) != p.approved || p.noTiming != 0 {
+			t.Errorf("%s: %d of %d approvals had a Server-Timing", p.name, len(p.own), p.approved)
+		}
+	}
+	// Each request's own work is within its time at the broker, which is
+	// within its time at the client, so the same holds for every rank.
+	l := rep.latency
+	if len(l.heldLessHold) != len(l.added) {
+		t.Fatalf("latency phase: %d times at the broker for %d at the client", len(l.heldLessHold), len(l.added))
+	}
+	for _, q := range []float64{.5, .99, 1} {
+		own, broker, client := percentile(l.own, q), percentile(l.heldLessHold, q), percentile(l.added, q)
+		if own > broker || broker > client {
+			t.Errorf("latency phase, at %.0f%%: own work %s, at the broker %s, at the client %s; want each within the next", 100*q, own, broker, client)
+		}
+	}
 	if rep.answerErrs != 0 {
 		t.Errorf("%d device answers failed: %v", rep.answerErrs, rep.answerErr)
 	}

@@ -154,6 +154,22 @@ func (r *report) writePhases(w io.Writer) {
 		fmt.Fprintf(w, "): p50 %s, p90 %s, p99 %s, max %s.\n",
 			ms(percentile(p.added, .5)), ms(percentile(p.added, .9)), ms(percentile(p.added, .99)), ms(percentile(p.added, 1)))
 	}
+	for _, p := range []*phaseResult{r.ceiling, r.broker, r.ceilingLatency, r.latency} {
+		if p == nil || len(p.own) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\nAs the server's Server-Timing tells the %s phase (%d requests", p.name, len(p.own))
+		if p.noTiming > 0 {
+			fmt.Fprintf(w, "; %d without one left out", p.noTiming)
+		}
+		fmt.Fprintf(w, "): its own work (time held less the wait from push to answer) p50 %s, p90 %s, p99 %s, max %s",
+			ms(percentile(p.own, .5)), ms(percentile(p.own, .9)), ms(percentile(p.own, .99)), ms(percentile(p.own, 1)))
+		if len(p.heldLessHold) > 0 {
+			fmt.Fprintf(w, "; time held less the device's hold p50 %s, p90 %s, p99 %s, max %s",
+				ms(percentile(p.heldLessHold, .5)), ms(percentile(p.heldLessHold, .9)), ms(percentile(p.heldLessHold, .99)), ms(percentile(p.heldLessHold, 1)))
+		}
+		fmt.Fprintln(w, ".")
+	}
 	for _, p := range []*phaseResult{r.broker, r.latency} {
 		if p == nil || len(p.delivery) == 0 {
 			continue
@@ -234,9 +250,19 @@ func (r *report) writeTargets(w io.Writer) {
 		}
 	}
 	if l := r.latency; l != nil && len(l.added) > 0 {
-		p99 := percentile(l.added, .99)
-		rows = append(rows, row{fmt.Sprintf("broker-added p99 < 5 ms at %.0f%% of max", 100*r.cfg.latencyRate),
-			fmt.Sprintf("%s at %.0f/s", ms(p99), l.rate), verdict(p99 < 5*time.Millisecond && l.errors() == 0)})
+		// The measure is the broker's time less the device's think
+		// time; the broker's own clock gives its time where it sends
+		// Server-Timing, else the client's clock stands in for it.
+		target := fmt.Sprintf("broker-added p99 < 5 ms at %.0f%% of max", 100*r.cfg.latencyRate)
+		client := percentile(l.added, .99)
+		if len(l.heldLessHold) > 0 && l.noTiming == 0 {
+			p99 := percentile(l.heldLessHold, .99)
+			rows = append(rows, row{target + " (broker's clock)",
+				fmt.Sprintf("%s at %.0f/s; its own work %s, at the client %s", ms(p99), l.rate, ms(percentile(l.own, .99)), ms(client)),
+				verdict(p99 < 5*time.Millisecond && l.errors() == 0)})
+		} else {
+			rows = append(rows, row{target + " (client's clock)", fmt.Sprintf("%s at %.0f/s", ms(client), l.rate), verdict(client < 5*time.Millisecond && l.errors() == 0)})
+		}
 	}
 	if p := r.pending; p != nil {
 		growth := float64(int64(p.full.RSSBytes)-int64(p.before.RSSBytes)) / float64(max(p.full.Pending, 1))
