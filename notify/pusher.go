@@ -328,11 +328,15 @@ func message(subject, kind string, body []byte) *nats.Msg {
 // to instead of a signature. It is fire-and-forget: a device that misses
 // it is told when it next syncs, and its prompt expires anyway.
 func (p *Pusher) withdraw(req *pendingRequest, why, except string) {
-	body := p.withdrawal(req.id, why)
+	var body []byte // made only if some device is to be told: usually none is
 	for dev := range req.devices {
-		if dev != except {
-			p.publishWithdrawal(dev, req.id, body)
+		if dev == except {
+			continue
 		}
+		if body == nil {
+			body = p.withdrawal(req.id, why)
+		}
+		p.publishWithdrawal(dev, req.id, body)
 	}
 }
 
