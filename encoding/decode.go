@@ -175,9 +175,11 @@ func (d *Decoder) DecodeBody(format Format, charset string, body []byte) (Reques
 // readBody refuses an oversized body from its declared length before
 // reading a byte, and otherwise reads at most one byte past the limit.
 func (d *Decoder) readBody(r *http.Request) ([]byte, *Error) {
-	tooLarge := errorf(CodeBodyTooLarge, "", "the request body is larger than %d bytes", d.maxBodyBytes)
+	tooLarge := func() *Error {
+		return errorf(CodeBodyTooLarge, "", "the request body is larger than %d bytes", d.maxBodyBytes)
+	}
 	if r.ContentLength > d.maxBodyBytes {
-		return nil, tooLarge
+		return nil, tooLarge()
 	}
 	if r.Body == nil {
 		return nil, errorf(CodeMalformed, "", "the request has no body")
@@ -186,11 +188,11 @@ func (d *Decoder) readBody(r *http.Request) ([]byte, *Error) {
 	var maxErr *http.MaxBytesError
 	switch {
 	case errors.As(err, &maxErr):
-		return nil, tooLarge
+		return nil, tooLarge()
 	case err != nil:
 		return nil, errorf(CodeMalformed, "", "the request body could not be read: %v", err)
 	case int64(len(body)) > d.maxBodyBytes:
-		return nil, tooLarge
+		return nil, tooLarge()
 	case len(body) == 0:
 		return nil, errorf(CodeMalformed, "", "the request body is empty")
 	}
