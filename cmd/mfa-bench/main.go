@@ -46,6 +46,11 @@ Before each open-loop phase the tool collects its own garbage and puts off
 its next collection until the phase ends (unless GOGC or GOMEMLIMIT is set),
 so that its own pauses do not count as latency the broker added.
 
+The latency the broker adds is reported three ways: at the client (latency
+less the device's hold), on the broker's clock (its Server-Timing total less
+the hold; the target is judged on this), and the broker's own work (its
+Server-Timing less the wait from push to answer).
+
 The final report is a markdown table on stdout; progress goes to stderr.
 
 Flags:
