@@ -9,14 +9,120 @@ import (
 	"unicode/utf8"
 )
 
-// decodeJSON reads the request object token by token, so that unknown,
-// repeated and mistyped fields are refused by name (encoding/json would
-// silently keep the last duplicate and coerce nothing, but say little).
+// decodeJSON reads the request object. What relying parties send, a flat
+// object of plain strings and an integer Timeout, is read in one pass;
+// anything else goes to decodeJSONTokens, which gives every error its
+// message.
 func decodeJSON(body []byte) (rawRequest, *Error) {
 	if !utf8.Valid(body) {
 		// encoding/json would quietly turn invalid bytes into U+FFFD.
 		return rawRequest{}, errorf(CodeMalformed, "", "the body is not valid UTF-8")
 	}
+	if raw, ok := decodePlainJSON(body); ok {
+		return raw, nil
+	}
+	return decodeJSONTokens(body)
+}
+
+// decodePlainJSON reads an object whose keys are known fields, each once,
+// whose values are strings without escapes or, for Timeout, a plain
+// non-negative integer. It reports false for anything else, valid or not,
+// and then has decided nothing. It must agree with decodeJSONTokens on
+// every body it takes (FuzzPlainJSON): encoding/json's tokenizer allocates
+// for every value it reads, and this is most requests.
+func decodePlainJSON(body []byte) (rawRequest, bool) {
+	var raw rawRequest
+	i := skipJSONSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return raw, false
+	}
+	i = skipJSONSpace(body, i+1)
+	if i < len(body) && body[i] == '}' {
+		return raw, skipJSONSpace(body, i+1) == len(body)
+	}
+	for {
+		key, next, ok := plainJSONString(body, i)
+		if !ok {
+			return raw, false
+		}
+		field := fieldIndex(key)
+		if field < 0 || raw.present[field] {
+			return raw, false
+		}
+		i = skipJSONSpace(body, next)
+		if i >= len(body) || body[i] != ':' {
+			return raw, false
+		}
+		i = skipJSONSpace(body, i+1)
+		var value string
+		if fieldNames[field] == FieldTimeout {
+			value, next, ok = plainJSONInteger(body, i)
+		} else {
+			value, next, ok = plainJSONString(body, i)
+		}
+		if !ok {
+			return raw, false
+		}
+		raw.set(field, value)
+		i = skipJSONSpace(body, next)
+		if i >= len(body) {
+			return raw, false
+		}
+		switch body[i] {
+		case ',':
+			i = skipJSONSpace(body, i+1)
+		case '}':
+			return raw, skipJSONSpace(body, i+1) == len(body)
+		default:
+			return raw, false
+		}
+	}
+}
+
+func skipJSONSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// plainJSONString reads a string at b[i] with no escapes and no control
+// characters, and returns it and the index after its closing quote.
+func plainJSONString(b []byte, i int) (string, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return "", i, false
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return string(b[i+1 : j]), j + 1, true
+		case c == '\\' || c < 0x20:
+			return "", i, false
+		}
+	}
+	return "", i, false
+}
+
+// plainJSONInteger reads 0 or a digit string without a leading zero.
+func plainJSONInteger(b []byte, i int) (string, int, bool) {
+	j := i
+	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+		j++
+	}
+	if j == i || (b[i] == '0' && j-i > 1) {
+		return "", i, false
+	}
+	if j < len(b) && (b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
+		return "", i, false // a fraction or exponent is for the full reader to refuse
+	}
+	return string(b[i:j]), j, true
+}
+
+// decodeJSONTokens reads the request object token by token, so that
+// unknown, repeated and mistyped fields are refused by name (encoding/json
+// would silently keep the last duplicate and coerce nothing, but say
+// little).
+func decodeJSONTokens(body []byte) (rawRequest, *Error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	tok, err := dec.Token()
