@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -418,6 +419,60 @@ func noEvent(t *testing.T, d *testDevice) {
 
 // TestHostileAnswers sends answers a real device never would; each must
 // be refused and leave the request pending for the genuine answer.
+// TestSimultaneousAnswersOneWins has two devices answer the same request
+// at the same instant, again and again: answers are checked in parallel,
+// and still exactly one wins, its decision is the outcome, and the other
+// device is told it lost.
+func TestSimultaneousAnswersOneWins(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	phone := r.startedDevice("gina-phone@legal.broker.test")
+	tablet := r.startedDevice("gina-tablet@legal.broker.test")
+	for round := range 20 {
+		q := question(time.Minute, phone, tablet)
+		ch := r.ask(context.Background(), q)
+		prompts := map[*testDevice]notify.Prompt{phone: nextPrompt(t, phone), tablet: nextPrompt(t, tablet)}
+		decisions := map[*testDevice]notify.Decision{phone: notify.Approve, tablet: notify.Deny}
+		errs := make(map[*testDevice]error)
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for d, p := range prompts {
+			wg.Go(func() {
+				<-start
+				err := d.Answer(context.Background(), p, decisions[d])
+				mu.Lock()
+				errs[d] = err
+				mu.Unlock()
+			})
+		}
+		close(start)
+		wg.Wait()
+		res := result(t, ch)
+		if res.err != nil {
+			t.Fatalf("round %d: Ask: %v", round, res.err)
+		}
+		var winner, loser *testDevice = phone, tablet
+		if res.out.LegalID == tablet.target.LegalID {
+			winner, loser = tablet, phone
+		}
+		if res.out.Decision != decisions[winner] || errs[winner] != nil || !errors.Is(errs[loser], notify.ErrRefused) {
+			t.Fatalf("round %d: outcome %s from %s; answers: winner %v, loser %v", round, res.out.Decision, res.out.LegalID, errs[winner], errs[loser])
+		}
+		// The winner's receipt told it; the loser hears the withdrawal,
+		// unless its device drops it for a request it answered itself.
+		for _, d := range []*testDevice{winner, loser} {
+			select {
+			case e := <-d.Events():
+				if d == winner || e.Withdrawal == nil || e.Withdrawal.RequestID != q.RequestID || e.Withdrawal.Why != notify.WhyAnswered {
+					t.Fatalf("round %d: event to the %s: prompt %v, withdrawal %+v", round, map[bool]string{true: "winner", false: "loser"}[d == winner], e.Prompt != nil, e.Withdrawal)
+				}
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+}
+
 func TestHostileAnswers(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)

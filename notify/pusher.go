@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,11 +140,23 @@ func NewPusher(ctx context.Context, nc *nats.Conn, key ed25519.PrivateKey, domai
 	for _, o := range opts {
 		o(p)
 	}
+	// Each subscription's messages are handled on one goroutine. Answers
+	// are spread over several, so that their signatures are checked in
+	// parallel: on one, a burst of answers would queue behind each other's
+	// Ed25519 verification, and so would the wake-up of every request
+	// they decide. The first valid answer still wins, under p.mu.
+	for range max(2, runtime.GOMAXPROCS(0)) {
+		sub, err := nc.QueueSubscribe(answerPrefix+"*."+p.instance, "answers", p.handleAnswer)
+		if err != nil {
+			p.unsubscribe()
+			return nil, fmt.Errorf("subscribe to answers: %w", err)
+		}
+		p.subs = append(p.subs, sub)
+	}
 	subscribe := []struct {
 		subject string
 		handle  nats.MsgHandler
 	}{
-		{answerPrefix + "*." + p.instance, p.handleAnswer},
 		// Every broker hears every sync: the requests a device missed may
 		// be pending at any replica, each holding its own.
 		{syncPrefix + "*", p.handleSync},
