@@ -417,8 +417,6 @@ func noEvent(t *testing.T, d *testDevice) {
 	}
 }
 
-// TestHostileAnswers sends answers a real device never would; each must
-// be refused and leave the request pending for the genuine answer.
 // TestSimultaneousAnswersOneWins has two devices answer the same request
 // at the same instant, again and again: answers are checked in parallel,
 // and still exactly one wins, its decision is the outcome, and the other
@@ -426,24 +424,19 @@ func noEvent(t *testing.T, d *testDevice) {
 func TestSimultaneousAnswersOneWins(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
-	phone := r.startedDevice("gina-phone@legal.broker.test")
-	tablet := r.startedDevice("gina-tablet@legal.broker.test")
+	devices := [2]*testDevice{r.startedDevice("gina-phone@legal.broker.test"), r.startedDevice("gina-tablet@legal.broker.test")}
+	decisions := [2]notify.Decision{notify.Approve, notify.Deny}
 	for round := range 20 {
-		q := question(time.Minute, phone, tablet)
+		q := question(time.Minute, devices[0], devices[1])
 		ch := r.ask(context.Background(), q)
-		prompts := map[*testDevice]notify.Prompt{phone: nextPrompt(t, phone), tablet: nextPrompt(t, tablet)}
-		decisions := map[*testDevice]notify.Decision{phone: notify.Approve, tablet: notify.Deny}
-		errs := make(map[*testDevice]error)
-		var mu sync.Mutex
+		prompts := [2]notify.Prompt{nextPrompt(t, devices[0]), nextPrompt(t, devices[1])}
+		var errs [2]error
 		var wg sync.WaitGroup
 		start := make(chan struct{})
-		for d, p := range prompts {
+		for i, d := range devices {
 			wg.Go(func() {
 				<-start
-				err := d.Answer(context.Background(), p, decisions[d])
-				mu.Lock()
-				errs[d] = err
-				mu.Unlock()
+				errs[i] = d.Answer(context.Background(), prompts[i], decisions[i])
 			})
 		}
 		close(start)
@@ -452,20 +445,20 @@ func TestSimultaneousAnswersOneWins(t *testing.T) {
 		if res.err != nil {
 			t.Fatalf("round %d: Ask: %v", round, res.err)
 		}
-		var winner, loser *testDevice = phone, tablet
-		if res.out.LegalID == tablet.target.LegalID {
-			winner, loser = tablet, phone
+		winner, loser := 0, 1
+		if res.out.LegalID == devices[1].target.LegalID {
+			winner, loser = 1, 0
 		}
 		if res.out.Decision != decisions[winner] || errs[winner] != nil || !errors.Is(errs[loser], notify.ErrRefused) {
 			t.Fatalf("round %d: outcome %s from %s; answers: winner %v, loser %v", round, res.out.Decision, res.out.LegalID, errs[winner], errs[loser])
 		}
 		// The winner's receipt told it; the loser hears the withdrawal,
 		// unless its device drops it for a request it answered itself.
-		for _, d := range []*testDevice{winner, loser} {
+		for _, i := range []int{winner, loser} {
 			select {
-			case e := <-d.Events():
-				if d == winner || e.Withdrawal == nil || e.Withdrawal.RequestID != q.RequestID || e.Withdrawal.Why != notify.WhyAnswered {
-					t.Fatalf("round %d: event to the %s: prompt %v, withdrawal %+v", round, map[bool]string{true: "winner", false: "loser"}[d == winner], e.Prompt != nil, e.Withdrawal)
+			case e := <-devices[i].Events():
+				if i == winner || e.Withdrawal == nil || e.Withdrawal.RequestID != q.RequestID || e.Withdrawal.Why != notify.WhyAnswered {
+					t.Fatalf("round %d: event to device %d (winner %d): prompt %v, withdrawal %+v", round, i, winner, e.Prompt != nil, e.Withdrawal)
 				}
 			case <-time.After(50 * time.Millisecond):
 			}
@@ -473,6 +466,8 @@ func TestSimultaneousAnswersOneWins(t *testing.T) {
 	}
 }
 
+// TestHostileAnswers sends answers a real device never would; each must
+// be refused and leave the request pending for the genuine answer.
 func TestHostileAnswers(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)

@@ -140,37 +140,41 @@ func NewPusher(ctx context.Context, nc *nats.Conn, key ed25519.PrivateKey, domai
 	for _, o := range opts {
 		o(p)
 	}
-	// Each subscription's messages are handled on one goroutine. Answers
-	// are spread over several, so that their signatures are checked in
-	// parallel: on one, a burst of answers would queue behind each other's
-	// Ed25519 verification, and so would the wake-up of every request
-	// they decide. The first valid answer still wins, under p.mu.
-	for range max(2, runtime.GOMAXPROCS(0)) {
-		sub, err := nc.QueueSubscribe(answerPrefix+"*."+p.instance, "answers", p.handleAnswer)
-		if err != nil {
-			p.unsubscribe()
-			return nil, fmt.Errorf("subscribe to answers: %w", err)
-		}
-		p.subs = append(p.subs, sub)
-	}
 	subscribe := []struct {
 		subject string
 		handle  nats.MsgHandler
+		// workers > 1 makes that many subscriptions in a queue group of
+		// this process alone, each handling its share of the messages on a
+		// goroutine of its own; other replicas still get every message.
+		workers int
 	}{
+		// Answers are checked in parallel: on one goroutine a burst of them
+		// would queue behind each other's Ed25519 verification, and so
+		// would the wake-up of every request they decide. The first valid
+		// answer still wins, under p.mu.
+		{answerPrefix + "*." + p.instance, p.handleAnswer, max(2, runtime.GOMAXPROCS(0))},
 		// Every broker hears every sync: the requests a device missed may
 		// be pending at any replica, each holding its own.
-		{syncPrefix + "*", p.handleSync},
+		{syncPrefix + "*", p.handleSync, 1},
 		// Every broker hears the others' pushes: a newer request for a
 		// device ends the older one whichever replica holds it.
-		{pushPrefix + "*", p.handleOthersPush},
+		{pushPrefix + "*", p.handleOthersPush, 1},
 	}
 	for _, s := range subscribe {
-		sub, err := nc.Subscribe(s.subject, s.handle)
-		if err != nil {
-			p.unsubscribe()
-			return nil, fmt.Errorf("subscribe to %s: %w", s.subject, err)
+		for range s.workers {
+			var sub *nats.Subscription
+			var err error
+			if s.workers > 1 {
+				sub, err = nc.QueueSubscribe(s.subject, p.instance, s.handle)
+			} else {
+				sub, err = nc.Subscribe(s.subject, s.handle)
+			}
+			if err != nil {
+				p.unsubscribe()
+				return nil, fmt.Errorf("subscribe to %s: %w", s.subject, err)
+			}
+			p.subs = append(p.subs, sub)
 		}
-		p.subs = append(p.subs, sub)
 	}
 	flushCtx, cancel := context.WithTimeout(ctx, p.publishTimeout)
 	defer cancel()
