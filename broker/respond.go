@@ -115,7 +115,7 @@ func (b *Broker) write(c *gin.Context, mt encoding.MediaType, r encoding.Respons
 	encoding.SetHeaders(c.Writer.Header(), mt, r)
 	if rec != nil {
 		// Measured once the answer is encoded: only sending it is left.
-		c.Writer.Header()["Server-Timing"] = []string{serverTiming(time.Since(rec.start), rec.waited)}
+		c.Writer.Header()["Server-Timing"] = []string{ServerTiming(time.Since(rec.start), rec.waited)}
 	}
 	c.Data(r.Code.Status(), string(mt)+"; charset=utf-8", body)
 }

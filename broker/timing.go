@@ -5,12 +5,12 @@ import (
 	"time"
 )
 
-// serverTiming is the Server-Timing header of an MFA answer: the broker's
-// own work, and the wait from the push to the answer that decided. Their
-// sum is the time the broker held the request. A relying party (or a
+// ServerTiming is the Server-Timing header of an MFA answer held for
+// total, waited of it on the device: the broker's own work, and the wait
+// from the push to the answer that decided. A relying party (or a
 // browser's developer tools) can tell the broker's latency from the
 // person's, which the total at the caller mixes with its network.
-func serverTiming(total, waited time.Duration) string {
+func ServerTiming(total, waited time.Duration) string {
 	b := make([]byte, 0, 96)
 	b = append(b, `broker;desc="broker's own work";dur=`...)
 	b = appendMillis(b, total-waited)

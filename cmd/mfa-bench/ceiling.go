@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/legalmfa/mfa/broker"
 	"github.com/legalmfa/mfa/identity"
 )
 
@@ -108,9 +109,8 @@ func (h ceilingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	// As the broker's, so that the report can set one against the other.
-	w.Header().Set("Server-Timing", fmt.Sprintf(`broker;dur=%.3f, device;dur=%.3f`,
-		float64(time.Since(start)-waited)/float64(time.Millisecond), float64(waited)/float64(time.Millisecond)))
+	// The broker's header, so that the report can set one against the other.
+	w.Header().Set("Server-Timing", broker.ServerTiming(time.Since(start), waited))
 	w.Write([]byte(`{"Code":"approved","RequestId":"` + id + `"}`))
 }
 

@@ -119,9 +119,9 @@ type phaseResult struct {
 	latency     []time.Duration // approved requests, sorted
 	added       []time.Duration // latency minus the device's hold, sorted
 	noHold      int             // approved requests whose hold was not known
-	// From the broker's Server-Timing, for approved requests with a known
-	// hold: its own work (time held less the wait for the device), and the
-	// time it held the request less the device's hold. Both sorted.
+	// From the server's Server-Timing: its own work (the time it held the
+	// request less the wait for the device), and, where the device's hold
+	// is known, the time it held the request less that hold. Both sorted.
 	own, heldLessHold []time.Duration
 	noTiming          int             // approved requests without a Server-Timing
 	codes             map[string]int  // every outcome but approved, and transport errors

@@ -138,9 +138,8 @@ func (r *report) writePhases(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	if p := r.ceilingLatency; p != nil && len(p.latency) > 0 {
-		fmt.Fprintf(w, "\nLatency of the bare pipeline open loop at %.0f/s, %.0f%% of its maximum (%d requests): p50 %s, p90 %s, p99 %s, max %s. No broker, no device think time: the floor this machine and this tool show.\n",
-			p.rate, 100*r.cfg.latencyRate, len(p.latency),
-			ms(percentile(p.latency, .5)), ms(percentile(p.latency, .9)), ms(percentile(p.latency, .99)), ms(percentile(p.latency, 1)))
+		fmt.Fprintf(w, "\nLatency of the bare pipeline open loop at %.0f/s, %.0f%% of its maximum (%d requests): %s. No broker, no device think time: the floor this machine and this tool show.\n",
+			p.rate, 100*r.cfg.latencyRate, len(p.latency), spread(p.latency))
 	}
 	for _, p := range []*phaseResult{r.broker, r.latency} {
 		if p == nil || len(p.added) == 0 {
@@ -151,10 +150,9 @@ func (r *report) writePhases(w io.Writer) {
 		if p.noHold > 0 {
 			fmt.Fprintf(w, "; %d without a known hold left out", p.noHold)
 		}
-		fmt.Fprintf(w, "): p50 %s, p90 %s, p99 %s, max %s.\n",
-			ms(percentile(p.added, .5)), ms(percentile(p.added, .9)), ms(percentile(p.added, .99)), ms(percentile(p.added, 1)))
+		fmt.Fprintf(w, "): %s.\n", spread(p.added))
 	}
-	for _, p := range []*phaseResult{r.ceiling, r.broker, r.ceilingLatency, r.latency} {
+	for _, p := range r.phases() {
 		if p == nil || len(p.own) == 0 {
 			continue
 		}
@@ -162,11 +160,9 @@ func (r *report) writePhases(w io.Writer) {
 		if p.noTiming > 0 {
 			fmt.Fprintf(w, "; %d without one left out", p.noTiming)
 		}
-		fmt.Fprintf(w, "): its own work (time held less the wait from push to answer) p50 %s, p90 %s, p99 %s, max %s",
-			ms(percentile(p.own, .5)), ms(percentile(p.own, .9)), ms(percentile(p.own, .99)), ms(percentile(p.own, 1)))
+		fmt.Fprintf(w, "): its own work (time held less the wait from push to answer) %s", spread(p.own))
 		if len(p.heldLessHold) > 0 {
-			fmt.Fprintf(w, "; time held less the device's hold p50 %s, p90 %s, p99 %s, max %s",
-				ms(percentile(p.heldLessHold, .5)), ms(percentile(p.heldLessHold, .9)), ms(percentile(p.heldLessHold, .99)), ms(percentile(p.heldLessHold, 1)))
+			fmt.Fprintf(w, "; time held less the device's hold %s", spread(p.heldLessHold))
 		}
 		fmt.Fprintln(w, ".")
 	}
@@ -280,6 +276,12 @@ func (r *report) writeTargets(w io.Writer) {
 	for _, r := range rows {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", r.target, r.measured, r.verdict)
 	}
+}
+
+// spread is a sorted distribution's p50, p90, p99 and max.
+func spread(sorted []time.Duration) string {
+	return fmt.Sprintf("p50 %s, p90 %s, p99 %s, max %s",
+		ms(percentile(sorted, .5)), ms(percentile(sorted, .9)), ms(percentile(sorted, .99)), ms(percentile(sorted, 1)))
 }
 
 func ms(d time.Duration) string {
