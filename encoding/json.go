@@ -45,7 +45,7 @@ func decodePlainJSON(body []byte) (rawRequest, bool) {
 		if !ok {
 			return raw, false
 		}
-		field := fieldIndex(key)
+		field := fieldIndex(string(key))
 		if field < 0 || raw.present[field] {
 			return raw, false
 		}
@@ -54,7 +54,7 @@ func decodePlainJSON(body []byte) (rawRequest, bool) {
 			return raw, false
 		}
 		i = skipJSONSpace(body, i+1)
-		var value string
+		var value []byte
 		if fieldNames[field] == FieldTimeout {
 			value, next, ok = plainJSONInteger(body, i)
 		} else {
@@ -63,7 +63,7 @@ func decodePlainJSON(body []byte) (rawRequest, bool) {
 		if !ok {
 			return raw, false
 		}
-		raw.set(field, value)
+		raw.set(field, string(value))
 		i = skipJSONSpace(body, next)
 		if i >= len(body) {
 			return raw, false
@@ -87,35 +87,35 @@ func skipJSONSpace(b []byte, i int) int {
 }
 
 // plainJSONString reads a string at b[i] with no escapes and no control
-// characters, and returns it and the index after its closing quote.
-func plainJSONString(b []byte, i int) (string, int, bool) {
+// characters, and returns its contents and the index after its closing
+// quote.
+func plainJSONString(b []byte, i int) ([]byte, int, bool) {
 	if i >= len(b) || b[i] != '"' {
-		return "", i, false
+		return nil, i, false
 	}
 	for j := i + 1; j < len(b); j++ {
 		switch c := b[j]; {
 		case c == '"':
-			return string(b[i+1 : j]), j + 1, true
+			return b[i+1 : j], j + 1, true
 		case c == '\\' || c < 0x20:
-			return "", i, false
+			return nil, i, false
 		}
 	}
-	return "", i, false
+	return nil, i, false
 }
 
-// plainJSONInteger reads 0 or a digit string without a leading zero.
-func plainJSONInteger(b []byte, i int) (string, int, bool) {
+// plainJSONInteger reads 0 or a digit string without a leading zero. A
+// fraction or exponent after it is left for the caller, which expects a
+// comma or a brace there and so hands the body to the tokenizer.
+func plainJSONInteger(b []byte, i int) ([]byte, int, bool) {
 	j := i
 	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
 		j++
 	}
 	if j == i || (b[i] == '0' && j-i > 1) {
-		return "", i, false
+		return nil, i, false
 	}
-	if j < len(b) && (b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
-		return "", i, false // a fraction or exponent is for the full reader to refuse
-	}
-	return string(b[i:j]), j, true
+	return b[i:j], j, true
 }
 
 // decodeJSONTokens reads the request object token by token, so that

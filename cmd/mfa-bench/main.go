@@ -38,9 +38,10 @@ devices; measure the bare pipeline (the ceiling) with -c clients, and unless
 floor of the machine and the tool); measure the broker with the same clients
 (devices answer after --think); then, unless --latency-rate is 0, measure the
 broker again open-loop at that share of its maximum, with devices thinking
---latency-think, to report the latency the broker adds. With --pending P, devices never answer: P requests are held
-open until --timeout, to measure memory per pending request and how
-precisely each is answered at its deadline.
+--latency-think, to report the latency the broker adds. With --pending P,
+devices never answer: P requests are held open until --timeout, to measure
+memory per pending request and how precisely each is answered at its
+deadline.
 
 Before each open-loop phase the tool collects its own garbage and puts off
 its next collection until the phase ends (unless GOGC or GOMEMLIMIT is set),
