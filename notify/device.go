@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -203,14 +202,11 @@ func (d *Device) held() []heldPrompt {
 	return out
 }
 
-// brokerOf is the broker process named in an answer subject,
-// mfa.answer.<device>.<broker>, or "" if it is not one.
+// brokerOf is the broker process named in an answer subject, or "" if it
+// is not one.
 func brokerOf(answerSubject string) string {
-	tokens := strings.Split(answerSubject, ".")
-	if len(tokens) != 4 || tokens[0]+"."+tokens[1]+"." != answerPrefix {
-		return ""
-	}
-	return tokens[3]
+	_, broker, _ := parseAnswerSubject(answerSubject)
+	return broker
 }
 
 func (d *Device) handlePush(m *nats.Msg) {

@@ -70,6 +70,17 @@ func AnswerSubject(deviceID, brokerInstance string) string {
 	return answerPrefix + deviceID + "." + brokerInstance
 }
 
+// parseAnswerSubject splits an AnswerSubject; ok is false for anything
+// else.
+func parseAnswerSubject(subject string) (deviceID, brokerInstance string, ok bool) {
+	rest, found := strings.CutPrefix(subject, answerPrefix)
+	deviceID, brokerInstance, two := strings.Cut(rest, ".")
+	if !found || !two || deviceID == "" || brokerInstance == "" || strings.Contains(brokerInstance, ".") {
+		return "", "", false
+	}
+	return deviceID, brokerInstance, true
+}
+
 // Decision is a person's answer.
 type Decision string
 

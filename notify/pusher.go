@@ -411,12 +411,10 @@ func (p *Pusher) handleAnswer(m *nats.Msg) {
 // checkAnswer returns the outcome an answer stands for, and the device and
 // request it answers.
 func (p *Pusher) checkAnswer(m *nats.Msg) (Outcome, string, string, error) {
-	// mfa.answer.<device>.<instance>
-	tokens := strings.Split(m.Subject, ".")
-	if len(tokens) != 4 {
+	dev, _, ok := parseAnswerSubject(m.Subject)
+	if !ok {
 		return Outcome{}, "", "", errors.New("malformed answer subject")
 	}
-	dev := tokens[2]
 	var a Answer
 	if err := json.Unmarshal(m.Data, &a); err != nil {
 		return Outcome{}, dev, "", fmt.Errorf("malformed answer: %w", err)
