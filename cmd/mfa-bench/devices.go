@@ -83,36 +83,27 @@ func startFleet(ctx context.Context, people []person, info notify.DeviceConfig, 
 	f := &fleet{devices: make([]*notify.Device, len(people)), conns: make([]*nats.Conn, len(people))}
 	f.answering.Store(true)
 	start := time.Now()
-	var next atomic.Int64
-	var g errGroup
-	for range min(deviceStarters, len(people)) {
-		g.Go(func() error {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(people) || ctx.Err() != nil {
-					return ctx.Err()
-				}
-				nc, err := connectDevice(natsURL, people[i].key)
-				if err != nil {
-					return fmt.Errorf("device connection to %s: %w", natsURL, err)
-				}
-				f.conns[i] = nc
-				cfg := info
-				cfg.LegalID, cfg.Key = people[i].legalID, people[i].key
-				d, err := notify.NewDevice(nc, cfg)
-				if err != nil {
-					return err
-				}
-				if err := d.Start(ctx); err != nil {
-					return fmt.Errorf("start device: %w", err)
-				}
-				f.devices[i] = d
-				f.wg.Add(1)
-				go f.serve(d)
-			}
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err := forEach(ctx, len(people), deviceStarters, func(i int) error {
+		nc, err := connectDevice(natsURL, people[i].key)
+		if err != nil {
+			return fmt.Errorf("device connection to %s: %w", natsURL, err)
+		}
+		f.conns[i] = nc
+		cfg := info
+		cfg.LegalID, cfg.Key = people[i].legalID, people[i].key
+		d, err := notify.NewDevice(nc, cfg)
+		if err != nil {
+			return err
+		}
+		if err := d.Start(ctx); err != nil {
+			return fmt.Errorf("start device: %w", err)
+		}
+		f.devices[i] = d
+		f.wg.Add(1)
+		go f.serve(d)
+		return nil
+	})
+	if err != nil {
 		f.close()
 		return nil, err
 	}

@@ -40,7 +40,7 @@ func provision(ctx context.Context, t *target, info broker.BrokerInfo, n int, lo
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: provisioners}}
 	defer client.CloseIdleConnections()
 	start := time.Now()
-	var next, done atomic.Int64
+	var done atomic.Int64
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -55,24 +55,16 @@ func provision(ctx context.Context, t *target, info broker.BrokerInfo, n int, lo
 			}
 		}
 	}()
-	var g errGroup
-	for range provisioners {
-		g.Go(func() error {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n || ctx.Err() != nil {
-					return ctx.Err()
-				}
-				p, err := provisionOne(ctx, client, t, info.Domain, fmt.Sprintf("BENCH-%s-%07d", tag, i))
-				if err != nil {
-					return err
-				}
-				people[i] = p
-				done.Add(1)
-			}
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err := forEach(ctx, n, provisioners, func(i int) error {
+		p, err := provisionOne(ctx, client, t, info.Domain, fmt.Sprintf("BENCH-%s-%07d", tag, i))
+		if err != nil {
+			return err
+		}
+		people[i] = p
+		done.Add(1)
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("provision: %w", err)
 	}
 	logf("provisioned %d approved identities in %s", n, time.Since(start).Round(time.Millisecond))

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -353,6 +354,29 @@ func raiseFileLimit() (uint64, error) {
 		return lim.Cur, err
 	}
 	return raised.Cur, nil
+}
+
+// forEach calls do(i) for every i in [0, n), on at most workers goroutines
+// at once, and stops taking new work when ctx ends or a call fails.
+func forEach(ctx context.Context, n, workers int, do func(i int) error) error {
+	var next atomic.Int64
+	var failed atomic.Bool
+	var g errGroup
+	for range min(workers, n) {
+		g.Go(func() error {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || failed.Load() || ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if err := do(i); err != nil {
+					failed.Store(true)
+					return err
+				}
+			}
+		})
+	}
+	return g.Wait()
 }
 
 // errGroup collects the first error of several goroutines.
