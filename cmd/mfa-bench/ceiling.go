@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -24,26 +26,40 @@ import (
 )
 
 // The bare pipeline is the least any correct broker must do for one MFA:
-// take an HTTP POST, send a NATS request to the device, have it sign the
-// request ID with Ed25519, verify that signature, and answer. No parsing,
-// no store, no durability. It runs in its own process (this binary,
-// re-executed with ceilingCommand), with an embedded nats-server, just as
-// the broker does; its responders run in this process, as the devices do.
+// take an HTTP POST, send a NATS request to the person's device, have it
+// sign the request ID with Ed25519, verify that signature, and answer. No
+// parsing, no store, no durability. It runs in its own process (this
+// binary, re-executed with ceilingCommand), with an embedded nats-server,
+// just as the broker does; its responders run in this process, as the
+// devices do.
+//
+// By default there is a responder per person, each on its own connection
+// and subject, taken in turn: a broker's every push goes to a different
+// phone's socket, and a few shared responders would let the server write
+// dozens of requests to one socket at once, which no broker can.
 const (
 	ceilingCommand = "ceiling-serve"
 	ceilingSubject = "bench.ceiling.sign"
-	// ceilingResponders is how many NATS connections answer for the bare
-	// pipeline; signing is quick, so a few keep up with any load here.
-	ceilingResponders = 4
 )
+
+// responderSubject is the subject responder i answers on.
+func responderSubject(i int) string { return ceilingSubject + "." + strconv.Itoa(i) }
 
 // serveCeiling is the child process: it serves the bare pipeline until its
 // standard input closes, which happens when the parent ends or dies.
 func serveCeiling(args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet(ceilingCommand, flag.ContinueOnError)
 	responderKey := fs.String("responder-key", "", "base64 Ed25519 public key the responders sign with")
+	responders := fs.Int("responders", 1, "how many responders there are, each on its own subject")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *responders < 1 {
+		return fmt.Errorf("--responders %d: need at least one", *responders)
+	}
+	subjects := make([]string, *responders)
+	for i := range subjects {
+		subjects[i] = responderSubject(i)
 	}
 	pub, err := identity.ParsePublicKey(*responderKey)
 	if err != nil {
@@ -74,7 +90,7 @@ func serveCeiling(args []string, stdin io.Reader, stdout io.Writer) error {
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Handler: ceilingHandler{nc: nc, pub: pub}, ReadHeaderTimeout: 10 * time.Second, Protocols: protocols}
+	srv := &http.Server{Handler: &ceilingHandler{nc: nc, pub: pub, subjects: subjects}, ReadHeaderTimeout: 10 * time.Second, Protocols: protocols}
 	go srv.Serve(ln)
 	defer srv.Close()
 	fmt.Fprintf(stdout, "http=%s nats=%s\n", ln.Addr(), ns.ClientURL())
@@ -85,9 +101,13 @@ func serveCeiling(args []string, stdin io.Reader, stdout io.Writer) error {
 type ceilingHandler struct {
 	nc  *nats.Conn
 	pub ed25519.PublicKey
+	// subjects are the responders' subjects, asked in turn: the handler
+	// parses nothing, so it cannot pick by person as the broker does.
+	subjects []string
+	next     atomic.Uint64
 }
 
-func (h ceilingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *ceilingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	// Read, not parsed: a keep-alive connection needs the body consumed.
 	if _, err := io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10)); err != nil {
@@ -98,7 +118,8 @@ func (h ceilingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	asked := time.Now()
-	m, err := h.nc.RequestWithContext(ctx, ceilingSubject, []byte(id))
+	subject := h.subjects[h.next.Add(1)%uint64(len(h.subjects))]
+	m, err := h.nc.RequestWithContext(ctx, subject, []byte(id))
 	waited := time.Since(asked)
 	if err != nil {
 		http.Error(w, `{"Code":"push-unavailable"}`, http.StatusServiceUnavailable)
@@ -120,12 +141,16 @@ type ceiling struct {
 	cmd        *exec.Cmd
 	stdin      io.WriteCloser
 	responders []*nats.Conn
+	// answered counts each responder's answers, to show the requests were
+	// spread over all of them.
+	answered []atomic.Int64
 }
 
 func (c *ceiling) pid() int { return c.cmd.Process.Pid }
 
-// startCeiling starts the bare pipeline's process and its responders.
-func startCeiling(ctx context.Context) (*ceiling, error) {
+// startCeiling starts the bare pipeline's process and its responders, each
+// on a NATS connection of its own.
+func startCeiling(ctx context.Context, responders int) (*ceiling, error) {
 	key, err := identity.GenerateKey()
 	if err != nil {
 		return nil, err
@@ -134,7 +159,9 @@ func startCeiling(ctx context.Context) (*ceiling, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, ceilingCommand, "--responder-key", identity.EncodePublicKey(key.Public().(ed25519.PublicKey)))
+	cmd := exec.Command(exe, ceilingCommand,
+		"--responder-key", identity.EncodePublicKey(key.Public().(ed25519.PublicKey)),
+		"--responders", strconv.Itoa(responders))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -166,30 +193,33 @@ func startCeiling(ctx context.Context) (*ceiling, error) {
 		return nil, fmt.Errorf("the bare pipeline did not start (%q): %v", ready, err)
 	}
 	c.url = "http://" + httpAddr + "/MFA"
-	for range ceilingResponders {
+	c.responders, c.answered = make([]*nats.Conn, responders), make([]atomic.Int64, responders)
+	err = forEach(ctx, responders, deviceStarters, func(i int) error {
 		nc, err := nats.Connect(natsURL, nats.Name("mfa-bench responder"))
 		if err != nil {
-			c.close()
-			return nil, err
+			return err
 		}
-		c.responders = append(c.responders, nc)
-		if _, err := nc.QueueSubscribe(ceilingSubject, "responders", func(m *nats.Msg) {
+		c.responders[i] = nc
+		if _, err := nc.Subscribe(responderSubject(i), func(m *nats.Msg) {
+			c.answered[i].Add(1)
 			m.Respond(ed25519.Sign(key, m.Data))
 		}); err != nil {
-			c.close()
-			return nil, err
+			return err
 		}
-		if err := nc.Flush(); err != nil {
-			c.close()
-			return nil, err
-		}
+		return nc.Flush()
+	})
+	if err != nil {
+		c.close()
+		return nil, fmt.Errorf("the bare pipeline's responders: %w", err)
 	}
 	return c, nil
 }
 
 func (c *ceiling) close() {
 	for _, nc := range c.responders {
-		nc.Close()
+		if nc != nil {
+			nc.Close()
+		}
 	}
 	c.stdin.Close()
 	done := make(chan struct{})

@@ -43,6 +43,11 @@ devices never answer: P requests are held open until --timeout, to measure
 memory per pending request and how precisely each is answered at its
 deadline.
 
+The bare pipeline has a responder per identity (--ceiling-responders), each
+on its own NATS connection and asked in turn, as the broker reaches a
+different device for each person: shared responders would let the NATS
+server batch writes to one socket, which no broker can.
+
 Before each open-loop phase the tool collects its own garbage and puts off
 its next collection until the phase ends (unless GOGC or GOMEMLIMIT is set),
 so that its own pauses do not count as latency the broker added.
@@ -77,6 +82,7 @@ type config struct {
 	think       time.Duration
 	mfaTimeout  int
 	ceiling     bool
+	responders  int
 
 	latencyRate     float64
 	latencyThink    time.Duration
@@ -116,6 +122,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.think, "think", 0, "how long each device waits before it answers, in the full-load phase")
 	fs.IntVar(&c.mfaTimeout, "mfa-timeout", 60, "the Timeout field of the MFA requests, seconds")
 	fs.BoolVar(&c.ceiling, "ceiling", true, "measure the bare pipeline too, and report the broker's share of it")
+	fs.IntVar(&c.responders, "ceiling-responders", 0, "the bare pipeline's responders, each on its own NATS connection and subject, asked in turn (default: one per identity, as the broker has a device per person)")
 
 	fs.Float64Var(&c.latencyRate, "latency-rate", 0.5, "after the full-load phase, run open loop at this share of the broker's measured throughput; 0 skips it")
 	fs.DurationVar(&c.latencyThink, "latency-think", 100*time.Millisecond, "device think time in the latency phase; subtracted to give the latency the broker adds")
@@ -156,6 +163,8 @@ func (c *config) check() error {
 		return errors.New("--rate, --latency-rate and --open-rate must not be negative")
 	case c.dialers < 1:
 		return errors.New("--dialers must be at least 1")
+	case c.responders < 0:
+		return errors.New("--ceiling-responders must not be negative")
 	}
 	if c.latencyDuration <= 0 {
 		c.latencyDuration = c.duration
@@ -167,6 +176,9 @@ func (c *config) check() error {
 		c.online = min(max(c.online, 0), c.pending)
 	} else {
 		c.online = c.identities
+	}
+	if c.responders == 0 {
+		c.responders = c.identities
 	}
 	return nil
 }
@@ -266,6 +278,10 @@ func (c *config) fileNeed() uint64 {
 	}
 	if c.http2 {
 		conns = conns/1000 + 1
+	}
+	if c.ceiling && c.pending == 0 {
+		// The bare pipeline's responders are connected beside the devices.
+		conns += c.responders
 	}
 	return uint64(conns + c.online + 64)
 }

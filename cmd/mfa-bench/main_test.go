@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -162,5 +164,40 @@ func TestFlags(t *testing.T) {
 	}
 	if cfg.identities != 100 || cfg.online != 100 {
 		t.Errorf("--pending 100: %d identities, %d online; want one per request, all online", cfg.identities, cfg.online)
+	}
+}
+
+// TestCeilingAsksEveryResponder: the bare pipeline must reach its
+// responders in turn, each on its own connection, as a broker reaches a
+// different phone for each request; a shared responder would let the
+// server batch what no broker can.
+func TestCeilingAsksEveryResponder(t *testing.T) {
+	t.Parallel()
+	const responders, rounds = 3, 4
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := startCeiling(ctx, responders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	for i := range responders * rounds {
+		resp, err := http.Post(c.url, "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"approved"`) {
+			t.Fatalf("request %d: %s %s", i, resp.Status, body)
+		}
+	}
+	for i := range c.answered {
+		if got := c.answered[i].Load(); got != rounds {
+			t.Errorf("responder %d answered %d requests, want %d", i, got, rounds)
+		}
 	}
 }

@@ -73,6 +73,9 @@ func (r *report) write(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| load | %d keep-alive clients, %s per phase after %s warm-up; device think time %s |\n", cfg.concurrency, length, cfg.warmup, cfg.think)
 	}
+	if r.ceiling != nil {
+		fmt.Fprintf(w, "| bare pipeline | %d responders, each on its own NATS connection and subject, asked in turn |\n", cfg.responders)
+	}
 	if r.ceiling != nil || r.broker != nil {
 		r.writePhases(w)
 	}

@@ -142,7 +142,7 @@ func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log 
 	}
 
 	if cfg.ceiling {
-		c, err := startCeiling(ctx)
+		c, err := startCeiling(ctx, cfg.responders)
 		if err != nil {
 			return err
 		}
@@ -156,7 +156,8 @@ func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log 
 			// The same open loop as the broker's latency phase, at the same
 			// share of the pipeline's own maximum: the latency floor this
 			// machine and this tool show with no broker at all.
-			lp := latencyPhase(cfg, s, log, trace, "ceiling latency", c.url, res.throughput(), 0, rep.limit)
+			// Its responders hold open files beside the devices.
+			lp := latencyPhase(cfg, s, log, trace, "ceiling latency", c.url, res.throughput(), 0, rep.limit-uint64(cfg.responders))
 			lp.devices, lp.transport = nil, newTransport(lp.concurrency, cfg.http2)
 			logf("measuring the bare pipeline's latency: %.0f requests/s (%.0f%% of %.0f), up to %d clients",
 				lp.rate, cfg.latencyRate*100, res.throughput(), lp.concurrency)
