@@ -152,6 +152,7 @@ func TestFlags(t *testing.T) {
 		{"--broker-url", "http://x"},
 		{"--encoding", "yaml"},
 		{"-c", "0"},
+		{"--ceiling-responders", "-1"},
 		{"extra"},
 	} {
 		if _, err := parseConfig(args, &bytes.Buffer{}); err == nil {
@@ -164,6 +165,21 @@ func TestFlags(t *testing.T) {
 	}
 	if cfg.identities != 100 || cfg.online != 100 {
 		t.Errorf("--pending 100: %d identities, %d online; want one per request, all online", cfg.identities, cfg.online)
+	}
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"-n", "40"}, 40},
+		{[]string{"-n", "40", "--ceiling-responders", "4"}, 4},
+	} {
+		cfg, err := parseConfig(c.args, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.responders != c.want {
+			t.Errorf("%s: %d responders for the bare pipeline, want %d", strings.Join(c.args, " "), cfg.responders, c.want)
+		}
 	}
 }
 
