@@ -227,7 +227,7 @@ func (p phase) run(ctx context.Context) phaseResult {
 				inflight.Add(-1)
 				free <- who
 				if p.trace != nil {
-					w.trace = append(w.trace, traceRow{at: from.Sub(start), latency: a.latency, added: a.added, code: a.code})
+					w.trace = append(w.trace, traceRow{at: from.Sub(start), latency: a.latency, added: a.added(), code: a.code})
 				}
 				if a.code != "approved" {
 					w.codes[a.code]++
@@ -238,7 +238,7 @@ func (p phase) run(ctx context.Context) phaseResult {
 				w.latency = append(w.latency, a.latency)
 				if p.hold != nil {
 					if a.held {
-						w.added = append(w.added, a.added)
+						w.added = append(w.added, a.added())
 					} else {
 						w.noHold++
 					}
@@ -330,12 +330,21 @@ func (p phase) dispatch(ctx context.Context, start time.Time, more func(time.Tim
 	}
 }
 
-// answer is what one request measured. added is its latency less the
-// device's hold; own and wait are the broker's Server-Timing.
+// answer is what one request measured: hold is its device's hold, if
+// held; own and wait are the broker's Server-Timing, if timed.
 type answer struct {
-	code                            string
-	latency, hold, added, own, wait time.Duration
-	held, timed                     bool
+	code                     string
+	latency, hold, own, wait time.Duration
+	held, timed              bool
+}
+
+// added is the latency less the device's hold, or 0 if the hold is not
+// known.
+func (a answer) added() time.Duration {
+	if !a.held {
+		return 0
+	}
+	return a.latency - a.hold
 }
 
 // once sends one request and reads its whole answer. The code is the
@@ -373,9 +382,7 @@ func (p phase) once(ctx context.Context, client *http.Client, w *worker, i int, 
 	}
 	a.own, a.wait, a.timed = serverTiming(resp.Header.Get("Server-Timing"))
 	if p.hold != nil {
-		if a.hold, a.held = p.hold(answerField(body, "RequestId")); a.held {
-			a.added = a.latency - a.hold
-		}
+		a.hold, a.held = p.hold(answerField(body, "RequestId"))
 	}
 	return a
 }

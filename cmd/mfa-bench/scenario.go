@@ -155,8 +155,8 @@ func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log 
 		if cfg.latencyRate > 0 && res.throughput() > 0 && ctx.Err() == nil {
 			// The same open loop as the broker's latency phase, at the same
 			// share of the pipeline's own maximum: the latency floor this
-			// machine and this tool show with no broker at all.
-			// Its responders hold open files beside the devices.
+			// machine and this tool show with no broker at all. Its
+			// responders' connections count against the open-file limit.
 			lp := latencyPhase(cfg, s, log, trace, "ceiling latency", c.url, res.throughput(), 0, rep.limit-uint64(cfg.responders))
 			lp.devices, lp.transport = nil, newTransport(lp.concurrency, cfg.http2)
 			logf("measuring the bare pipeline's latency: %.0f requests/s (%.0f%% of %.0f), up to %d clients",
