@@ -202,13 +202,6 @@ func (d *Device) held() []heldPrompt {
 	return out
 }
 
-// brokerOf is the broker process named in an answer subject, or "" if it
-// is not one.
-func brokerOf(answerSubject string) string {
-	_, broker, _ := parseAnswerSubject(answerSubject)
-	return broker
-}
-
 func (d *Device) handlePush(m *nats.Msg) {
 	switch kind := m.Header.Get(headerKind); kind {
 	case kindPush:
@@ -261,7 +254,10 @@ func (d *Device) receivePush(raw, sig []byte) {
 		}
 	}
 	if !dup && !gone {
-		d.seen[push.RequestID] = seenPush{expires: exp, withdrawHash: push.WithdrawHash, broker: brokerOf(push.AnswerSubject)}
+		// A subject that is not an answer subject leaves broker "", and the
+		// prompt out of syncs.
+		_, broker, _ := parseAnswerSubject(push.AnswerSubject)
+		d.seen[push.RequestID] = seenPush{expires: exp, withdrawHash: push.WithdrawHash, broker: broker}
 	}
 	d.mu.Unlock()
 	if dup || gone {
