@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/legalmfa/mfa/api"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/legalmfa/mfa/encoding"
@@ -135,7 +137,7 @@ func (b *Broker) AdminHandler() http.Handler {
 		}
 	}))
 	r.NoRoute(func(c *gin.Context) {
-		b.fail(c, encoding.MediaJSON, &encoding.Error{Code: encoding.CodeNotFound, Message: "no such operator endpoint"})
+		b.fail(c, encoding.MediaJSON, &api.Error{Code: api.CodeNotFound, Message: "no such operator endpoint"})
 	})
 	return r
 }
@@ -193,7 +195,7 @@ func (b *Broker) handleAdminGet(c *gin.Context) {
 func (b *Broker) handleAdminTransition(c *gin.Context) {
 	from, to, ok := actionStates(c.Param("action"))
 	if !ok {
-		b.fail(c, encoding.MediaJSON, &encoding.Error{Code: encoding.CodeNotFound, Message: "unknown action: use approve, reject, obsolete or compromise"})
+		b.fail(c, encoding.MediaJSON, &api.Error{Code: api.CodeNotFound, Message: "unknown action: use approve, reject, obsolete or compromise"})
 		return
 	}
 	var req TransitionRequest

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/legalmfa/mfa/api"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/legalmfa/mfa/encoding"
@@ -165,10 +167,10 @@ func (b *Broker) Handler() (http.Handler, error) {
 	r.GET("/healthz", b.handleHealth)
 	r.GET("/readyz", b.handleReady)
 	r.NoRoute(func(c *gin.Context) {
-		b.fail(c, "", &encoding.Error{Code: encoding.CodeNotFound, Message: "there is no resource at " + quotePath(c.Request.URL.Path)})
+		b.fail(c, "", &api.Error{Code: api.CodeNotFound, Message: "there is no resource at " + quotePath(c.Request.URL.Path)})
 	})
 	r.NoMethod(func(c *gin.Context) {
-		b.fail(c, "", &encoding.Error{Code: encoding.CodeMethodNotAllowed, Message: "method " + c.Request.Method + " is not allowed on " + quotePath(c.Request.URL.Path)})
+		b.fail(c, "", &api.Error{Code: api.CodeMethodNotAllowed, Message: "method " + c.Request.Method + " is not allowed on " + quotePath(c.Request.URL.Path)})
 	})
 	return r, nil
 }

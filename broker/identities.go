@@ -10,7 +10,8 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"time"
+
+	"github.com/legalmfa/mfa/api"
 
 	"github.com/gin-gonic/gin"
 
@@ -22,52 +23,15 @@ import (
 // limit plus room for keys and JSON syntax.
 const maxApplicationBytes = identity.MaxPropertiesLength*2 + 4096
 
-// ApplicationRequest is the body of POST /Identities.
-type ApplicationRequest struct {
-	Properties []identity.Property `json:"Properties"`
-	// PublicKey is the device's Ed25519 key, base64.
-	PublicKey string `json:"PublicKey"`
-	// Proof is the key's signature over identity.ApplicationForm, base64.
-	Proof string `json:"Proof"`
-}
-
-// PublicIdentity is what anyone may learn about an identity: enough to
-// verify its signatures, and nothing personal.
-type PublicIdentity struct {
-	ID        string    `json:"Id"`
-	State     string    `json:"State"`
-	Algorithm string    `json:"Algorithm"`
-	PublicKey string    `json:"PublicKey"`
-	ValidFrom time.Time `json:"ValidFrom,omitzero"`
-	ValidTo   time.Time `json:"ValidTo,omitzero"`
-	Broker    string    `json:"Broker"`
-}
-
-// BrokerInfo is GET /Broker: what a device needs to connect and verify.
-type BrokerInfo struct {
-	Domain string `json:"Domain"`
-	// PublicKey verifies the broker's signature on every push.
-	PublicKey  string `json:"PublicKey"`
-	NATSURL    string `json:"NatsUrl"`
-	MaxTimeout int    `json:"MaxTimeout"`
-	Schema     string `json:"Schema"`
-}
-
-// ApplicationResponse is the answer to an application.
-type ApplicationResponse struct {
-	Identity PublicIdentity `json:"Identity"`
-	Broker   BrokerInfo     `json:"Broker"`
-}
-
-func (b *Broker) publicIdentity(id identity.Identity) PublicIdentity {
-	return PublicIdentity{
+func (b *Broker) publicIdentity(id identity.Identity) api.PublicIdentity {
+	return api.PublicIdentity{
 		ID: id.ID, State: string(id.State), Algorithm: "Ed25519",
 		PublicKey: identity.EncodePublicKey(id.PublicKey),
 		ValidFrom: id.From, ValidTo: id.To, Broker: b.domain,
 	}
 }
 
-func (b *Broker) brokerInfo(c *gin.Context) BrokerInfo {
+func (b *Broker) brokerInfo(c *gin.Context) api.BrokerInfo {
 	natsURL := b.deviceNATSURL
 	if natsURL == "" {
 		host, _, err := net.SplitHostPort(c.Request.Host)
@@ -80,7 +44,7 @@ func (b *Broker) brokerInfo(c *gin.Context) BrokerInfo {
 		}
 		natsURL = scheme + net.JoinHostPort(host, strconv.Itoa(b.deviceNATSPort))
 	}
-	return BrokerInfo{
+	return api.BrokerInfo{
 		Domain: b.domain, PublicKey: identity.EncodePublicKey(b.brokerKey), NATSURL: natsURL,
 		MaxTimeout: b.decoder.MaxTimeout(), Schema: b.baseURL(c) + "/Schema/MFA.xsd",
 	}
@@ -104,7 +68,7 @@ func (b *Broker) handleApply(c *gin.Context) {
 		b.fail(c, encoding.MediaJSON, &retryError{err: fmt.Errorf("%w from this address: wait %d s", ErrRateLimited, retryAfter(wait)), wait: wait})
 		return
 	}
-	var req ApplicationRequest
+	var req api.ApplicationRequest
 	if err := decodeStrictJSON(c, maxApplicationBytes, &req); err != nil {
 		b.fail(c, encoding.MediaJSON, err)
 		return
@@ -142,7 +106,7 @@ func (b *Broker) handleApply(c *gin.Context) {
 	}
 	b.log.Info("identity applied for", "id", id.ID, "device", id.DeviceID())
 	c.Header("Location", identityURL(b.baseURL(c), id.ID))
-	c.JSON(http.StatusCreated, ApplicationResponse{Identity: b.publicIdentity(id), Broker: b.brokerInfo(c)})
+	c.JSON(http.StatusCreated, api.ApplicationResponse{Identity: b.publicIdentity(id), Broker: b.brokerInfo(c)})
 }
 
 // handlePublicIdentity is GET /Identities/{id}: where relying parties fetch
@@ -159,36 +123,36 @@ func (b *Broker) handlePublicIdentity(c *gin.Context) {
 
 func requireJSON(c *gin.Context) error {
 	if ct, err := encoding.ParseContentType(c.GetHeader("Content-Type")); err != nil || ct.Format != encoding.FormatJSON {
-		return &encoding.Error{Code: encoding.CodeUnsupportedMediaType, Message: "this resource takes application/json"}
+		return &api.Error{Code: api.CodeUnsupportedMediaType, Message: "this resource takes application/json"}
 	}
 	return nil
 }
 
-func fieldError(field, msg string) *encoding.Error {
-	return &encoding.Error{Code: encoding.CodeInvalidField, Field: field, Message: msg}
+func fieldError(field, msg string) *api.Error {
+	return &api.Error{Code: api.CodeInvalidField, Field: field, Message: msg}
 }
 
 // decodeStrictJSON decodes a JSON body into v, refusing unknown fields,
 // trailing data and bodies over limit.
 func decodeStrictJSON(c *gin.Context, limit int64, v any) error {
 	if c.Request.ContentLength > limit {
-		return &encoding.Error{Code: encoding.CodeBodyTooLarge, Message: fmt.Sprintf("the request body is larger than %d bytes", limit)}
+		return &api.Error{Code: api.CodeBodyTooLarge, Message: fmt.Sprintf("the request body is larger than %d bytes", limit)}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	var maxErr *http.MaxBytesError
 	if errors.As(err, &maxErr) {
-		return &encoding.Error{Code: encoding.CodeBodyTooLarge, Message: fmt.Sprintf("the request body is larger than %d bytes", limit)}
+		return &api.Error{Code: api.CodeBodyTooLarge, Message: fmt.Sprintf("the request body is larger than %d bytes", limit)}
 	}
 	if err != nil {
-		return &encoding.Error{Code: encoding.CodeMalformed, Message: "the request body could not be read"}
+		return &api.Error{Code: api.CodeMalformed, Message: "the request body could not be read"}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return &encoding.Error{Code: encoding.CodeMalformed, Message: "the body is not the expected JSON: " + err.Error()}
+		return &api.Error{Code: api.CodeMalformed, Message: "the body is not the expected JSON: " + err.Error()}
 	}
 	if dec.More() {
-		return &encoding.Error{Code: encoding.CodeMalformed, Message: "the body has data after the JSON object"}
+		return &api.Error{Code: api.CodeMalformed, Message: "the body has data after the JSON object"}
 	}
 	return nil
 }

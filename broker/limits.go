@@ -103,14 +103,14 @@ func (l *keyedLimiter) take(now time.Time, keys ...string) time.Duration {
 }
 
 // Blocklist records which callers may not ask which people. The broker's
-// is shared by every replica (notify.Blocklist).
+// is shared by every replica (guard.Blocklist).
 type Blocklist interface {
 	Block(ctx context.Context, key string, until time.Time) error
 	Blocked(key string, now time.Time) (time.Time, bool)
 }
 
 // ReplayGuard tells whether a signed request's nonce is used for the first
-// time (notify.ReplayGuard).
+// time (guard.ReplayGuard).
 type ReplayGuard interface {
 	FirstUse(ctx context.Context, key string) (bool, error)
 }

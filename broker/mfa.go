@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/legalmfa/mfa/api"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/legalmfa/mfa/encoding"
@@ -81,7 +83,7 @@ func (b *Broker) handleMFA(c *gin.Context) {
 
 // mfaCall is an admitted MFA request on its way through the flow.
 type mfaCall struct {
-	req    encoding.Request
+	req    api.Request
 	fc     flowContext
 	rec    *mfaRecord
 	format encoding.MediaType // of the answer
@@ -110,7 +112,7 @@ func (b *Broker) admit(c *gin.Context) *mfaCall {
 	// Checked before any push: a caller that cannot read any answer we
 	// offer must not make a phone buzz.
 	if !acceptable {
-		b.write(c, mt, encoding.Response{Code: encoding.CodeNotAcceptable, Message: notAcceptableMessage})
+		b.write(c, mt, api.Response{Code: api.CodeNotAcceptable, Message: notAcceptableMessage})
 		return nil
 	}
 	rec.requestID, rec.pnr, rec.signed = notify.NewRequestID(), b.pnrHash.sum(req.Country, req.PNR), req.Signed()
@@ -145,7 +147,7 @@ const recordKey = "mfa.record"
 
 // authenticate runs the flow for an admitted request and returns the
 // answer.
-func (b *Broker) authenticate(ctx context.Context, call *mfaCall) encoding.Response {
+func (b *Broker) authenticate(ctx context.Context, call *mfaCall) api.Response {
 	now := b.now()
 	q, blockKey, err := b.prepare(ctx, call, now)
 	if err != nil {
@@ -219,7 +221,7 @@ func (b *Broker) prepare(ctx context.Context, call *mfaCall, now time.Time) (not
 // checkReplay accepts a signed request only near the time it says it was
 // signed, and only once: its nonce is remembered across every replica for
 // longer than that window.
-func (b *Broker) checkReplay(ctx context.Context, req encoding.Request, now time.Time) error {
+func (b *Broker) checkReplay(ctx context.Context, req api.Request, now time.Time) error {
 	if !req.Signed() {
 		return nil
 	}
@@ -253,7 +255,7 @@ func (b *Broker) reportNotMe(blockKey string, rec *mfaRecord, now time.Time) {
 
 // requester verifies a signed request against the requester's identity; an
 // unsigned request is shown to the person with the caller's IP address.
-func (b *Broker) requester(ctx context.Context, req encoding.Request, remoteIP string, now time.Time) (notify.Requester, error) {
+func (b *Broker) requester(ctx context.Context, req api.Request, remoteIP string, now time.Time) (notify.Requester, error) {
 	if !req.Signed() {
 		return notify.Requester{RemoteIP: remoteIP}, nil
 	}
@@ -277,19 +279,19 @@ func (b *Broker) requester(ctx context.Context, req encoding.Request, remoteIP s
 
 // outcomeResponse turns the person's signed answer into the response: a
 // 2xx only for an approval, and evidence either way.
-func outcomeResponse(out notify.Outcome, requestID, baseURL string) encoding.Response {
-	ev := &encoding.Evidence{
+func outcomeResponse(out notify.Outcome, requestID, baseURL string) api.Response {
+	ev := &api.Evidence{
 		LegalID: out.LegalID, Decision: string(out.Decision), Algorithm: "Ed25519",
 		PublicKey: out.PublicKey, PublicKeyURL: identityURL(baseURL, out.LegalID),
 		SignedData: out.SignedData, Signature: out.Signature, Push: out.Push,
 	}
 	switch out.Decision {
 	case notify.Approve:
-		return encoding.Response{Code: encoding.CodeApproved, Message: "The person approved the request.", RequestID: requestID, Evidence: ev}
+		return api.Response{Code: api.CodeApproved, Message: "The person approved the request.", RequestID: requestID, Evidence: ev}
 	case notify.NotMe:
-		return encoding.Response{Code: encoding.CodeDeniedNotMe, Message: "The person denied the request and reported it as not theirs; further requests from you to this person are blocked for a while.", RequestID: requestID, Evidence: ev}
+		return api.Response{Code: api.CodeDeniedNotMe, Message: "The person denied the request and reported it as not theirs; further requests from you to this person are blocked for a while.", RequestID: requestID, Evidence: ev}
 	}
-	return encoding.Response{Code: encoding.CodeDenied, Message: "The person denied the request.", RequestID: requestID, Evidence: ev}
+	return api.Response{Code: api.CodeDenied, Message: "The person denied the request.", RequestID: requestID, Evidence: ev}
 }
 
 // identityURL is where a relying party fetches an identity's public key.

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/legalmfa/mfa/api"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/legalmfa/mfa/encoding"
@@ -18,56 +20,56 @@ import (
 const retryAfterSeconds = 5
 
 // errorResponse is the one place errors become outcome codes (and so HTTP
-// statuses, through encoding.Code.Status). Messages never contain a PNR.
-func (b *Broker) errorResponse(err error, requestID string) encoding.Response {
-	r := encoding.Response{RequestID: requestID, Message: err.Error()}
+// statuses, through api.Code.Status). Messages never contain a PNR.
+func (b *Broker) errorResponse(err error, requestID string) api.Response {
+	r := api.Response{RequestID: requestID, Message: err.Error()}
 	var retry *retryError
 	if errors.As(err, &retry) {
 		r.RetryAfter = retryAfter(retry.wait)
 	}
-	var e *encoding.Error
+	var e *api.Error
 	switch {
 	case errors.As(err, &e):
 		r.Code, r.Field, r.Message = e.Code, e.Field, e.Message
 	case errors.Is(err, ErrUnknownPerson):
-		r.Code, r.Message = encoding.CodeUnknownPerson, "No approved, currently valid legal identity has this PNR and COUNTRY."
+		r.Code, r.Message = api.CodeUnknownPerson, "No approved, currently valid legal identity has this PNR and COUNTRY."
 	case errors.Is(err, ErrUnknownRequester):
-		r.Code, r.Field = encoding.CodeUnknownRequester, encoding.FieldLegalID
+		r.Code, r.Field = api.CodeUnknownRequester, api.FieldLegalID
 	case errors.Is(err, ErrRequesterSig):
-		r.Code, r.Field = encoding.CodeInvalidSignature, encoding.FieldSignature
+		r.Code, r.Field = api.CodeInvalidSignature, api.FieldSignature
 	case errors.Is(err, ErrSignatureExpired):
-		r.Code, r.Field = encoding.CodeSignatureExpired, encoding.FieldIssued
+		r.Code, r.Field = api.CodeSignatureExpired, api.FieldIssued
 	case errors.Is(err, ErrReplayed):
-		r.Code, r.Field = encoding.CodeReplayed, encoding.FieldNonce
+		r.Code, r.Field = api.CodeReplayed, api.FieldNonce
 	case errors.Is(err, ErrRateLimited):
-		r.Code = encoding.CodeRateLimited
+		r.Code = api.CodeRateLimited
 	case errors.Is(err, ErrBlocked):
-		r.Code = encoding.CodeBlocked
+		r.Code = api.CodeBlocked
 	case errors.Is(err, ErrTooBusy):
-		r.Code, r.Message = encoding.CodeTooBusy, "The broker is holding as many pending requests as it may; try again shortly."
+		r.Code, r.Message = api.CodeTooBusy, "The broker is holding as many pending requests as it may; try again shortly."
 	case errors.Is(err, notify.ErrSuperseded):
-		r.Code, r.Message = encoding.CodeSuperseded, "A newer request for the same person replaced this one before it was answered."
+		r.Code, r.Message = api.CodeSuperseded, "A newer request for the same person replaced this one before it was answered."
 	case errors.Is(err, notify.ErrExpired):
-		r.Code, r.Message = encoding.CodeTimeout, "The person did not answer within the timeout."
+		r.Code, r.Message = api.CodeTimeout, "The person did not answer within the timeout."
 	case errors.Is(err, ErrShuttingDown), errors.Is(err, notify.ErrClosed):
-		r.Code, r.RetryAfter = encoding.CodeShuttingDown, retryAfterSeconds
+		r.Code, r.RetryAfter = api.CodeShuttingDown, retryAfterSeconds
 		r.Message = "The broker is shutting down; send the request again."
 	case errors.Is(err, notify.ErrUnavailable):
-		r.Code, r.RetryAfter = encoding.CodePushUnavailable, retryAfterSeconds
+		r.Code, r.RetryAfter = api.CodePushUnavailable, retryAfterSeconds
 		r.Message = "The push service is unavailable; no device was asked."
 		b.log.Error("push service unavailable", "request", requestID, "err", err)
 	case errors.Is(err, identity.ErrUnavailable):
-		r.Code, r.RetryAfter = encoding.CodeStoreUnavailable, retryAfterSeconds
+		r.Code, r.RetryAfter = api.CodeStoreUnavailable, retryAfterSeconds
 		r.Message = "The identity store is unavailable; no device was asked."
 	case errors.Is(err, identity.ErrNotFound):
-		r.Code = encoding.CodeNotFound
+		r.Code = api.CodeNotFound
 	case errors.Is(err, identity.ErrDuplicate), errors.Is(err, identity.ErrConflict), errors.Is(err, identity.ErrTransition):
-		r.Code = encoding.CodeConflict
+		r.Code = api.CodeConflict
 	case errors.Is(err, identity.ErrInvalid), errors.Is(err, identity.ErrBadSignature):
-		r.Code = encoding.CodeInvalidField
+		r.Code = api.CodeInvalidField
 	default:
 		b.log.Error("internal error", "request", requestID, "err", err)
-		r.Code, r.Message = encoding.CodeInternalError, "The broker failed to handle the request; it has been logged."
+		r.Code, r.Message = api.CodeInternalError, "The broker failed to handle the request; it has been logged."
 	}
 	return r
 }
@@ -93,7 +95,7 @@ func (b *Broker) fail(c *gin.Context, own encoding.MediaType, err error) {
 }
 
 // write encodes and sends a response with its code's status.
-func (b *Broker) write(c *gin.Context, mt encoding.MediaType, r encoding.Response) {
+func (b *Broker) write(c *gin.Context, mt encoding.MediaType, r api.Response) {
 	var rec *mfaRecord
 	if v, ok := c.Get(recordKey); ok {
 		rec = v.(*mfaRecord)
@@ -105,7 +107,7 @@ func (b *Broker) write(c *gin.Context, mt encoding.MediaType, r encoding.Respons
 		body, err = b.pages.Result(r)
 		c.Header("Content-Security-Policy", contentSecurityPolicy)
 	} else {
-		body, err = r.Marshal(mt)
+		body, err = encoding.Marshal(r, mt)
 	}
 	if err != nil {
 		b.log.Error("encode response", "code", r.Code, "media", mt, "err", err)

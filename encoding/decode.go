@@ -5,7 +5,11 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/legalmfa/mfa/api"
 
 	"github.com/legalmfa/mfa/schema"
 )
@@ -80,7 +84,7 @@ type ContentType struct {
 
 // ParseContentType tells which encoding a Content-Type header names and the
 // media type an answer "in the request's own format" would use. Its error
-// is an *Error.
+// is an *api.Error.
 func ParseContentType(header string) (ContentType, error) {
 	ct, err := parseContentType(header)
 	if err != nil {
@@ -89,14 +93,14 @@ func ParseContentType(header string) (ContentType, error) {
 	return ct, nil
 }
 
-func parseContentType(header string) (ContentType, *Error) {
+func parseContentType(header string) (ContentType, *api.Error) {
 	const supported = "text/xml, application/xml, application/json or application/x-www-form-urlencoded"
 	if strings.TrimSpace(header) == "" {
-		return ContentType{}, errorf(CodeUnsupportedMediaType, "", "a Content-Type header is required: %s", supported)
+		return ContentType{}, api.Errorf(api.CodeUnsupportedMediaType, "", "a Content-Type header is required: %s", supported)
 	}
 	mt, params, err := mime.ParseMediaType(header)
 	if err != nil {
-		return ContentType{}, errorf(CodeUnsupportedMediaType, "", "Content-Type %s cannot be parsed: %v", quote(header, 80), err)
+		return ContentType{}, api.Errorf(api.CodeUnsupportedMediaType, "", "Content-Type %s cannot be parsed: %v", quote(header, 80), err)
 	}
 	ct := ContentType{Charset: strings.ToLower(strings.TrimSpace(params["charset"]))}
 	switch mt {
@@ -111,10 +115,10 @@ func parseContentType(header string) (ContentType, *Error) {
 		// forms are best served by JSON, and browsers ask for HTML anyway.
 		ct.Format, ct.Media = FormatForm, MediaJSON
 	default:
-		return ContentType{}, errorf(CodeUnsupportedMediaType, "", "Content-Type %s is not supported: use %s", quote(mt, 80), supported)
+		return ContentType{}, api.Errorf(api.CodeUnsupportedMediaType, "", "Content-Type %s is not supported: use %s", quote(mt, 80), supported)
 	}
 	if ct.Format != FormatXML && ct.Charset != "" && !isUTF8Label(ct.Charset) {
-		return ContentType{}, errorf(CodeUnsupportedMediaType, "", "charset %s is not supported for %s: send UTF-8", quote(ct.Charset, 40), mt)
+		return ContentType{}, api.Errorf(api.CodeUnsupportedMediaType, "", "charset %s is not supported for %s: send UTF-8", quote(ct.Charset, 40), mt)
 	}
 	return ct, nil
 }
@@ -128,34 +132,34 @@ func isUTF8Label(label string) bool {
 }
 
 // Decode reads, decodes and validates an MFA request. Every error it
-// returns is an *Error with the code and field at fault.
-func (d *Decoder) Decode(r *http.Request) (Request, error) {
+// returns is an *api.Error with the code and field at fault.
+func (d *Decoder) Decode(r *http.Request) (api.Request, error) {
 	ct, err := ParseContentType(r.Header.Get("Content-Type"))
 	if err != nil {
-		return Request{}, err
+		return api.Request{}, err
 	}
 	return d.DecodeContent(r, ct)
 }
 
 // DecodeContent is Decode for a caller that has parsed the Content-Type
 // already.
-func (d *Decoder) DecodeContent(r *http.Request, ct ContentType) (Request, error) {
+func (d *Decoder) DecodeContent(r *http.Request, ct ContentType) (api.Request, error) {
 	body, cerr := d.readBody(r)
 	if cerr != nil {
-		return Request{}, cerr
+		return api.Request{}, cerr
 	}
 	req, cerr := d.DecodeBody(ct.Format, ct.Charset, body)
 	if cerr != nil {
-		return Request{}, cerr
+		return api.Request{}, cerr
 	}
 	return req, nil
 }
 
 // DecodeBody decodes a body already read, in the given format. charset is
 // the Content-Type's charset parameter, or "".
-func (d *Decoder) DecodeBody(format Format, charset string, body []byte) (Request, *Error) {
-	var raw rawRequest
-	var err *Error
+func (d *Decoder) DecodeBody(format Format, charset string, body []byte) (api.Request, *api.Error) {
+	var raw api.Fields
+	var err *api.Error
 	switch format {
 	case FormatXML:
 		raw, err = d.decodeXML(body, charset)
@@ -164,25 +168,25 @@ func (d *Decoder) DecodeBody(format Format, charset string, body []byte) (Reques
 	case FormatForm:
 		raw, err = decodeForm(body)
 	default:
-		return Request{}, errorf(CodeUnsupportedMediaType, "", "unknown request format")
+		return api.Request{}, api.Errorf(api.CodeUnsupportedMediaType, "", "unknown request format")
 	}
 	if err != nil {
-		return Request{}, err
+		return api.Request{}, err
 	}
-	return raw.build(d.maxTimeout)
+	return raw.Build(d.maxTimeout)
 }
 
 // readBody refuses an oversized body from its declared length before
 // reading a byte, and otherwise reads at most one byte past the limit.
-func (d *Decoder) readBody(r *http.Request) ([]byte, *Error) {
-	tooLarge := func() *Error {
-		return errorf(CodeBodyTooLarge, "", "the request body is larger than %d bytes", d.maxBodyBytes)
+func (d *Decoder) readBody(r *http.Request) ([]byte, *api.Error) {
+	tooLarge := func() *api.Error {
+		return api.Errorf(api.CodeBodyTooLarge, "", "the request body is larger than %d bytes", d.maxBodyBytes)
 	}
 	if r.ContentLength > d.maxBodyBytes {
 		return nil, tooLarge()
 	}
 	if r.Body == nil {
-		return nil, errorf(CodeMalformed, "", "the request has no body")
+		return nil, api.Errorf(api.CodeMalformed, "", "the request has no body")
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, d.maxBodyBytes+1))
 	var maxErr *http.MaxBytesError
@@ -190,11 +194,40 @@ func (d *Decoder) readBody(r *http.Request) ([]byte, *Error) {
 	case errors.As(err, &maxErr):
 		return nil, tooLarge()
 	case err != nil:
-		return nil, errorf(CodeMalformed, "", "the request body could not be read: %v", err)
+		return nil, api.Errorf(api.CodeMalformed, "", "the request body could not be read: %v", err)
 	case int64(len(body)) > d.maxBodyBytes:
 		return nil, tooLarge()
 	case len(body) == 0:
-		return nil, errorf(CodeMalformed, "", "the request body is empty")
+		return nil, api.Errorf(api.CodeMalformed, "", "the request body is empty")
 	}
 	return body, nil
+}
+
+// quote shows a caller-supplied value in a message: Go-quoted so control
+// characters are visible, and cut short so a huge value cannot bloat it.
+// It is for values that cannot hold personal data (media types, charsets);
+// names a caller chose go through fieldName.
+func quote(v string, max int) string {
+	if utf8.RuneCountInString(v) > max {
+		v = string([]rune(v)[:max]) + "…"
+	}
+	return strconv.Quote(v)
+}
+
+// fieldName shows a field or element name the caller sent, if it looks
+// like a name: letters, '_' and '-', at most 32 of them. Anything else may
+// be a value sent where a name belongs (a personal number as a form key,
+// a JSON body read as a form) and is not repeated.
+func fieldName(name string) string {
+	ok := name != "" && len(name) <= 32
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_' || r == '-') {
+			ok = false
+			break
+		}
+	}
+	if !ok {
+		return "(a name that is not repeated here, since it is not a field name and may hold personal data)"
+	}
+	return strconv.Quote(name)
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/legalmfa/mfa/api"
+
 	"github.com/legalmfa/mfa/encoding"
 	"github.com/legalmfa/mfa/schema"
 )
@@ -109,7 +111,7 @@ var encodings = []struct {
 	{"form", "application/x-www-form-urlencoded", fields.form},
 }
 
-func decode(t *testing.T, d *encoding.Decoder, contentType, body string) (encoding.Request, *encoding.Error) {
+func decode(t *testing.T, d *encoding.Decoder, contentType, body string) (api.Request, *api.Error) {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, "/MFA", strings.NewReader(body))
 	if contentType != "" {
@@ -119,9 +121,9 @@ func decode(t *testing.T, d *encoding.Decoder, contentType, body string) (encodi
 	if err == nil {
 		return req, nil
 	}
-	var e *encoding.Error
+	var e *api.Error
 	if !errors.As(err, &e) {
-		t.Fatalf("Decode returned %T %v, want *encoding.Error", err, err)
+		t.Fatalf("Decode returned %T %v, want *api.Error", err, err)
 	}
 	return req, e
 }
@@ -136,7 +138,7 @@ func TestSameRequestEveryEncoding(t *testing.T) {
 	cases := []struct {
 		name  string
 		f     fields
-		code  encoding.Code // "" for success
+		code  api.Code // "" for success
 		field string
 	}{
 		{"minimal", base, "", ""},
@@ -148,38 +150,38 @@ func TestSameRequestEveryEncoding(t *testing.T) {
 		{"timeout at max", base.with("Timeout", 300), "", ""},
 		{"reason of 2000 characters", base.with("Reason", strings.Repeat("ä", 2000)), "", ""},
 
-		{"missing PNR", base.with("PNR", nil), encoding.CodeMissingField, "PNR"},
-		{"missing COUNTRY", base.with("COUNTRY", nil), encoding.CodeMissingField, "COUNTRY"},
-		{"missing Timeout", base.with("Timeout", nil), encoding.CodeMissingField, "Timeout"},
-		{"missing Reason", base.with("Reason", nil), encoding.CodeMissingField, "Reason"},
-		{"LegalId without Signature", base.with("LegalId", "rp@legal.example.org"), encoding.CodeMissingField, "Signature"},
-		{"timeout 0", base.with("Timeout", 0), encoding.CodeInvalidField, "Timeout"},
-		{"timeout -1", base.with("Timeout", -1), encoding.CodeInvalidField, "Timeout"},
-		{"timeout above max", base.with("Timeout", 301), encoding.CodeInvalidField, "Timeout"},
-		{"country lower case", base.with("COUNTRY", "se"), encoding.CodeInvalidField, "COUNTRY"},
-		{"country three letters", base.with("COUNTRY", "SWE"), encoding.CodeInvalidField, "COUNTRY"},
-		{"country not assigned", base.with("COUNTRY", "ZZ"), encoding.CodeInvalidField, "COUNTRY"},
-		{"pnr 65 characters", base.with("PNR", strings.Repeat("1", 65)), encoding.CodeInvalidField, "PNR"},
-		{"pnr leading space", base.with("PNR", " 1234"), encoding.CodeInvalidField, "PNR"},
-		{"pnr with tab", base.with("PNR", "12\t34"), encoding.CodeInvalidField, "PNR"},
-		{"pnr ending in a no-break space", base.with("PNR", "1234\u00a0"), encoding.CodeInvalidField, "PNR"},
-		{"pnr starting with an ideographic space", base.with("PNR", "\u30001234"), encoding.CodeInvalidField, "PNR"},
-		{"pnr with a right-to-left override", base.with("PNR", "12\u202e34"), encoding.CodeInvalidField, "PNR"},
-		{"reason with a right-to-left override", base.with("Reason", "Pay 100\u202e0001 EUR"), encoding.CodeInvalidField, "Reason"},
-		{"reason with a zero-width space", base.with("Reason", "Ex\u200bample Bank"), encoding.CodeInvalidField, "Reason"},
+		{"missing PNR", base.with("PNR", nil), api.CodeMissingField, "PNR"},
+		{"missing COUNTRY", base.with("COUNTRY", nil), api.CodeMissingField, "COUNTRY"},
+		{"missing Timeout", base.with("Timeout", nil), api.CodeMissingField, "Timeout"},
+		{"missing Reason", base.with("Reason", nil), api.CodeMissingField, "Reason"},
+		{"LegalId without Signature", base.with("LegalId", "rp@legal.example.org"), api.CodeMissingField, "Signature"},
+		{"timeout 0", base.with("Timeout", 0), api.CodeInvalidField, "Timeout"},
+		{"timeout -1", base.with("Timeout", -1), api.CodeInvalidField, "Timeout"},
+		{"timeout above max", base.with("Timeout", 301), api.CodeInvalidField, "Timeout"},
+		{"country lower case", base.with("COUNTRY", "se"), api.CodeInvalidField, "COUNTRY"},
+		{"country three letters", base.with("COUNTRY", "SWE"), api.CodeInvalidField, "COUNTRY"},
+		{"country not assigned", base.with("COUNTRY", "ZZ"), api.CodeInvalidField, "COUNTRY"},
+		{"pnr 65 characters", base.with("PNR", strings.Repeat("1", 65)), api.CodeInvalidField, "PNR"},
+		{"pnr leading space", base.with("PNR", " 1234"), api.CodeInvalidField, "PNR"},
+		{"pnr with tab", base.with("PNR", "12\t34"), api.CodeInvalidField, "PNR"},
+		{"pnr ending in a no-break space", base.with("PNR", "1234\u00a0"), api.CodeInvalidField, "PNR"},
+		{"pnr starting with an ideographic space", base.with("PNR", "\u30001234"), api.CodeInvalidField, "PNR"},
+		{"pnr with a right-to-left override", base.with("PNR", "12\u202e34"), api.CodeInvalidField, "PNR"},
+		{"reason with a right-to-left override", base.with("Reason", "Pay 100\u202e0001 EUR"), api.CodeInvalidField, "Reason"},
+		{"reason with a zero-width space", base.with("Reason", "Ex\u200bample Bank"), api.CodeInvalidField, "Reason"},
 		{"reason with a joiner", base.with("Reason", "می\u200cخواهم"), "", ""},
-		{"reason 2001 characters", base.with("Reason", strings.Repeat("a", 2001)), encoding.CodeInvalidField, "Reason"},
-		{"reason with escape", base.with("Reason", "ring\x1b[2J"), encoding.CodeInvalidField, "Reason"},
-		{"signature not base64", base.signed("not*base64"), encoding.CodeInvalidField, "Signature"},
-		{"signature 63 bytes", base.signed(base64.StdEncoding.EncodeToString(make([]byte, 63))), encoding.CodeInvalidField, "Signature"},
-		{"Issued without LegalId", base.with("Issued", "2026-11-22T13:45:00Z"), encoding.CodeMissingField, "LegalId"},
-		{"signed without Issued", base.signed(sig).with("Issued", nil), encoding.CodeMissingField, "Issued"},
-		{"signed without Nonce", base.signed(sig).with("Nonce", nil), encoding.CodeMissingField, "Nonce"},
-		{"issued not a time", base.signed(sig).with("Issued", "yesterday"), encoding.CodeInvalidField, "Issued"},
-		{"issued without a time zone", base.signed(sig).with("Issued", "2026-11-22T13:45:00"), encoding.CodeInvalidField, "Issued"},
-		{"nonce too short", base.signed(sig).with("Nonce", "short"), encoding.CodeInvalidField, "Nonce"},
-		{"nonce with a dot", base.signed(sig).with("Nonce", "0123456789abcdef.x"), encoding.CodeInvalidField, "Nonce"},
-		{"nonce too long", base.signed(sig).with("Nonce", strings.Repeat("n", 65)), encoding.CodeInvalidField, "Nonce"},
+		{"reason 2001 characters", base.with("Reason", strings.Repeat("a", 2001)), api.CodeInvalidField, "Reason"},
+		{"reason with escape", base.with("Reason", "ring\x1b[2J"), api.CodeInvalidField, "Reason"},
+		{"signature not base64", base.signed("not*base64"), api.CodeInvalidField, "Signature"},
+		{"signature 63 bytes", base.signed(base64.StdEncoding.EncodeToString(make([]byte, 63))), api.CodeInvalidField, "Signature"},
+		{"Issued without LegalId", base.with("Issued", "2026-11-22T13:45:00Z"), api.CodeMissingField, "LegalId"},
+		{"signed without Issued", base.signed(sig).with("Issued", nil), api.CodeMissingField, "Issued"},
+		{"signed without Nonce", base.signed(sig).with("Nonce", nil), api.CodeMissingField, "Nonce"},
+		{"issued not a time", base.signed(sig).with("Issued", "yesterday"), api.CodeInvalidField, "Issued"},
+		{"issued without a time zone", base.signed(sig).with("Issued", "2026-11-22T13:45:00"), api.CodeInvalidField, "Issued"},
+		{"nonce too short", base.signed(sig).with("Nonce", "short"), api.CodeInvalidField, "Nonce"},
+		{"nonce with a dot", base.signed(sig).with("Nonce", "0123456789abcdef.x"), api.CodeInvalidField, "Nonce"},
+		{"nonce too long", base.signed(sig).with("Nonce", strings.Repeat("n", 65)), api.CodeInvalidField, "Nonce"},
 	}
 	for _, c := range cases {
 		for _, enc := range encodings {
@@ -188,7 +190,7 @@ func TestSameRequestEveryEncoding(t *testing.T) {
 				req, err := decode(t, d, enc.contentType, enc.body(c.f))
 				if enc.name == "xml" && c.name == "reason with escape" {
 					// XML 1.0 cannot carry U+001B at all, not even as &#27;.
-					if err == nil || err.Code != encoding.CodeMalformed {
+					if err == nil || err.Code != api.CodeMalformed {
 						t.Fatalf("got %v, want malformed", err)
 					}
 					return
@@ -217,7 +219,7 @@ func TestSameRequestEveryEncoding(t *testing.T) {
 	}
 }
 
-func equalRequests(a, b encoding.Request) bool {
+func equalRequests(a, b api.Request) bool {
 	return a.PNR == b.PNR && a.Country == b.Country && a.Timeout == b.Timeout && a.Reason == b.Reason &&
 		a.LegalID == b.LegalID && bytes.Equal(a.Signature, b.Signature)
 }
@@ -280,61 +282,61 @@ func TestMalformedBodies(t *testing.T) {
 	xmlBody := valid.xml()
 	cases := []struct {
 		name, contentType, body string
-		code                    encoding.Code
+		code                    api.Code
 		field                   string
 	}{
-		{"no content type", "", valid.json(), encoding.CodeUnsupportedMediaType, ""},
-		{"text/plain", "text/plain", "PNR=1", encoding.CodeUnsupportedMediaType, ""},
-		{"multipart", "multipart/form-data; boundary=x", "--x--", encoding.CodeUnsupportedMediaType, ""},
-		{"unparsable content type", "text/xml; charset", xmlBody, encoding.CodeUnsupportedMediaType, ""},
-		{"JSON in latin-1", "application/json; charset=iso-8859-1", valid.json(), encoding.CodeUnsupportedMediaType, ""},
-		{"empty body", "application/json", "", encoding.CodeMalformed, ""},
+		{"no content type", "", valid.json(), api.CodeUnsupportedMediaType, ""},
+		{"text/plain", "text/plain", "PNR=1", api.CodeUnsupportedMediaType, ""},
+		{"multipart", "multipart/form-data; boundary=x", "--x--", api.CodeUnsupportedMediaType, ""},
+		{"unparsable content type", "text/xml; charset", xmlBody, api.CodeUnsupportedMediaType, ""},
+		{"JSON in latin-1", "application/json; charset=iso-8859-1", valid.json(), api.CodeUnsupportedMediaType, ""},
+		{"empty body", "application/json", "", api.CodeMalformed, ""},
 
-		{"XML not well-formed", "text/xml", "<MFA", encoding.CodeMalformed, ""},
-		{"XML two roots", "text/xml", xmlBody + xmlBody, encoding.CodeMalformed, ""},
-		{"XML text after the root", "text/xml", xmlBody + "trailing", encoding.CodeMalformed, ""},
-		{"XML doctype", "text/xml", `<?xml version="1.0"?><!DOCTYPE MFA [<!ENTITY x "y">]>` + xmlBody, encoding.CodeMalformed, ""},
-		{"XML external entity", "text/xml", strings.Replace(xmlBody, "Log in", "&xxe;", 1), encoding.CodeMalformed, ""},
-		{"XML wrong namespace", "text/xml", strings.Replace(xmlBody, "http://waher.se/Schema/MFA.xsd", "urn:other", 1), encoding.CodeSchemaViolation, ""},
-		{"XML no namespace", "text/xml", strings.Replace(xmlBody, ` xmlns="http://waher.se/Schema/MFA.xsd"`, "", 1), encoding.CodeSchemaViolation, ""},
-		{"XML response as request", "text/xml", `<MFAResponse xmlns="http://waher.se/Schema/MFA.xsd"><Code>approved</Code><Message/></MFAResponse>`, encoding.CodeSchemaViolation, ""},
-		{"XML unknown element", "text/xml", strings.Replace(xmlBody, "</MFA>", "<Extra>1</Extra></MFA>", 1), encoding.CodeUnknownField, ""},
-		{"XML repeated element", "text/xml", strings.Replace(xmlBody, "<COUNTRY>", "<PNR>2</PNR><COUNTRY>", 1), encoding.CodeDuplicateField, "PNR"},
-		{"XML out of order", "text/xml", `<MFA xmlns="http://waher.se/Schema/MFA.xsd"><COUNTRY>SE</COUNTRY><PNR>1</PNR><Timeout>5</Timeout><Reason>r</Reason></MFA>`, encoding.CodeSchemaViolation, "COUNTRY"},
-		{"XML timeout not a number", "text/xml", strings.Replace(xmlBody, "<Timeout>60</Timeout>", "<Timeout>abc</Timeout>", 1), encoding.CodeInvalidField, "Timeout"},
-		{"XML timeout huge", "text/xml", strings.Replace(xmlBody, "<Timeout>60</Timeout>", "<Timeout>100000000000000000000000000000</Timeout>", 1), encoding.CodeInvalidField, "Timeout"},
-		{"XML attribute", "text/xml", strings.Replace(xmlBody, "<PNR>", `<PNR type="x">`, 1), encoding.CodeSchemaViolation, "PNR"},
-		{"XML invalid UTF-8", "text/xml", strings.Replace(xmlBody, "Log in", "Log \xff in", 1), encoding.CodeMalformed, ""},
-		{"XML deeply nested", "text/xml", strings.Repeat("<a>", 500) + strings.Repeat("</a>", 500), encoding.CodeMalformed, ""},
-		{"XML unknown charset", "text/xml; charset=x-klingon", xmlBody, encoding.CodeUnsupportedMediaType, ""},
+		{"XML not well-formed", "text/xml", "<MFA", api.CodeMalformed, ""},
+		{"XML two roots", "text/xml", xmlBody + xmlBody, api.CodeMalformed, ""},
+		{"XML text after the root", "text/xml", xmlBody + "trailing", api.CodeMalformed, ""},
+		{"XML doctype", "text/xml", `<?xml version="1.0"?><!DOCTYPE MFA [<!ENTITY x "y">]>` + xmlBody, api.CodeMalformed, ""},
+		{"XML external entity", "text/xml", strings.Replace(xmlBody, "Log in", "&xxe;", 1), api.CodeMalformed, ""},
+		{"XML wrong namespace", "text/xml", strings.Replace(xmlBody, "http://waher.se/Schema/MFA.xsd", "urn:other", 1), api.CodeSchemaViolation, ""},
+		{"XML no namespace", "text/xml", strings.Replace(xmlBody, ` xmlns="http://waher.se/Schema/MFA.xsd"`, "", 1), api.CodeSchemaViolation, ""},
+		{"XML response as request", "text/xml", `<MFAResponse xmlns="http://waher.se/Schema/MFA.xsd"><Code>approved</Code><Message/></MFAResponse>`, api.CodeSchemaViolation, ""},
+		{"XML unknown element", "text/xml", strings.Replace(xmlBody, "</MFA>", "<Extra>1</Extra></MFA>", 1), api.CodeUnknownField, ""},
+		{"XML repeated element", "text/xml", strings.Replace(xmlBody, "<COUNTRY>", "<PNR>2</PNR><COUNTRY>", 1), api.CodeDuplicateField, "PNR"},
+		{"XML out of order", "text/xml", `<MFA xmlns="http://waher.se/Schema/MFA.xsd"><COUNTRY>SE</COUNTRY><PNR>1</PNR><Timeout>5</Timeout><Reason>r</Reason></MFA>`, api.CodeSchemaViolation, "COUNTRY"},
+		{"XML timeout not a number", "text/xml", strings.Replace(xmlBody, "<Timeout>60</Timeout>", "<Timeout>abc</Timeout>", 1), api.CodeInvalidField, "Timeout"},
+		{"XML timeout huge", "text/xml", strings.Replace(xmlBody, "<Timeout>60</Timeout>", "<Timeout>100000000000000000000000000000</Timeout>", 1), api.CodeInvalidField, "Timeout"},
+		{"XML attribute", "text/xml", strings.Replace(xmlBody, "<PNR>", `<PNR type="x">`, 1), api.CodeSchemaViolation, "PNR"},
+		{"XML invalid UTF-8", "text/xml", strings.Replace(xmlBody, "Log in", "Log \xff in", 1), api.CodeMalformed, ""},
+		{"XML deeply nested", "text/xml", strings.Repeat("<a>", 500) + strings.Repeat("</a>", 500), api.CodeMalformed, ""},
+		{"XML unknown charset", "text/xml; charset=x-klingon", xmlBody, api.CodeUnsupportedMediaType, ""},
 
-		{"JSON broken", "application/json", `{"PNR":`, encoding.CodeMalformed, ""},
-		{"JSON trailing comma as in the spec", "application/json", `{"PNR":"1","COUNTRY":"SE","Timeout":5,"Reason":"r",}`, encoding.CodeMalformed, ""},
-		{"JSON array", "application/json", `[]`, encoding.CodeMalformed, ""},
-		{"JSON trailing data", "application/json", valid.json() + `{}`, encoding.CodeMalformed, ""},
-		{"JSON invalid UTF-8", "application/json", strings.Replace(valid.json(), "Log in", "Log \xff in", 1), encoding.CodeMalformed, ""},
-		{"JSON unknown field", "application/json", valid.with("Extra", "x").json(), encoding.CodeUnknownField, ""},
-		{"JSON wrong case", "application/json", strings.Replace(valid.json(), `"PNR"`, `"pnr"`, 1), encoding.CodeUnknownField, ""},
-		{"JSON duplicate field", "application/json", strings.Replace(valid.json(), `{`, `{"PNR":"x",`, 1), encoding.CodeDuplicateField, "PNR"},
-		{"JSON PNR object", "application/json", valid.with("PNR", map[string]int{"a": 1}).json(), encoding.CodeInvalidField, "PNR"},
-		{"JSON PNR number", "application/json", valid.with("PNR", 197912311234).json(), encoding.CodeInvalidField, "PNR"},
-		{"JSON PNR null", "application/json", strings.Replace(valid.json(), `"19791231-1234"`, `null`, 1), encoding.CodeInvalidField, "PNR"},
-		{"JSON timeout string", "application/json", valid.with("Timeout", "60").json(), encoding.CodeInvalidField, "Timeout"},
-		{"JSON timeout fraction", "application/json", valid.with("Timeout", 1.5).json(), encoding.CodeInvalidField, "Timeout"},
-		{"JSON timeout exponent", "application/json", strings.Replace(valid.json(), `"Timeout":60`, `"Timeout":6e1`, 1), encoding.CodeInvalidField, "Timeout"},
-		{"JSON timeout huge", "application/json", strings.Replace(valid.json(), `"Timeout":60`, `"Timeout":99999999999999999999999999`, 1), encoding.CodeInvalidField, "Timeout"},
-		{"JSON timeout bool", "application/json", valid.with("Timeout", true).json(), encoding.CodeInvalidField, "Timeout"},
-		{"JSON reason array", "application/json", valid.with("Reason", []string{"a"}).json(), encoding.CodeInvalidField, "Reason"},
+		{"JSON broken", "application/json", `{"PNR":`, api.CodeMalformed, ""},
+		{"JSON trailing comma as in the spec", "application/json", `{"PNR":"1","COUNTRY":"SE","Timeout":5,"Reason":"r",}`, api.CodeMalformed, ""},
+		{"JSON array", "application/json", `[]`, api.CodeMalformed, ""},
+		{"JSON trailing data", "application/json", valid.json() + `{}`, api.CodeMalformed, ""},
+		{"JSON invalid UTF-8", "application/json", strings.Replace(valid.json(), "Log in", "Log \xff in", 1), api.CodeMalformed, ""},
+		{"JSON unknown field", "application/json", valid.with("Extra", "x").json(), api.CodeUnknownField, ""},
+		{"JSON wrong case", "application/json", strings.Replace(valid.json(), `"PNR"`, `"pnr"`, 1), api.CodeUnknownField, ""},
+		{"JSON duplicate field", "application/json", strings.Replace(valid.json(), `{`, `{"PNR":"x",`, 1), api.CodeDuplicateField, "PNR"},
+		{"JSON PNR object", "application/json", valid.with("PNR", map[string]int{"a": 1}).json(), api.CodeInvalidField, "PNR"},
+		{"JSON PNR number", "application/json", valid.with("PNR", 197912311234).json(), api.CodeInvalidField, "PNR"},
+		{"JSON PNR null", "application/json", strings.Replace(valid.json(), `"19791231-1234"`, `null`, 1), api.CodeInvalidField, "PNR"},
+		{"JSON timeout string", "application/json", valid.with("Timeout", "60").json(), api.CodeInvalidField, "Timeout"},
+		{"JSON timeout fraction", "application/json", valid.with("Timeout", 1.5).json(), api.CodeInvalidField, "Timeout"},
+		{"JSON timeout exponent", "application/json", strings.Replace(valid.json(), `"Timeout":60`, `"Timeout":6e1`, 1), api.CodeInvalidField, "Timeout"},
+		{"JSON timeout huge", "application/json", strings.Replace(valid.json(), `"Timeout":60`, `"Timeout":99999999999999999999999999`, 1), api.CodeInvalidField, "Timeout"},
+		{"JSON timeout bool", "application/json", valid.with("Timeout", true).json(), api.CodeInvalidField, "Timeout"},
+		{"JSON reason array", "application/json", valid.with("Reason", []string{"a"}).json(), api.CodeInvalidField, "Reason"},
 
-		{"form bad escape", "application/x-www-form-urlencoded", "PNR=%zz", encoding.CodeMalformed, ""},
-		{"form semicolon", "application/x-www-form-urlencoded", valid.form() + ";x=1", encoding.CodeMalformed, ""},
-		{"form unknown key", "application/x-www-form-urlencoded", valid.form() + "&Extra=1", encoding.CodeUnknownField, ""},
-		{"form repeated key", "application/x-www-form-urlencoded", valid.form() + "&PNR=2", encoding.CodeDuplicateField, "PNR"},
-		{"form timeout not a number", "application/x-www-form-urlencoded", valid.with("Timeout", "sixty").form(), encoding.CodeInvalidField, "Timeout"},
-		{"form invalid UTF-8 reason", "application/x-www-form-urlencoded", valid.with("Reason", "\xff").form(), encoding.CodeInvalidField, "Reason"},
-		{"form empty PNR", "application/x-www-form-urlencoded", valid.with("PNR", "").form(), encoding.CodeInvalidField, "PNR"},
+		{"form bad escape", "application/x-www-form-urlencoded", "PNR=%zz", api.CodeMalformed, ""},
+		{"form semicolon", "application/x-www-form-urlencoded", valid.form() + ";x=1", api.CodeMalformed, ""},
+		{"form unknown key", "application/x-www-form-urlencoded", valid.form() + "&Extra=1", api.CodeUnknownField, ""},
+		{"form repeated key", "application/x-www-form-urlencoded", valid.form() + "&PNR=2", api.CodeDuplicateField, "PNR"},
+		{"form timeout not a number", "application/x-www-form-urlencoded", valid.with("Timeout", "sixty").form(), api.CodeInvalidField, "Timeout"},
+		{"form invalid UTF-8 reason", "application/x-www-form-urlencoded", valid.with("Reason", "\xff").form(), api.CodeInvalidField, "Reason"},
+		{"form empty PNR", "application/x-www-form-urlencoded", valid.with("PNR", "").form(), api.CodeInvalidField, "PNR"},
 
-		{"oversized body", "application/json", `{"Reason":"` + strings.Repeat("a", 5000) + `"}`, encoding.CodeBodyTooLarge, ""},
+		{"oversized body", "application/json", `{"Reason":"` + strings.Repeat("a", 5000) + `"}`, api.CodeBodyTooLarge, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -403,8 +405,8 @@ func TestBodyTooLargeNotRead(t *testing.T) {
 	r.Header.Set("Content-Type", "application/json")
 	r.ContentLength = 1 << 20
 	_, err := d.Decode(r)
-	var e *encoding.Error
-	if !errors.As(err, &e) || e.Code != encoding.CodeBodyTooLarge {
+	var e *api.Error
+	if !errors.As(err, &e) || e.Code != api.CodeBodyTooLarge {
 		t.Fatalf("err = %v", err)
 	}
 	if body.n != 0 {
@@ -415,7 +417,7 @@ func TestBodyTooLargeNotRead(t *testing.T) {
 	r = httptest.NewRequest(http.MethodPost, "/MFA", body)
 	r.Header.Set("Content-Type", "application/json")
 	r.ContentLength = -1
-	if _, err = d.Decode(r); !errors.As(err, &e) || e.Code != encoding.CodeBodyTooLarge {
+	if _, err = d.Decode(r); !errors.As(err, &e) || e.Code != api.CodeBodyTooLarge {
 		t.Fatalf("err = %v", err)
 	}
 	if body.n > 1024+512 {

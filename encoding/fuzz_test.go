@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/legalmfa/mfa/api"
+
 	"github.com/legalmfa/mfa/encoding"
 )
 
@@ -21,7 +23,7 @@ func fuzzDecode(f *testing.F, contentType string, seeds []string) {
 		r.Header.Set("Content-Type", contentType)
 		req, err := d.Decode(r)
 		if err != nil {
-			e, ok := err.(*encoding.Error)
+			e, ok := err.(*api.Error)
 			if !ok {
 				t.Fatalf("error of type %T", err)
 			}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/legalmfa/mfa/api"
+
 	"github.com/legalmfa/mfa/encoding"
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/schema"
@@ -130,7 +132,7 @@ func BenchmarkRequesterSignature(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	req := encoding.Request{
+	req := api.Request{
 		PNR: "19791231-1234", Country: "SE", Timeout: 60, Reason: "Pay **100 EUR** to Example Shop",
 		LegalID: "c541b6fa-13ad-402a-866b-8ded80862060@legal.localhost",
 		Issued:  "2026-11-22T13:45:00Z", Nonce: "k3v9QmZ2xY7pLw4R-b8Tn",
@@ -149,9 +151,9 @@ func BenchmarkRequesterSignature(b *testing.B) {
 // evidence and all, in each machine format.
 func BenchmarkMarshalApproval(b *testing.B) {
 	push := []byte(`{"Version":2,"RequestId":"mxevsvz4k5k7lsb6pkxww26qhr","LegalId":"fc2268e1-0c56-4de5-90f9-3769beb7fcdf@legal.localhost","Broker":"localhost","Reason":"Log in to **Example Bank**","Requester":{"Verified":false,"RemoteIp":"127.0.0.1"},"Issued":"2026-11-22T13:29:32.752Z","Expires":"2026-11-22T13:30:32.752Z","AnswerSubject":"mfa.answer.abcdefghijklmnopqrstuvwxyz234567abcd.0123456789abcdef"}`)
-	r := encoding.Response{
-		Code: encoding.CodeApproved, Message: "The person approved the request.", RequestID: "mxevsvz4k5k7lsb6pkxww26qhr",
-		Evidence: &encoding.Evidence{
+	r := api.Response{
+		Code: api.CodeApproved, Message: "The person approved the request.", RequestID: "mxevsvz4k5k7lsb6pkxww26qhr",
+		Evidence: &api.Evidence{
 			LegalID: "fc2268e1-0c56-4de5-90f9-3769beb7fcdf@legal.localhost", Decision: "approve", Algorithm: "Ed25519",
 			PublicKey: make([]byte, 32), PublicKeyURL: "http://localhost:8080/Identities/fc2268e1-0c56-4de5-90f9-3769beb7fcdf@legal.localhost",
 			SignedData: make([]byte, 290), Signature: make([]byte, 64), Push: push,
@@ -161,7 +163,7 @@ func BenchmarkMarshalApproval(b *testing.B) {
 		b.Run(strings.ReplaceAll(string(mt), "/", "-"), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := r.Marshal(mt); err != nil {
+				if _, err := encoding.Marshal(r, mt); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+
+	"github.com/legalmfa/mfa/api"
 )
 
 //go:embed pages/*.html
@@ -48,31 +50,31 @@ func (p *Pages) Form(f FormPage) ([]byte, error) {
 	data := struct {
 		FormPage
 		MaxPNRLength, MaxReasonLength, MaxLegalIDLength int
-	}{f, MaxPNRLength, MaxReasonLength, MaxLegalIDLength}
+	}{f, api.MaxPNRLength, api.MaxReasonLength, api.MaxLegalIDLength}
 	return render(p.form, data)
 }
 
 // Result renders an answer for a browser.
-func (p *Pages) Result(r Response) ([]byte, error) {
-	w := r.wire()
+func (p *Pages) Result(r api.Response) ([]byte, error) {
+	w := wire(r)
 	data := struct {
 		wireResponse
 		Title    string
 		Approved bool
 		Status   string
-	}{w, resultTitle(r.Code), r.Code == CodeApproved, fmt.Sprintf("%d %s", r.Code.Status(), http.StatusText(r.Code.Status()))}
+	}{w, resultTitle(r.Code), r.Code == api.CodeApproved, fmt.Sprintf("%d %s", r.Code.Status(), http.StatusText(r.Code.Status()))}
 	return render(p.result, data)
 }
 
-func resultTitle(c Code) string {
+func resultTitle(c api.Code) string {
 	switch c {
-	case CodeApproved:
+	case api.CodeApproved:
 		return "Approved"
-	case CodeDenied:
+	case api.CodeDenied:
 		return "Denied"
-	case CodeTimeout:
+	case api.CodeTimeout:
 		return "No answer in time"
-	case CodeUnknownPerson:
+	case api.CodeUnknownPerson:
 		return "No such person"
 	}
 	if c.Status() < 500 {

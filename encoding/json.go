@@ -7,16 +7,18 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/legalmfa/mfa/api"
 )
 
 // decodeJSON reads the request object. What relying parties send, a flat
 // object of plain strings and an integer Timeout, is read in one pass;
 // anything else goes to decodeJSONTokens, which gives every error its
 // message.
-func decodeJSON(body []byte) (rawRequest, *Error) {
+func decodeJSON(body []byte) (api.Fields, *api.Error) {
 	if !utf8.Valid(body) {
 		// encoding/json would quietly turn invalid bytes into U+FFFD.
-		return rawRequest{}, errorf(CodeMalformed, "", "the body is not valid UTF-8")
+		return api.Fields{}, api.Errorf(api.CodeMalformed, "", "the body is not valid UTF-8")
 	}
 	if raw, ok := decodePlainJSON(body); ok {
 		return raw, nil
@@ -30,8 +32,8 @@ func decodeJSON(body []byte) (rawRequest, *Error) {
 // and then has decided nothing. It must agree with decodeJSONTokens on
 // every body it takes (FuzzPlainJSON): encoding/json's tokenizer allocates
 // for every value it reads, and this is most requests.
-func decodePlainJSON(body []byte) (rawRequest, bool) {
-	var raw rawRequest
+func decodePlainJSON(body []byte) (api.Fields, bool) {
+	var raw api.Fields
 	i := skipJSONSpace(body, 0)
 	if i >= len(body) || body[i] != '{' {
 		return raw, false
@@ -45,8 +47,8 @@ func decodePlainJSON(body []byte) (rawRequest, bool) {
 		if !ok {
 			return raw, false
 		}
-		field := fieldIndex(string(key))
-		if field < 0 || raw.present[field] {
+		field := api.FieldIndex(string(key))
+		if field < 0 || raw.Has(field) {
 			return raw, false
 		}
 		i = skipJSONSpace(body, next)
@@ -55,7 +57,7 @@ func decodePlainJSON(body []byte) (rawRequest, bool) {
 		}
 		i = skipJSONSpace(body, i+1)
 		var value []byte
-		if fieldNames[field] == FieldTimeout {
+		if api.FieldName(field) == api.FieldTimeout {
 			value, next, ok = plainJSONInteger(body, i)
 		} else {
 			value, next, ok = plainJSONString(body, i)
@@ -63,7 +65,7 @@ func decodePlainJSON(body []byte) (rawRequest, bool) {
 		if !ok {
 			return raw, false
 		}
-		raw.set(field, string(value))
+		raw.Set(field, string(value))
 		i = skipJSONSpace(body, next)
 		if i >= len(body) {
 			return raw, false
@@ -122,83 +124,83 @@ func plainJSONInteger(b []byte, i int) ([]byte, int, bool) {
 // unknown, repeated and mistyped fields are refused by name (encoding/json
 // would silently keep the last duplicate and coerce nothing, but say
 // little).
-func decodeJSONTokens(body []byte) (rawRequest, *Error) {
+func decodeJSONTokens(body []byte) (api.Fields, *api.Error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	tok, err := dec.Token()
 	if err != nil {
-		return rawRequest{}, jsonSyntaxError(err)
+		return api.Fields{}, jsonSyntaxError(err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return rawRequest{}, errorf(CodeMalformed, "", "the body must be a JSON object, not %s", jsonKind(tok))
+		return api.Fields{}, api.Errorf(api.CodeMalformed, "", "the body must be a JSON object, not %s", jsonKind(tok))
 	}
-	var raw rawRequest
+	var raw api.Fields
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return rawRequest{}, jsonSyntaxError(err)
+			return api.Fields{}, jsonSyntaxError(err)
 		}
 		name, _ := tok.(string) // object keys are always strings
-		i := fieldIndex(name)
+		i := api.FieldIndex(name)
 		if i < 0 {
-			return rawRequest{}, unknownFieldError(name)
+			return api.Fields{}, unknownFieldError(name)
 		}
-		if raw.present[i] {
-			return rawRequest{}, errorf(CodeDuplicateField, name, "field %s appears more than once", name)
+		if raw.Has(i) {
+			return api.Fields{}, api.Errorf(api.CodeDuplicateField, name, "field %s appears more than once", name)
 		}
 		if tok, err = dec.Token(); err != nil {
-			return rawRequest{}, jsonSyntaxError(err)
+			return api.Fields{}, jsonSyntaxError(err)
 		}
 		value, present, ferr := jsonFieldValue(name, tok)
 		if ferr != nil {
-			return rawRequest{}, ferr
+			return api.Fields{}, ferr
 		}
 		if present {
-			raw.set(i, value)
+			raw.Set(i, value)
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
-		return rawRequest{}, jsonSyntaxError(err)
+		return api.Fields{}, jsonSyntaxError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return rawRequest{}, errorf(CodeMalformed, "", "the body has data after the JSON object")
+		return api.Fields{}, api.Errorf(api.CodeMalformed, "", "the body has data after the JSON object")
 	}
 	return raw, nil
 }
 
 // jsonFieldValue checks a field's JSON type. Strings must be strings and
 // Timeout an integer literal; null stands for an absent optional field.
-func jsonFieldValue(name string, tok json.Token) (string, bool, *Error) {
-	optional := fieldIndex(name) >= fieldIndex(FieldLegalID)
+func jsonFieldValue(name string, tok json.Token) (string, bool, *api.Error) {
+	optional := api.FieldIndex(name) >= api.FieldIndex(api.FieldLegalID)
 	switch v := tok.(type) {
 	case string:
-		if name == FieldTimeout {
-			return "", false, errorf(CodeInvalidField, name, "Timeout must be a JSON integer, not a string")
+		if name == api.FieldTimeout {
+			return "", false, api.Errorf(api.CodeInvalidField, name, "Timeout must be a JSON integer, not a string")
 		}
 		return v, true, nil
 	case json.Number:
-		if name != FieldTimeout {
-			return "", false, errorf(CodeInvalidField, name, "%s must be a JSON string, not a number", name)
+		if name != api.FieldTimeout {
+			return "", false, api.Errorf(api.CodeInvalidField, name, "%s must be a JSON string, not a number", name)
 		}
 		s := v.String()
 		if strings.ContainsAny(s, ".eE") {
-			return "", false, errorf(CodeInvalidField, name, "Timeout must be a whole number of seconds, not %s", quote(s, 24))
+			return "", false, api.Errorf(api.CodeInvalidField, name, "Timeout must be a whole number of seconds, without a fraction or exponent")
 		}
 		if strings.HasPrefix(s, "-") {
-			return "", false, errorf(CodeInvalidField, name, "Timeout must be at least 1 second")
+			return "", false, api.Errorf(api.CodeInvalidField, name, "Timeout must be at least 1 second")
 		}
 		return s, true, nil
 	case nil:
 		if optional {
 			return "", false, nil
 		}
-		return "", false, errorf(CodeInvalidField, name, "%s must not be null", name)
+		return "", false, api.Errorf(api.CodeInvalidField, name, "%s must not be null", name)
 	}
 	want := "a JSON string"
-	if name == FieldTimeout {
+	if name == api.FieldTimeout {
 		want = "a JSON integer"
 	}
-	return "", false, errorf(CodeInvalidField, name, "%s must be %s, not %s", name, want, jsonKind(tok))
+	return "", false, api.Errorf(api.CodeInvalidField, name, "%s must be %s, not %s", name, want, jsonKind(tok))
 }
 
 func jsonKind(tok json.Token) string {
@@ -220,24 +222,24 @@ func jsonKind(tok json.Token) string {
 	return "an unknown value"
 }
 
-func jsonSyntaxError(err error) *Error {
+func jsonSyntaxError(err error) *api.Error {
 	var syn *json.SyntaxError
 	if errors.As(err, &syn) {
-		return errorf(CodeMalformed, "", "the body is not valid JSON: %v (at byte %d)", syn, syn.Offset)
+		return api.Errorf(api.CodeMalformed, "", "the body is not valid JSON: %v (at byte %d)", syn, syn.Offset)
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return errorf(CodeMalformed, "", "the body is not valid JSON: it ends too early")
+		return api.Errorf(api.CodeMalformed, "", "the body is not valid JSON: it ends too early")
 	}
-	return errorf(CodeMalformed, "", "the body is not valid JSON: %v", err)
+	return api.Errorf(api.CodeMalformed, "", "the body is not valid JSON: %v", err)
 }
 
 // unknownFieldError names the field, and the right spelling when only the
 // letter case is off (fields are case-sensitive: PNR, COUNTRY, Timeout, …).
-func unknownFieldError(name string) *Error {
-	for _, f := range fieldNames {
-		if strings.EqualFold(f, name) {
-			return errorf(CodeUnknownField, "", "unknown field %s: field names are case-sensitive, did you mean %s?", quote(name, 64), f)
+func unknownFieldError(name string) *api.Error {
+	for i := range api.NumFields {
+		if f := api.FieldName(i); strings.EqualFold(f, name) {
+			return api.Errorf(api.CodeUnknownField, "", "unknown field %s: field names are case-sensitive, did you mean %s?", fieldName(name), f)
 		}
 	}
-	return errorf(CodeUnknownField, "", "unknown field %s: the fields are PNR, COUNTRY, Timeout, Reason, and for signed requests LegalId, Signature, Issued and Nonce", quote(name, 64))
+	return api.Errorf(api.CodeUnknownField, "", "unknown field %s: the fields are PNR, COUNTRY, Timeout, Reason, and for signed requests LegalId, Signature, Issued and Nonce", fieldName(name))
 }

@@ -10,49 +10,15 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/beevik/etree"
+	"github.com/legalmfa/mfa/api"
 
-	"github.com/legalmfa/mfa/schema"
+	"github.com/beevik/etree"
 )
 
-// Response is every answer of the MFA resource: the approval with its
-// evidence, and every other outcome.
-type Response struct {
-	Code    Code
-	Message string
-	// RequestID names the MFA request once one was created.
-	RequestID string
-	// Field names the request field at fault, for field errors.
-	Field string
-	// RetryAfter, in seconds, when trying again later may succeed.
-	RetryAfter int
-	Evidence   *Evidence
-}
-
-// Evidence lets a relying party verify offline what the device signed.
-type Evidence struct {
-	LegalID      string
-	Decision     string
-	Algorithm    string
-	PublicKey    []byte
-	PublicKeyURL string
-	// SignedData is exactly the bytes the device's Signature covers.
-	SignedData []byte
-	Signature  []byte
-	// Push is exactly the push the device was shown; SignedData names its
-	// SHA-256.
-	Push []byte
-}
-
-// ErrorResponse is the answer for an *Error.
-func ErrorResponse(e *Error) Response {
-	return Response{Code: e.Code, Message: e.Message, Field: e.Field}
-}
-
-// wireResponse is the JSON shape of a Response: the element names
-// of MFA.xsd's MFAResponse, in its order, with binary values in base64.
+// wireResponse is the JSON shape of an api.Response, with binary values
+// of a type encoding/json writes straight into its buffer.
 type wireResponse struct {
-	Code       Code          `json:"Code"`
+	Code       api.Code      `json:"Code"`
 	Message    string        `json:"Message"`
 	RequestID  string        `json:"RequestId,omitempty"`
 	Field      string        `json:"Field,omitempty"`
@@ -88,7 +54,7 @@ func wireBinary(b []byte) binary {
 	return binary(b)
 }
 
-func (r Response) wire() wireResponse {
+func wire(r api.Response) wireResponse {
 	w := wireResponse{Code: r.Code, Message: r.Message, RequestID: r.RequestID, Field: r.Field, RetryAfter: r.RetryAfter}
 	if e := r.Evidence; e != nil {
 		w.Evidence = &wireEvidence{
@@ -101,33 +67,33 @@ func (r Response) wire() wireResponse {
 }
 
 // Marshal encodes r in the media type. HTML is rendered by the Pages type.
-func (r Response) Marshal(mt MediaType) ([]byte, error) {
+func Marshal(r api.Response, mt MediaType) ([]byte, error) {
 	switch mt {
 	case MediaJSON:
 		// Compact: machines read it, and indenting cost a third of the
 		// encoding's time (pipe through jq to read it by eye).
-		b, err := json.Marshal(r.wire())
+		b, err := json.Marshal(wire(r))
 		if err != nil {
 			return nil, fmt.Errorf("encode JSON response: %w", err)
 		}
 		return append(b, '\n'), nil
 	case MediaXML, MediaTextXML:
-		return r.xml()
+		return marshalXML(r)
 	case MediaText:
-		return r.text(), nil
+		return marshalText(r), nil
 	}
 	return nil, fmt.Errorf("no encoder for %s", mt)
 }
 
-// xml writes the MFAResponse element of MFA.xsd, its children in the
+// marshalXML writes the MFAResponse element of MFA.xsd, its children in the
 // schema's order, escaping only what XML requires.
-func (r Response) xml() ([]byte, error) {
-	w := r.wire()
+func marshalXML(r api.Response) ([]byte, error) {
+	w := wire(r)
 	doc := etree.NewDocument()
 	doc.WriteSettings.CanonicalText = true
 	doc.CreateProcInst("xml", `version="1.0" encoding="UTF-8"`)
 	root := doc.CreateElement("MFAResponse")
-	root.CreateAttr("xmlns", schema.Namespace)
+	root.CreateAttr("xmlns", api.XMLNamespace)
 	add := func(parent *etree.Element, name, value string, always bool) {
 		if value != "" || always {
 			parent.CreateElement(name).SetText(xmlSafe(value))
@@ -172,15 +138,15 @@ func xmlSafe(s string) string {
 	}, s)
 }
 
-// text is one "Name: value" line per field, for people and shell scripts.
-func (r Response) text() []byte {
+// marshalText is one "Name: value" line per field, for people and shell scripts.
+func marshalText(r api.Response) []byte {
 	var b bytes.Buffer
 	line := func(name, value string) {
 		if value != "" {
 			fmt.Fprintf(&b, "%s: %s\n", name, value)
 		}
 	}
-	w := r.wire()
+	w := wire(r)
 	line("Code", string(w.Code))
 	line("Message", w.Message)
 	line("RequestId", w.RequestID)
@@ -202,7 +168,7 @@ func (r Response) text() []byte {
 }
 
 // SetHeaders sets the headers every answer carries.
-func SetHeaders(h http.Header, mt MediaType, r Response) {
+func SetHeaders(h http.Header, mt MediaType, r api.Response) {
 	h.Set("Content-Type", string(mt)+"; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")

@@ -6,27 +6,29 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/legalmfa/mfa/api"
+
 	"github.com/beevik/etree"
 
 	"github.com/legalmfa/mfa/encoding"
 	"github.com/legalmfa/mfa/schema"
 )
 
-func sampleResponses() []encoding.Response {
-	ev := &encoding.Evidence{
+func sampleResponses() []api.Response {
+	ev := &api.Evidence{
 		LegalID: "a1b2@legal.example.org", Decision: "approve", Algorithm: "Ed25519",
 		PublicKey: make([]byte, 32), PublicKeyURL: "https://broker.example.org/Identities/a1b2%40legal.example.org",
 		SignedData: []byte("MFA-Answer/1\n"), Signature: make([]byte, 64), Push: []byte(`{"Version":1}`),
 	}
-	var out []encoding.Response
-	for _, c := range encoding.Codes() {
-		out = append(out, encoding.Response{Code: c, Message: "message for " + string(c)})
+	var out []api.Response
+	for _, c := range api.Codes() {
+		out = append(out, api.Response{Code: c, Message: "message for " + string(c)})
 	}
 	return append(out,
-		encoding.Response{Code: encoding.CodeApproved, Message: "ok", RequestID: "abcdefghijklmnopqrstuvwxyz", Evidence: ev},
-		encoding.Response{Code: encoding.CodeInvalidField, Message: `field "Timeout" <&> ]]>`, Field: "Timeout"},
-		encoding.Response{Code: encoding.CodeShuttingDown, Message: "bye", RetryAfter: 5},
-		encoding.Response{Code: encoding.CodeMalformed, Message: "control \x01 and \xff bytes"},
+		api.Response{Code: api.CodeApproved, Message: "ok", RequestID: "abcdefghijklmnopqrstuvwxyz", Evidence: ev},
+		api.Response{Code: api.CodeInvalidField, Message: `field "Timeout" <&> ]]>`, Field: "Timeout"},
+		api.Response{Code: api.CodeShuttingDown, Message: "bye", RetryAfter: 5},
+		api.Response{Code: api.CodeMalformed, Message: "control \x01 and \xff bytes"},
 	)
 }
 
@@ -39,7 +41,7 @@ func TestXMLResponsesValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range sampleResponses() {
-		body, err := r.Marshal(encoding.MediaXML)
+		body, err := encoding.Marshal(r, encoding.MediaXML)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,8 +60,8 @@ func TestXMLResponsesValidate(t *testing.T) {
 
 func TestJSONResponseShape(t *testing.T) {
 	t.Parallel()
-	r := sampleResponses()[len(encoding.Codes())]
-	body, err := r.Marshal(encoding.MediaJSON)
+	r := sampleResponses()[len(api.Codes())]
+	body, err := encoding.Marshal(r, encoding.MediaJSON)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +85,7 @@ func TestHTMLResultEscapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := pages.Result(encoding.Response{Code: encoding.CodeInvalidField, Message: `<script>alert(1)</script>`, Field: `"><img src=x>`})
+	body, err := pages.Result(api.Response{Code: api.CodeInvalidField, Message: `<script>alert(1)</script>`, Field: `"><img src=x>`})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +111,7 @@ func TestHTMLResultEscapes(t *testing.T) {
 
 func TestTextResponse(t *testing.T) {
 	t.Parallel()
-	body, err := encoding.Response{Code: encoding.CodeTimeout, Message: "No answer.", RequestID: "r1"}.Marshal(encoding.MediaText)
+	body, err := encoding.Marshal(api.Response{Code: api.CodeTimeout, Message: "No answer.", RequestID: "r1"}, encoding.MediaText)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,15 +123,15 @@ func TestTextResponse(t *testing.T) {
 func TestHeaders(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		r      encoding.Response
+		r      api.Response
 		header string
 		want   string
 	}{
-		{encoding.Response{Code: encoding.CodeShuttingDown, RetryAfter: 5}, "Retry-After", "5"},
-		{encoding.Response{Code: encoding.CodeInvalidSignature}, "WWW-Authenticate", `MFA-Signature realm="MFA"`},
-		{encoding.Response{Code: encoding.CodeApproved}, "Cache-Control", "no-store"},
-		{encoding.Response{Code: encoding.CodeApproved}, "Vary", "Accept"},
-		{encoding.Response{Code: encoding.CodeApproved}, "Content-Type", "application/xml; charset=utf-8"},
+		{api.Response{Code: api.CodeShuttingDown, RetryAfter: 5}, "Retry-After", "5"},
+		{api.Response{Code: api.CodeInvalidSignature}, "WWW-Authenticate", `MFA-Signature realm="MFA"`},
+		{api.Response{Code: api.CodeApproved}, "Cache-Control", "no-store"},
+		{api.Response{Code: api.CodeApproved}, "Vary", "Accept"},
+		{api.Response{Code: api.CodeApproved}, "Content-Type", "application/xml; charset=utf-8"},
 	}
 	for _, c := range cases {
 		w := httptest.NewRecorder()
@@ -144,26 +146,26 @@ func TestHeaders(t *testing.T) {
 // 2xx only on approval.
 func TestStatusTable(t *testing.T) {
 	t.Parallel()
-	want := map[encoding.Code]int{
-		encoding.CodeApproved: 200, encoding.CodeDenied: 403, encoding.CodeDeniedNotMe: 403, encoding.CodeTimeout: 408,
-		encoding.CodeSuperseded: 409, encoding.CodeBlocked: 403, encoding.CodeRateLimited: 429,
-		encoding.CodeSignatureExpired: 401, encoding.CodeReplayed: 401, encoding.CodeTooBusy: 503,
-		encoding.CodeUnknownPerson: 404, encoding.CodeUnknownRequester: 401, encoding.CodeInvalidSignature: 401,
-		encoding.CodeMalformed: 400, encoding.CodeSchemaViolation: 400, encoding.CodeMissingField: 400,
-		encoding.CodeUnknownField: 400, encoding.CodeDuplicateField: 400, encoding.CodeInvalidField: 400,
-		encoding.CodeUnsupportedMediaType: 415, encoding.CodeBodyTooLarge: 413, encoding.CodeNotAcceptable: 406,
-		encoding.CodeMethodNotAllowed: 405, encoding.CodeNotFound: 404, encoding.CodeConflict: 409,
-		encoding.CodePushUnavailable: 503, encoding.CodeStoreUnavailable: 503, encoding.CodeShuttingDown: 503,
-		encoding.CodeInternalError: 500,
+	want := map[api.Code]int{
+		api.CodeApproved: 200, api.CodeDenied: 403, api.CodeDeniedNotMe: 403, api.CodeTimeout: 408,
+		api.CodeSuperseded: 409, api.CodeBlocked: 403, api.CodeRateLimited: 429,
+		api.CodeSignatureExpired: 401, api.CodeReplayed: 401, api.CodeTooBusy: 503,
+		api.CodeUnknownPerson: 404, api.CodeUnknownRequester: 401, api.CodeInvalidSignature: 401,
+		api.CodeMalformed: 400, api.CodeSchemaViolation: 400, api.CodeMissingField: 400,
+		api.CodeUnknownField: 400, api.CodeDuplicateField: 400, api.CodeInvalidField: 400,
+		api.CodeUnsupportedMediaType: 415, api.CodeBodyTooLarge: 413, api.CodeNotAcceptable: 406,
+		api.CodeMethodNotAllowed: 405, api.CodeNotFound: 404, api.CodeConflict: 409,
+		api.CodePushUnavailable: 503, api.CodeStoreUnavailable: 503, api.CodeShuttingDown: 503,
+		api.CodeInternalError: 500,
 	}
-	if len(want) != len(encoding.Codes()) {
-		t.Fatalf("%d codes pinned, %d defined", len(want), len(encoding.Codes()))
+	if len(want) != len(api.Codes()) {
+		t.Fatalf("%d codes pinned, %d defined", len(want), len(api.Codes()))
 	}
-	for _, c := range encoding.Codes() {
+	for _, c := range api.Codes() {
 		if got := c.Status(); got != want[c] {
 			t.Errorf("%s: status %d, want %d", c, got, want[c])
 		}
-		if c != encoding.CodeApproved && c.Status() < 300 {
+		if c != api.CodeApproved && c.Status() < 300 {
 			t.Errorf("%s has a 2xx status", c)
 		}
 	}
@@ -174,11 +176,11 @@ func TestStatusTable(t *testing.T) {
 // (never JSON's null).
 func TestEvidenceBase64(t *testing.T) {
 	t.Parallel()
-	ev := &encoding.Evidence{
+	ev := &api.Evidence{
 		LegalID: "a1b2@legal.example.org", Decision: "approve", Algorithm: "Ed25519",
 		PublicKey: []byte{0xfb, 0xff, 0xfe}, Signature: []byte("sig"), Push: []byte(`{"Reason":"<&>"}`),
 	}
-	r := encoding.Response{Code: encoding.CodeApproved, Message: "ok", RequestID: "abcdefghijklmnopqrstuvwxyz", Evidence: ev}
+	r := api.Response{Code: api.CodeApproved, Message: "ok", RequestID: "abcdefghijklmnopqrstuvwxyz", Evidence: ev}
 	want := map[string]string{"PublicKey": "+//+", "SignedData": "", "Signature": "c2ln", "Push": "eyJSZWFzb24iOiI8Jj4ifQ=="}
 
 	extract := map[encoding.MediaType]func(t *testing.T, body []byte) map[string]any{
@@ -214,7 +216,7 @@ func TestEvidenceBase64(t *testing.T) {
 	for mt, fields := range extract {
 		t.Run(string(mt), func(t *testing.T) {
 			t.Parallel()
-			body, err := r.Marshal(mt)
+			body, err := encoding.Marshal(r, mt)
 			if err != nil {
 				t.Fatal(err)
 			}

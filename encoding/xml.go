@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/legalmfa/mfa/api"
+
 	"github.com/beevik/etree"
 	"golang.org/x/text/encoding/htmlindex"
 
@@ -20,17 +22,17 @@ const maxXMLDepth = 16
 // requestElement is the root element of an MFA request.
 const requestElement = "MFA"
 
-func (d *Decoder) decodeXML(body []byte, charset string) (rawRequest, *Error) {
+func (d *Decoder) decodeXML(body []byte, charset string) (api.Fields, *api.Error) {
 	settings := etree.ReadSettings{MaxDepth: maxXMLDepth, CharsetReader: transcodeCharset}
 	if charset != "" && !isUTF8Label(charset) {
 		// The Content-Type's charset overrides the XML declaration (RFC 7303),
 		// so transcode up front and then ignore what the declaration says.
 		r, err := transcodeCharset(charset, bytes.NewReader(body))
 		if err != nil {
-			return rawRequest{}, errorf(CodeUnsupportedMediaType, "", "%v", err)
+			return api.Fields{}, api.Errorf(api.CodeUnsupportedMediaType, "", "%v", err)
 		}
 		if body, err = io.ReadAll(r); err != nil {
-			return rawRequest{}, errorf(CodeMalformed, "", "the body is not valid %s: %v", charset, err)
+			return api.Fields{}, api.Errorf(api.CodeMalformed, "", "the body is not valid %s: %v", charset, err)
 		}
 		settings.CharsetReader = func(_ string, input io.Reader) (io.Reader, error) { return input, nil }
 	}
@@ -39,42 +41,42 @@ func (d *Decoder) decodeXML(body []byte, charset string) (rawRequest, *Error) {
 	if err := doc.ReadFromBytes(body); err != nil {
 		var unsupported unsupportedCharsetError
 		if errors.As(err, &unsupported) {
-			return rawRequest{}, errorf(CodeUnsupportedMediaType, "", "%v", unsupported)
+			return api.Fields{}, api.Errorf(api.CodeUnsupportedMediaType, "", "%v", unsupported)
 		}
-		return rawRequest{}, errorf(CodeMalformed, "", "the body is not well-formed XML: %v", err)
+		return api.Fields{}, api.Errorf(api.CodeMalformed, "", "the body is not well-formed XML: %v", err)
 	}
 	if hasDirective(&doc.Element) {
-		return rawRequest{}, errorf(CodeMalformed, "", "DOCTYPE and other <!…> declarations are not allowed in MFA requests")
+		return api.Fields{}, api.Errorf(api.CodeMalformed, "", "DOCTYPE and other <!…> declarations are not allowed in MFA requests")
 	}
 	// etree reads a sequence of top-level elements without complaint; XML
 	// allows exactly one, with nothing but markup and space around it.
 	if n := len(doc.ChildElements()); n != 1 {
 		if n == 0 {
-			return rawRequest{}, errorf(CodeMalformed, "", "the body has no root element")
+			return api.Fields{}, api.Errorf(api.CodeMalformed, "", "the body has no root element")
 		}
-		return rawRequest{}, errorf(CodeMalformed, "", "the body has %d root elements; a well-formed XML document has exactly one", n)
+		return api.Fields{}, api.Errorf(api.CodeMalformed, "", "the body has %d root elements; a well-formed XML document has exactly one", n)
 	}
 	for _, t := range doc.Child {
 		if cd, ok := t.(*etree.CharData); ok && strings.Trim(cd.Data, " \t\r\n") != "" {
-			return rawRequest{}, errorf(CodeMalformed, "", "the body has text outside its root element")
+			return api.Fields{}, api.Errorf(api.CodeMalformed, "", "the body has text outside its root element")
 		}
 	}
 	root := doc.Root()
-	if root.Tag != requestElement || root.NamespaceURI() != schema.Namespace {
-		return rawRequest{}, errorf(CodeSchemaViolation, "", "the root element must be MFA in namespace %s, not %s", schema.Namespace, describeElement(root))
+	if root.Tag != requestElement || root.NamespaceURI() != api.XMLNamespace {
+		return api.Fields{}, api.Errorf(api.CodeSchemaViolation, "", "the root element must be MFA in namespace %s, not %s", api.XMLNamespace, describeElement(root))
 	}
 	if err := d.schema.Validate(root); err != nil {
-		return rawRequest{}, violationError(err)
+		return api.Fields{}, violationError(err)
 	}
-	var raw rawRequest
+	var raw api.Fields
 	for _, child := range root.ChildElements() {
-		i := fieldIndex(child.Tag)
+		i := api.FieldIndex(child.Tag)
 		if i < 0 {
 			// The schema admits only the request fields; this guards the
 			// day someone extends the schema and forgets the decoder.
-			return rawRequest{}, errorf(CodeUnknownField, child.Tag, "element %s is not an MFA request field", quote(child.Tag, 64))
+			return api.Fields{}, api.Errorf(api.CodeUnknownField, child.Tag, "element %s is not an MFA request field", fieldName(child.Tag))
 		}
-		raw.set(i, xmlFieldValue(child.Tag, textContent(child)))
+		raw.Set(i, xmlFieldValue(child.Tag, textContent(child)))
 	}
 	return raw, nil
 }
@@ -83,9 +85,9 @@ func (d *Decoder) decodeXML(body []byte, charset string) (rawRequest, *Error) {
 // and xs:base64Binary collapse whitespace; strings keep theirs.
 func xmlFieldValue(name, text string) string {
 	switch name {
-	case FieldTimeout, FieldIssued:
+	case api.FieldTimeout, api.FieldIssued:
 		return strings.Trim(text, " \t\r\n")
-	case FieldSignature:
+	case api.FieldSignature:
 		return strings.Map(func(r rune) rune {
 			if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
 				return -1
@@ -124,41 +126,85 @@ func hasDirective(e *etree.Element) bool {
 
 func describeElement(e *etree.Element) string {
 	if ns := e.NamespaceURI(); ns != "" {
-		return fmt.Sprintf("%s in namespace %s", quote(e.Tag, 64), quote(ns, 128))
+		return fmt.Sprintf("%s in another namespace", fieldName(e.Tag))
 	}
-	return fmt.Sprintf("%s in no namespace", quote(e.Tag, 64))
+	return fmt.Sprintf("%s in no namespace", fieldName(e.Tag))
 }
 
 // violationError maps a schema violation to the outcome code that names the
 // same fault in JSON and form requests.
-func violationError(err error) *Error {
+func violationError(err error) *api.Error {
 	var v *schema.Violation
 	if !errors.As(err, &v) {
-		return errorf(CodeSchemaViolation, "", "the body is not valid against MFA.xsd: %v", err)
+		return api.Errorf(api.CodeSchemaViolation, "", "the body is not valid against MFA.xsd: %v", err)
 	}
-	code := CodeSchemaViolation
+	code := api.CodeSchemaViolation
 	switch v.Kind {
 	case schema.UnknownElement:
-		code = CodeUnknownField
+		code = api.CodeUnknownField
 	case schema.RepeatedElement:
-		code = CodeDuplicateField
+		code = api.CodeDuplicateField
 	case schema.MissingElement:
-		code = CodeMissingField
+		code = api.CodeMissingField
 	case schema.InvalidValue:
-		code = CodeInvalidField
+		code = api.CodeInvalidField
 	}
-	// Field only ever names a request field: an unknown element's name is
-	// the caller's text and goes in the message.
+	// Field only ever names a request field, and the message is the
+	// decoder's own: the validator's quotes the caller's text, which may
+	// be a personal number anywhere in a mixed-up document.
 	field := v.Element
-	if fieldIndex(field) < 0 {
+	if api.FieldIndex(field) < 0 {
 		field = ""
 	}
-	msg := v.Message
-	if field == FieldPNR && code == CodeInvalidField {
-		// The validator quotes offending values; a PNR must not be echoed.
-		msg = "element PNR is not a valid personal number: 1 to 64 characters, no control characters, no space at either end"
+	return &api.Error{Code: code, Field: field, Message: violationMessage(v.Kind, fieldName(v.Element))}
+}
+
+// violationMessage says what is wrong with an MFA document without
+// repeating its content; name is the element's, as fieldName shows it.
+func violationMessage(kind schema.ViolationKind, name string) string {
+	const order = "PNR, COUNTRY, Timeout, Reason, then for a signed request LegalId, Signature, Issued and Nonce"
+	switch kind {
+	case schema.UnknownElement:
+		return fmt.Sprintf("element %s is not an MFA request field: the fields are %s", name, order)
+	case schema.UnexpectedElement:
+		return fmt.Sprintf("element %s is out of order: the order is %s", name, order)
+	case schema.RepeatedElement:
+		return fmt.Sprintf("element %s appears more than once", name)
+	case schema.MissingElement:
+		return fmt.Sprintf("element %s is required", name)
+	case schema.InvalidValue:
+		return fmt.Sprintf("element %s does not have a valid value: %s", name, fieldRule(name))
+	case schema.UnexpectedText:
+		return fmt.Sprintf("element %s contains text where only elements belong", name)
+	case schema.UnexpectedAttribute:
+		return fmt.Sprintf("element %s has an attribute: MFA requests carry none but namespace declarations", name)
+	case schema.UnexpectedContent:
+		return fmt.Sprintf("element %s contains an element, but holds only text", name)
 	}
-	return &Error{Code: code, Field: field, Message: msg}
+	return "the body is not valid against MFA.xsd"
+}
+
+// fieldRule states a field's rule, as MFA.xsd and the README give it.
+func fieldRule(quotedName string) string {
+	switch quotedName {
+	case `"PNR"`:
+		return "a personal number of 1 to 64 characters, no control characters, no space at either end"
+	case `"COUNTRY"`:
+		return "an ISO 3166-1 alpha-2 code in upper case, such as SE"
+	case `"Timeout"`:
+		return "a positive whole number of seconds"
+	case `"Reason"`:
+		return "markdown text, not blank, at most 2,000 characters"
+	case `"LegalId"`:
+		return "an identity ID of the form <id>@<domain>"
+	case `"Signature"`:
+		return "a base64 Ed25519 signature of 64 bytes"
+	case `"Issued"`:
+		return "an RFC 3339 time with a time zone, such as 2026-11-22T13:45:00Z"
+	case `"Nonce"`:
+		return "16 to 64 characters of A-Z, a-z, 0-9, - and _"
+	}
+	return "see MFA.xsd"
 }
 
 type unsupportedCharsetError struct{ label string }

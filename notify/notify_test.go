@@ -6,8 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,104 +13,39 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/legalmfa/mfa/bus/bustest"
 	"github.com/legalmfa/mfa/identity"
-	"github.com/legalmfa/mfa/identity/boltstore"
+	"github.com/legalmfa/mfa/internal/poll"
 	"github.com/legalmfa/mfa/notify"
 )
 
-// rig is a real embedded nats-server, a broker-side Pusher and a way to
-// make devices, all on random ports.
+// rig is the broker's real message bus (embedded nats-server, callout,
+// identity store), a broker-side Pusher, and a way to make devices, all on
+// random ports.
 type rig struct {
+	*bustest.Bus
 	t      *testing.T
 	url    string
 	pusher *notify.Pusher
-	key    ed25519.PrivateKey
-	creds  *notify.BrokerCredentials
-	store  identity.Store
 }
 
-// newRig starts the embedded server with the broker's credentials, the
-// callout service over a real identity store, and a pusher.
+// newRig starts the bus and a pusher on the broker's connection, which is
+// made with NoEcho as the broker's is: the pusher must not rely on hearing
+// its own announcements.
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	key, err := identity.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds, err := notify.NewBrokerCredentials(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := notify.StartServer(notify.ServerConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Credentials: creds, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "identities.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close(context.Background()) })
-	// NoEcho, as the broker connects: the pusher must not rely on hearing
-	// its own announcements.
-	nc := connect(t, srv.ClientURL(), append(creds.ConnectOptions(), nats.NoEcho())...)
-	auth, err := notify.StartAuthService(nc, creds, store, quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { auth.Close() })
-	p, err := notify.NewPusher(context.Background(), nc, key, "broker.test", notify.WithLogger(quietLogger()))
+	b := bustest.Start(t)
+	p, err := notify.NewPusher(context.Background(), b.Conn, b.Key, "broker.test", notify.WithLogger(bustest.Quiet()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close(context.Background()) })
-	return &rig{t: t, url: srv.ClientURL(), pusher: p, key: key, creds: creds, store: store}
-}
-
-// identity stores an identity for key in the given state, valid for an
-// hour around now.
-func (r *rig) identity(legalID string, key ed25519.PrivateKey, state identity.State) {
-	r.t.Helper()
-	now := time.Now()
-	id := identity.Identity{
-		ID: legalID, State: state, PublicKey: key.Public().(ed25519.PublicKey),
-		Properties: []identity.Property{{Name: "FIRST", Value: "Test"}},
-		Created:    now, Updated: now, Version: 1,
-	}
-	if state == identity.Approved || state == identity.Obsoleted || state == identity.Compromised {
-		id.From, id.To = now.Add(-time.Hour), now.Add(time.Hour)
-	}
-	if err := r.store.Create(context.Background(), id); err != nil {
-		r.t.Fatal(err)
-	}
+	return &rig{Bus: b, t: t, url: b.URL, pusher: p}
 }
 
 // deviceConn connects with a device key's credentials.
 func (r *rig) deviceConn(key ed25519.PrivateKey, extra ...nats.Option) (*nats.Conn, error) {
-	return deviceConnAt(r.url, key, extra...)
-}
-
-// deviceConnAt connects to url with a device key's credentials.
-func deviceConnAt(url string, key ed25519.PrivateKey, extra ...nats.Option) (*nats.Conn, error) {
-	opts, err := notify.DeviceConnectOptions(key)
-	if err != nil {
-		return nil, err
-	}
-	return nats.Connect(url, append(opts, extra...)...)
-}
-
-func quietLogger() *slog.Logger {
-	return slog.New(slog.DiscardHandler)
-}
-
-func connect(t *testing.T, url string, opts ...nats.Option) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
+	return bustest.DeviceConn(r.url, key, extra...)
 }
 
 type testDevice struct {
@@ -136,14 +69,14 @@ func (r *rig) deviceAt(legalID, url string, extra ...nats.Option) *testDevice {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.identity(legalID, key, identity.Approved)
-	nc, err := deviceConnAt(url, key, extra...)
+	r.Identity(legalID, key, identity.Approved)
+	nc, err := bustest.DeviceConn(url, key, extra...)
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	r.t.Cleanup(nc.Close)
 	d, err := notify.NewDevice(nc, notify.DeviceConfig{
-		LegalID: legalID, Key: key, BrokerKey: r.pusher.PublicKey(), Logger: quietLogger(),
+		LegalID: legalID, Key: key, BrokerKey: r.pusher.PublicKey(), Logger: bustest.Quiet(),
 	})
 	if err != nil {
 		r.t.Fatal(err)
@@ -337,7 +270,7 @@ func TestLateDeviceGetsPendingPush(t *testing.T) {
 	q := question(time.Minute, d)
 	ch := r.ask(context.Background(), q)
 	// The push is stored before the device has ever connected.
-	waitFor(t, func() bool { return r.pusher.Pending() == 1 })
+	poll.Until(t, "one request pending", func() bool { return r.pusher.Pending() == 1 })
 	time.Sleep(50 * time.Millisecond)
 	if err := d.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -365,7 +298,7 @@ func TestLateDeviceSkipsFinishedRequests(t *testing.T) {
 	// A second request, still pending, is the only thing the device sees.
 	q2 := question(time.Minute, d)
 	ch2 := r.ask(context.Background(), q2)
-	waitFor(t, func() bool { return r.pusher.Pending() == 1 })
+	poll.Until(t, "one request pending", func() bool { return r.pusher.Pending() == 1 })
 	if err := d.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -541,8 +474,8 @@ func TestHostileAnswers(t *testing.T) {
 // domain, as a second replica behind a load balancer would be.
 func (r *rig) replica(opts ...notify.PusherOption) *notify.Pusher {
 	r.t.Helper()
-	nc := connect(r.t, r.url, append(r.creds.ConnectOptions(), nats.NoEcho())...)
-	p, err := notify.NewPusher(context.Background(), nc, r.key, "broker.test", append([]notify.PusherOption{notify.WithLogger(quietLogger())}, opts...)...)
+	nc := r.BrokerConn(nats.NoEcho())
+	p, err := notify.NewPusher(context.Background(), nc, r.Key, "broker.test", append([]notify.PusherOption{notify.WithLogger(bustest.Quiet())}, opts...)...)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -639,7 +572,7 @@ func TestPushesFromOthersAreDropped(t *testing.T) {
 	// A push on the device's subject not signed by the broker's push key.
 	// Devices cannot publish there at all (see auth_test.go); this covers a
 	// misconfigured server or a compromised broker connection.
-	nc := connect(t, r.url, r.creds.ConnectOptions()...)
+	nc := r.BrokerConn()
 	push := notify.Push{Version: notify.ProtocolVersion, RequestID: notify.NewRequestID(), LegalID: "grace@legal.broker.test", Broker: "broker.test",
 		Reason: "Pay 1000 EUR", Expires: time.Now().Add(time.Minute).UTC().Format(notify.TimeFormat)}
 	m := nats.NewMsg(notify.PushSubject(d.ID()))
@@ -668,17 +601,6 @@ func marshalJSON(t *testing.T, v any) []byte {
 	return b
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5 s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestForgedWithdrawalsChangeNothing: a withdrawal counts only with the
 // token its signed push committed to, whether it comes after the push or
 // before it.
@@ -688,7 +610,7 @@ func TestForgedWithdrawalsChangeNothing(t *testing.T) {
 	d := r.startedDevice("heidi@legal.broker.test")
 	// Whoever can publish on push subjects: only the broker's credentials
 	// can, so this is a compromised NATS or broker connection.
-	nc := connect(t, r.url, r.creds.ConnectOptions()...)
+	nc := r.BrokerConn()
 	forge := func(requestID string) {
 		t.Helper()
 		m := nats.NewMsg(notify.PushSubject(d.ID()))

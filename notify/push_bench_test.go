@@ -15,6 +15,7 @@ import (
 
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/notify"
+	"github.com/legalmfa/mfa/notify/notifytest"
 )
 
 // The push round trip: Pusher.Ask pushes a signed request over NATS, a
@@ -79,27 +80,8 @@ func newBenchRig(b *testing.B, devices int) *benchRig {
 		}
 		b.Cleanup(dnc.Close)
 		legalID := fmt.Sprintf("device-%d@legal.broker.test", i)
-		d, err := notify.NewDevice(dnc, notify.DeviceConfig{LegalID: legalID, Key: key, BrokerKey: p.PublicKey(), Logger: quiet})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := d.Start(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			// A phone that approves at once.
-			for e := range d.Events() {
-				if e.Prompt != nil {
-					d.Answer(context.Background(), *e.Prompt, notify.Approve)
-				}
-			}
-		}()
-		b.Cleanup(func() {
-			d.Close()
-			<-done
-		})
+		// A phone that approves at once.
+		notifytest.New(b, dnc, legalID, key, p.PublicKey(), notifytest.Always(notify.Approve)).Start()
 		r.targets = append(r.targets, notify.Target{LegalID: legalID, PublicKey: key.Public().(ed25519.PublicKey)})
 	}
 	return r

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/legalmfa/mfa/internal/poll"
 	"github.com/legalmfa/mfa/notify"
 )
 
@@ -105,14 +106,14 @@ func TestSyncAfterReconnect(t *testing.T) {
 	held := nextPrompt(t, d)
 
 	proxy.setCut(true)
-	waitFor(t, func() bool { return !d.conn.IsConnected() })
+	poll.Until(t, "the device cut off", func() bool { return !d.conn.IsConnected() })
 	cancel()
 	if res := result(t, first); !errors.Is(res.err, context.Canceled) {
 		t.Fatalf("first request: %v, want context.Canceled", res.err)
 	}
 	q := question(time.Minute, d)
 	second := r.ask(context.Background(), q)
-	waitFor(t, func() bool { return r.pusher.Pending() == 1 })
+	poll.Until(t, "one request pending", func() bool { return r.pusher.Pending() == 1 })
 	proxy.setCut(false)
 
 	var withdrawn, prompted bool
@@ -165,7 +166,7 @@ func TestSyncReachesEveryReplica(t *testing.T) {
 			_, err := p.Ask(context.Background(), a.q)
 			a.ch <- err
 		}()
-		waitFor(t, func() bool { return p.Pending() == 1 })
+		poll.Until(t, "one request pending there", func() bool { return p.Pending() == 1 })
 		all = append(all, a)
 	}
 	for _, a := range all {
@@ -210,7 +211,7 @@ func TestSyncIgnoresOthersRequests(t *testing.T) {
 	nextPrompt(t, d)
 	// Watch the device's subject as the broker sees it: the device itself
 	// would drop a withdrawal with the wrong token without a word.
-	watch := connect(t, r.url, r.creds.ConnectOptions()...)
+	watch := r.BrokerConn()
 	onSubject := make(chan *nats.Msg, 16)
 	if _, err := watch.ChanSubscribe(notify.PushSubject(d.ID()), onSubject); err != nil {
 		t.Fatal(err)

@@ -13,10 +13,12 @@ import (
 	_ "embed"
 	"fmt"
 	"strconv"
+
+	"github.com/legalmfa/mfa/api"
 )
 
 // Namespace is the target namespace of MFA.xsd.
-const Namespace = "http://waher.se/Schema/MFA.xsd"
+const Namespace = api.XMLNamespace
 
 //go:embed MFA.xsd
 var mfaXSD []byte

@@ -18,10 +18,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/notify/notifytest"
+
 	"github.com/gin-gonic/gin"
 	"github.com/nats-io/nats.go"
 
-	"github.com/legalmfa/mfa/broker"
 	"github.com/legalmfa/mfa/broker/service"
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/notify"
@@ -65,7 +67,7 @@ func startBenchBroker(b *testing.B, people int) *benchBroker {
 	})
 	bb := &benchBroker{url: s.HTTPURL(), client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
 	b.Cleanup(bb.client.CloseIdleConnections)
-	var info broker.BrokerInfo
+	var info api.BrokerInfo
 	if err := bb.call(http.MethodGet, bb.url+"/Broker", nil, &info); err != nil {
 		b.Fatal(err)
 	}
@@ -86,8 +88,8 @@ func startBenchBroker(b *testing.B, people int) *benchBroker {
 		}
 		props := []identity.Property{{Name: "FIRST", Value: "Bench"}, {Name: "PNR", Value: pnr}, {Name: "COUNTRY", Value: "SE"}}
 		app := identity.NewApplication(info.Domain, props, key)
-		var ar broker.ApplicationResponse
-		if err := bb.call(http.MethodPost, bb.url+"/Identities", broker.ApplicationRequest{
+		var ar api.ApplicationResponse
+		if err := bb.call(http.MethodPost, bb.url+"/Identities", api.ApplicationRequest{
 			Properties: props, PublicKey: identity.EncodePublicKey(app.PublicKey),
 			Proof: base64.StdEncoding.EncodeToString(app.Proof),
 		}, &ar); err != nil {
@@ -102,14 +104,14 @@ func startBenchBroker(b *testing.B, people int) *benchBroker {
 		if resp.StatusCode != http.StatusOK {
 			b.Fatalf("approve: %s", resp.Status)
 		}
-		startBenchDevice(b, info.NATSURL, ar.Identity.ID, key, brokerKey, quiet)
+		startBenchDevice(b, info.NATSURL, ar.Identity.ID, key, brokerKey)
 		bb.people = append(bb.people, pnr)
 	}
 	return bb
 }
 
 // startBenchDevice connects a device that approves every prompt at once.
-func startBenchDevice(b *testing.B, url, legalID string, key ed25519.PrivateKey, brokerKey ed25519.PublicKey, log *slog.Logger) {
+func startBenchDevice(b *testing.B, url, legalID string, key ed25519.PrivateKey, brokerKey ed25519.PublicKey) {
 	b.Helper()
 	opts, err := notify.DeviceConnectOptions(key)
 	if err != nil {
@@ -120,26 +122,7 @@ func startBenchDevice(b *testing.B, url, legalID string, key ed25519.PrivateKey,
 		b.Fatal(err)
 	}
 	b.Cleanup(nc.Close)
-	d, err := notify.NewDevice(nc, notify.DeviceConfig{LegalID: legalID, Key: key, BrokerKey: brokerKey, Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := d.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for e := range d.Events() {
-			if e.Prompt != nil {
-				d.Answer(context.Background(), *e.Prompt, notify.Approve)
-			}
-		}
-	}()
-	b.Cleanup(func() {
-		d.Close()
-		<-done
-	})
+	notifytest.New(b, nc, legalID, key, brokerKey, notifytest.Always(notify.Approve)).Start()
 }
 
 func (bb *benchBroker) call(method, url string, body, out any) error {

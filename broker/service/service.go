@@ -18,6 +18,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/legalmfa/mfa/bus"
+	"github.com/legalmfa/mfa/guard"
+
 	"github.com/nats-io/nats.go"
 
 	"github.com/legalmfa/mfa/broker"
@@ -143,11 +146,11 @@ type Service struct {
 	log    *slog.Logger
 	broker *broker.Broker
 	store  identity.Store
-	nats   *notify.EmbeddedServer // nil with an external NATS
+	nats   *bus.EmbeddedServer // nil with an external NATS
 	nc     *nats.Conn
-	auth   *notify.AuthService
+	auth   *bus.AuthService
 	pusher *notify.Pusher
-	blocks *notify.Blocklist
+	blocks *guard.Blocklist
 
 	http, admin     *http.Server
 	httpLn, adminLn net.Listener
@@ -179,7 +182,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err e
 	if err != nil {
 		return nil, fmt.Errorf("broker key: %w", err)
 	}
-	creds, err := notify.NewBrokerCredentials(brokerKey)
+	creds, err := bus.NewBrokerCredentials(brokerKey)
 	if err != nil {
 		return nil, err
 	}
@@ -194,19 +197,19 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err e
 		return nil, err
 	}
 	// The callout must answer before any device can connect.
-	if s.auth, err = notify.StartAuthService(s.nc, creds, s.store, log); err != nil {
+	if s.auth, err = bus.StartAuthService(s.nc, creds, s.store, log); err != nil {
 		return nil, err
 	}
 	if s.pusher, err = notify.NewPusher(ctx, s.nc, brokerKey, cfg.Domain,
 		notify.WithLogger(log)); err != nil {
 		return nil, err
 	}
-	if s.blocks, err = notify.NewBlocklist(ctx, s.nc, max(cfg.NotMeBlock, time.Minute), cfg.NATSReplicas, log); err != nil {
+	if s.blocks, err = guard.NewBlocklist(ctx, s.nc, max(cfg.NotMeBlock, time.Minute), cfg.NATSReplicas, log); err != nil {
 		return nil, err
 	}
 	// Nonces are remembered for twice the window: a request can be up to one
 	// window early or late.
-	replays, err := notify.NewReplayGuard(ctx, s.nc, 2*cfg.SignatureWindow, cfg.NATSReplicas)
+	replays, err := guard.NewReplayGuard(ctx, s.nc, 2*cfg.SignatureWindow, cfg.NATSReplicas)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +261,7 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (identity.Stor
 	return mongostore.Open(ctx, cfg.MongoDBURI, opts...)
 }
 
-func (s *Service) connectNATS(creds *notify.BrokerCredentials) error {
+func (s *Service) connectNATS(creds *bus.BrokerCredentials) error {
 	opts := append(creds.ConnectOptions(),
 		nats.Name("mfa-broker"),
 		// The pusher ends its own superseded requests directly; hearing its
@@ -282,7 +285,7 @@ func (s *Service) connectNATS(creds *notify.BrokerCredentials) error {
 				return fmt.Errorf("NATS TLS: %w", err)
 			}
 		}
-		srv, err := notify.StartServer(notify.ServerConfig{
+		srv, err := bus.StartServer(bus.ServerConfig{
 			Listen: s.cfg.NATSListen, StoreDir: filepath.Join(s.cfg.DataDir, "jetstream"),
 			Credentials: creds, TLS: natsTLS, Logger: s.log,
 		})

@@ -14,7 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/legalmfa/mfa/broker"
+	"github.com/legalmfa/mfa/api"
+
 	"github.com/legalmfa/mfa/identity"
 )
 
@@ -34,7 +35,7 @@ const provisioners = 8
 // and approves each over the operator socket, as an operator does. PNRs
 // carry a random tag of this run, so that runs against one long-lived
 // broker never find each other's identities.
-func provision(ctx context.Context, t *target, info broker.BrokerInfo, n int, logf func(string, ...any)) ([]person, error) {
+func provision(ctx context.Context, t *target, info api.BrokerInfo, n int, logf func(string, ...any)) ([]person, error) {
 	tag := strings.ToUpper(rand.Text()[:6])
 	people := make([]person, n)
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: provisioners}}
@@ -84,7 +85,7 @@ func provisionOne(ctx context.Context, client *http.Client, t *target, domain, p
 		{Name: identity.PropCountry, Value: p.country},
 	}
 	app := identity.NewApplication(domain, props, key)
-	body, err := json.Marshal(broker.ApplicationRequest{
+	body, err := json.Marshal(api.ApplicationRequest{
 		Properties: props,
 		PublicKey:  identity.EncodePublicKey(app.PublicKey),
 		Proof:      base64.StdEncoding.EncodeToString(app.Proof),
@@ -109,7 +110,7 @@ func provisionOne(ctx context.Context, client *http.Client, t *target, domain, p
 	if resp.StatusCode != http.StatusCreated {
 		return person{}, fmt.Errorf("POST /Identities: %s: %s", resp.Status, data)
 	}
-	var ar broker.ApplicationResponse
+	var ar api.ApplicationResponse
 	if err := json.Unmarshal(data, &ar); err != nil {
 		return person{}, fmt.Errorf("POST /Identities answer: %w", err)
 	}
@@ -122,8 +123,8 @@ func provisionOne(ctx context.Context, client *http.Client, t *target, domain, p
 
 // brokerInfo is GET /Broker: the NATS URL devices use and the key that
 // signs pushes.
-func brokerInfo(ctx context.Context, baseURL string) (broker.BrokerInfo, error) {
-	var info broker.BrokerInfo
+func brokerInfo(ctx context.Context, baseURL string) (api.BrokerInfo, error) {
+	var info api.BrokerInfo
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/Broker", nil)
 	if err != nil {
 		return info, err

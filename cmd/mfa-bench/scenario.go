@@ -11,13 +11,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/legalmfa/mfa/api"
+
 	"github.com/legalmfa/mfa/broker"
 )
 
 // setup is what every scenario starts from: approved identities with
 // started devices, and their requests encoded.
 type setup struct {
-	info   broker.BrokerInfo
+	info   api.BrokerInfo
 	people []person
 	fleet  *fleet
 	bodies bodySet

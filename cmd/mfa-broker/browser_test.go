@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/legalmfa/mfa/notify"
+	"github.com/legalmfa/mfa/notify/notifytest"
 )
 
 // browser starts headless Chromium for one test. Without Chromium the test
@@ -56,7 +57,7 @@ func browser(t *testing.T) context.Context {
 func TestFormInBrowser(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t)
-	d := tb.person("19791231-1234", "SE", always(notify.Approve))
+	d := tb.person("19791231-1234", "SE", notifytest.Always(notify.Approve))
 	ctx := browser(t)
 
 	// Selectors are typed chromedp.CSS: a plain string is a DOM text search,
@@ -78,7 +79,7 @@ func TestFormInBrowser(t *testing.T) {
 	if title != "Approved" || code != "approved" {
 		t.Fatalf("result page says %q / %q", title, code)
 	}
-	if p := d.nextPrompt(); p.Push.Reason != "Testing the **form**" || p.Push.Requester.RemoteIP == "" {
+	if p := d.NextPrompt(); p.Push.Reason != "Testing the **form**" || p.Push.Requester.RemoteIP == "" {
 		t.Fatalf("device was shown %+v", p.Push)
 	}
 

@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/legalmfa/mfa/encoding"
+	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/internal/poll"
+	"github.com/legalmfa/mfa/notify/notifytest"
+
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/notify"
 )
@@ -31,7 +34,7 @@ var (
 func TestApprove(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t)
-	d := tb.person("19791231-1234", "SE", always(notify.Approve))
+	d := tb.person("19791231-1234", "SE", notifytest.Always(notify.Approve))
 	for _, enc := range allEncodings {
 		for _, accept := range allAccepts {
 			name := enc + "/" + strings.SplitN(accept, ",", 2)[0]
@@ -53,10 +56,10 @@ func TestApprove(t *testing.T) {
 // verifyEvidence does what a relying party does offline: check the
 // signature over SignedData with the key published at PublicKeyUrl, and
 // that SignedData names this request, this decision and the push shown.
-func verifyEvidence(t *testing.T, tb *testBroker, o outcome, d *testDevice, reason string, decision notify.Decision) {
+func verifyEvidence(t *testing.T, tb *testBroker, o outcome, d *notifytest.Device, reason string, decision notify.Decision) {
 	t.Helper()
 	ev := o.evidence
-	if ev["LegalId"] != d.legalID || ev["Decision"] != string(decision) || ev["Algorithm"] != "Ed25519" {
+	if ev["LegalId"] != d.LegalID || ev["Decision"] != string(decision) || ev["Algorithm"] != "Ed25519" {
 		t.Fatalf("evidence %v", ev)
 	}
 	resp := tb.do(http.MethodGet, strings.TrimPrefix(ev["PublicKeyUrl"], tb.srv.HTTPURL()), "", "", nil)
@@ -64,7 +67,7 @@ func verifyEvidence(t *testing.T, tb *testBroker, o outcome, d *testDevice, reas
 	if err := json.Unmarshal(resp.body, &pub); err != nil || resp.status != 200 {
 		t.Fatalf("GET %s: %d %s", ev["PublicKeyUrl"], resp.status, resp.body)
 	}
-	if pub.Id != d.legalID || pub.State != "Approved" || pub.PublicKey != ev["PublicKey"] {
+	if pub.Id != d.LegalID || pub.State != "Approved" || pub.PublicKey != ev["PublicKey"] {
 		t.Fatalf("published key %+v does not match evidence %v", pub, ev)
 	}
 	key, _ := identity.ParsePublicKey(pub.PublicKey)
@@ -78,7 +81,7 @@ func verifyEvidence(t *testing.T, tb *testBroker, o outcome, d *testDevice, reas
 	if err := json.Unmarshal(push, &shown); err != nil {
 		t.Fatal(err)
 	}
-	if !ed25519.PublicKey(key).Equal(d.key.Public()) || shown.Reason != reason || shown.RequestID != o.requestID {
+	if !ed25519.PublicKey(key).Equal(d.Key.Public()) || shown.Reason != reason || shown.RequestID != o.requestID {
 		t.Fatalf("push %+v does not match the request %s", shown, o.requestID)
 	}
 	if string(signed) != string(notify.AnswerForm(shown, push, decision)) {
@@ -89,7 +92,7 @@ func verifyEvidence(t *testing.T, tb *testBroker, o outcome, d *testDevice, reas
 func TestDeny(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t)
-	d := tb.person("19800101-0000", "NO", always(notify.Deny))
+	d := tb.person("19800101-0000", "NO", notifytest.Always(notify.Deny))
 	for _, enc := range allEncodings {
 		t.Run(enc, func(t *testing.T) {
 			m := mfaBody{PNR: "19800101-0000", COUNTRY: "NO", Timeout: 30, Reason: "Approve payment"}
@@ -167,8 +170,8 @@ func TestTimeout(t *testing.T) {
 			if o.status != http.StatusRequestTimeout || o.code != "timeout" {
 				t.Fatalf("got %d %s, want 408 timeout", o.status, o.code)
 			}
-			waitFor(t, "withdrawal after timeout", func() bool {
-				ws := d.withdrawalsFor(o.requestID)
+			poll.Until(t, "withdrawal after timeout", func() bool {
+				ws := d.WithdrawalsFor(o.requestID)
 				return len(ws) == 1 && ws[0].Why == notify.WhyTimeout
 			})
 		})
@@ -178,7 +181,7 @@ func TestTimeout(t *testing.T) {
 func TestUnknownPersonPushesNothing(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t)
-	d := tb.person("19600101-2222", "FI", always(notify.Approve))
+	d := tb.person("19600101-2222", "FI", notifytest.Always(notify.Approve))
 	// Same PNR, other country; other PNR, same country; a pending (not yet
 	// approved) identity; and a rejected one.
 	pendingID, _ := tb.applyIdentity("PNR", "19600101-3333", "COUNTRY", "FI")
@@ -206,7 +209,7 @@ func TestUnknownPersonPushesNothing(t *testing.T) {
 		}
 	}
 	time.Sleep(100 * time.Millisecond)
-	if n := d.promptCount(); n != 0 {
+	if n := d.PromptCount(); n != 0 {
 		t.Fatalf("the person's device got %d pushes for requests about others", n)
 	}
 }
@@ -229,14 +232,14 @@ func sign(key ed25519.PrivateKey, m *mfaBody) {
 		m.Nonce = notify.NewRequestID()
 	}
 	reason := strings.ReplaceAll(strings.ReplaceAll(m.Reason, "\r\n", "\n"), "\r", "\n")
-	req := encoding.Request{PNR: m.PNR, Country: m.COUNTRY, Timeout: m.Timeout, Reason: reason, LegalID: m.LegalId, Issued: m.Issued, Nonce: m.Nonce}
+	req := api.Request{PNR: m.PNR, Country: m.COUNTRY, Timeout: m.Timeout, Reason: reason, LegalID: m.LegalId, Issued: m.Issued, Nonce: m.Nonce}
 	m.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(key, req.SigningForm()))
 }
 
 func TestSignedRequests(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t)
-	d := tb.person("19550505-5555", "SE", always(notify.Approve))
+	d := tb.person("19550505-5555", "SE", notifytest.Always(notify.Approve))
 	rpID, rpKey := tb.requester()
 	otherID, otherKey := tb.applyIdentity("ORGNAME", "Not Approved Ltd")
 	_ = otherKey
@@ -244,14 +247,11 @@ func TestSignedRequests(t *testing.T) {
 		t.Run(enc, func(t *testing.T) {
 			m := mfaBody{PNR: "19550505-5555", COUNTRY: "SE", Timeout: 30, Reason: "Transfer 100 EUR\r\nto account 1234", LegalId: rpID}
 			sign(rpKey, &m)
-			before := d.promptCount()
 			o := tb.postMFA(context.Background(), enc, m, "application/json")
 			if o.status != http.StatusOK || o.code != "approved" {
 				t.Fatalf("signed request: %d %s (%s)", o.status, o.code, o.message)
 			}
-			d.mu.Lock()
-			p := d.prompts[before]
-			d.mu.Unlock()
+			p := d.NextPrompt()
 			if r := p.Push.Requester; !r.Verified || r.LegalID != rpID || r.Name != "Example Bank AB" {
 				t.Fatalf("device was shown requester %+v", r)
 			}
@@ -286,10 +286,7 @@ func TestSignedRequests(t *testing.T) {
 					t.Errorf("%s: got %d %s on %q, want 401 %s on %s", c.name, o.status, o.code, o.field, c.code, c.field)
 				}
 			}
-			time.Sleep(50 * time.Millisecond)
-			if n := d.promptCount(); n != before+1 {
-				t.Fatalf("badly signed requests pushed: %d prompts, want %d", n, before+1)
-			}
+			tb.barrier(d, "19550505-5555", "SE")
 		})
 	}
 }
@@ -300,7 +297,7 @@ func TestSignedRequests(t *testing.T) {
 func TestSignatureIsEncodingIndependent(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t)
-	tb.person("19440404-4444", "IS", always(notify.Approve))
+	tb.person("19440404-4444", "IS", notifytest.Always(notify.Approve))
 	rpID, rpKey := tb.requester()
 	m := mfaBody{PNR: "19440404-4444", COUNTRY: "IS", Timeout: 20, Reason: "Þú þarft að **samþykkja** <this> & that\r\nnow", LegalId: rpID}
 	sign(rpKey, &m)
@@ -318,14 +315,14 @@ func TestSignatureIsEncodingIndependent(t *testing.T) {
 func TestLateDevice(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t)
-	d := tb.unstartedPerson("19330303-3333", "EE", always(notify.Approve))
+	d := tb.unstartedPerson("19330303-3333", "EE", notifytest.Always(notify.Approve))
 	done := make(chan outcome, 1)
 	go func() {
 		done <- tb.postMFA(context.Background(), "json", mfaBody{PNR: "19330303-3333", COUNTRY: "EE", Timeout: 30, Reason: "Late"}, "")
 	}()
-	waitFor(t, "request pending", func() bool { return tb.srv.Pending() == 1 })
+	poll.Until(t, "request pending", func() bool { return tb.srv.Pending() == 1 })
 	time.Sleep(100 * time.Millisecond)
-	d.start() // the phone comes online after the push was sent
+	d.Start() // the phone comes online after the push was sent
 	select {
 	case o := <-done:
 		if o.code != "approved" {
@@ -340,17 +337,17 @@ func TestTwoDevicesForOnePerson(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t)
 	phone := tb.person("19220202-2222", "LV", nil)
-	tablet := tb.person("19220202-2222", "LV", always(notify.Approve))
+	tablet := tb.person("19220202-2222", "LV", notifytest.Always(notify.Approve))
 	o := tb.postMFA(context.Background(), "xml", mfaBody{PNR: "19220202-2222", COUNTRY: "LV", Timeout: 30, Reason: "Both"}, "")
-	if o.code != "approved" || o.evidence["LegalId"] != tablet.legalID {
+	if o.code != "approved" || o.evidence["LegalId"] != tablet.LegalID {
 		t.Fatalf("got %s from %s, want approved by the tablet", o.code, o.evidence["LegalId"])
 	}
-	p := phone.nextPrompt()
+	p := phone.NextPrompt()
 	if p.Push.RequestID != o.requestID {
 		t.Fatalf("phone prompted for %s", p.Push.RequestID)
 	}
-	waitFor(t, "phone told to withdraw", func() bool { return len(phone.withdrawalsFor(o.requestID)) == 1 })
-	if err := phone.dev.Answer(context.Background(), p, notify.Deny); !errors.Is(err, notify.ErrRefused) {
+	poll.Until(t, "phone told to withdraw", func() bool { return len(phone.WithdrawalsFor(o.requestID)) == 1 })
+	if err := phone.Answer(context.Background(), p, notify.Deny); !errors.Is(err, notify.ErrRefused) {
 		t.Fatalf("phone's answer after the tablet's: %v, want refused", err)
 	}
 }
@@ -368,17 +365,17 @@ func TestCallerDisconnects(t *testing.T) {
 		_, err := tb.client.Do(req)
 		errCh <- err
 	}()
-	p := d.nextPrompt()
+	p := d.NextPrompt()
 	cancel()
 	if err := <-errCh; !errors.Is(err, context.Canceled) {
 		t.Fatalf("client: %v", err)
 	}
-	waitFor(t, "withdrawal after the caller left", func() bool {
-		ws := d.withdrawalsFor(p.Push.RequestID)
+	poll.Until(t, "withdrawal after the caller left", func() bool {
+		ws := d.WithdrawalsFor(p.Push.RequestID)
 		return len(ws) == 1 && ws[0].Why == notify.WhyCancelled
 	})
-	waitFor(t, "request no longer pending", func() bool { return tb.srv.Pending() == 0 })
-	if err := d.dev.Answer(context.Background(), p, notify.Approve); !errors.Is(err, notify.ErrRefused) {
+	poll.Until(t, "request no longer pending", func() bool { return tb.srv.Pending() == 0 })
+	if err := d.Answer(context.Background(), p, notify.Approve); !errors.Is(err, notify.ErrRefused) {
 		t.Fatalf("answer after the caller left: %v", err)
 	}
 }
@@ -394,26 +391,26 @@ func TestForgedAndReplayedAnswers(t *testing.T) {
 
 	first := make(chan outcome, 1)
 	go func() { first <- tb.postMFA(context.Background(), "json", m, "") }()
-	p1 := d.nextPrompt()
-	if err := d.dev.Answer(context.Background(), p1, notify.Approve); err != nil {
+	p1 := d.NextPrompt()
+	if err := d.Answer(context.Background(), p1, notify.Approve); err != nil {
 		t.Fatal(err)
 	}
 	if o := <-first; o.code != "approved" {
 		t.Fatalf("first request: %s", o.code)
 	}
-	replay := ed25519.Sign(d.key, notify.AnswerForm(p1.Push, p1.Raw, notify.Approve))
+	replay := ed25519.Sign(d.Key, notify.AnswerForm(p1.Push, p1.Raw, notify.Approve))
 
 	m.Reason = "Second"
 	second := make(chan outcome, 1)
 	go func() { second <- tb.postMFA(context.Background(), "json", m, "") }()
-	p2 := d.nextPrompt()
+	p2 := d.NextPrompt()
 	mallory, _ := identity.GenerateKey()
 	for name, sig := range map[string][]byte{
 		"forged":   ed25519.Sign(mallory, notify.AnswerForm(p2.Push, p2.Raw, notify.Approve)),
 		"replayed": replay,
 	} {
-		a := notify.Answer{Version: notify.ProtocolVersion, RequestID: p2.Push.RequestID, LegalID: d.legalID, Decision: notify.Approve, Signature: sig}
-		if err := d.dev.SendAnswer(context.Background(), p2.Push.AnswerSubject, a); !errors.Is(err, notify.ErrRefused) {
+		a := notify.Answer{Version: notify.ProtocolVersion, RequestID: p2.Push.RequestID, LegalID: d.LegalID, Decision: notify.Approve, Signature: sig}
+		if err := d.SendAnswer(context.Background(), p2.Push.AnswerSubject, a); !errors.Is(err, notify.ErrRefused) {
 			t.Fatalf("%s answer: %v, want refused", name, err)
 		}
 	}
@@ -422,7 +419,7 @@ func TestForgedAndReplayedAnswers(t *testing.T) {
 		t.Fatalf("a hostile answer ended the request: %s", o.code)
 	case <-time.After(100 * time.Millisecond):
 	}
-	if err := d.dev.Answer(context.Background(), p2, notify.Deny); err != nil {
+	if err := d.Answer(context.Background(), p2, notify.Deny); err != nil {
 		t.Fatal(err)
 	}
 	if o := <-second; o.code != "denied" {
@@ -436,7 +433,7 @@ func TestShutdownAnswersPending(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t)
 	const n = 3
-	devices := make([]*testDevice, n)
+	devices := make([]*notifytest.Device, n)
 	results := make(chan outcome, n)
 	for i := range devices {
 		pnr := fmt.Sprint("18990101-999", i)
@@ -445,10 +442,10 @@ func TestShutdownAnswersPending(t *testing.T) {
 			results <- tb.postMFA(context.Background(), allEncodings[i], mfaBody{PNR: pnr, COUNTRY: "HU", Timeout: 60, Reason: fmt.Sprint("pending ", i)}, "")
 		}(i)
 	}
-	waitFor(t, "all pending", func() bool { return tb.srv.Pending() == n })
+	poll.Until(t, "all pending", func() bool { return tb.srv.Pending() == n })
 	pushes := make([]string, n)
 	for i, d := range devices {
-		pushes[i] = d.nextPrompt().Push.RequestID
+		pushes[i] = d.NextPrompt().Push.RequestID
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -462,8 +459,8 @@ func TestShutdownAnswersPending(t *testing.T) {
 		}
 	}
 	for i, id := range pushes {
-		waitFor(t, "withdrawal at shutdown", func() bool {
-			ws := devices[i].withdrawalsFor(id)
+		poll.Until(t, "withdrawal at shutdown", func() bool {
+			ws := devices[i].WithdrawalsFor(id)
 			return len(ws) == 1 && ws[0].Why == notify.WhyShutdown
 		})
 	}
@@ -477,13 +474,13 @@ func TestConcurrentRequests(t *testing.T) {
 	tb := startBroker(t)
 	const people = 8
 	var wg sync.WaitGroup
-	devices := make([]*testDevice, people)
+	devices := make([]*notifytest.Device, people)
 	for i := range devices {
 		decision := notify.Approve
 		if i%2 == 1 {
 			decision = notify.Deny
 		}
-		devices[i] = tb.person(fmt.Sprintf("1990010%d-%04d", i%10, i), "SE", always(decision))
+		devices[i] = tb.person(fmt.Sprintf("1990010%d-%04d", i%10, i), "SE", notifytest.Always(decision))
 	}
 	for i := range devices {
 		wg.Add(1)
@@ -496,8 +493,8 @@ func TestConcurrentRequests(t *testing.T) {
 				if i%2 == 1 {
 					want = "denied"
 				}
-				if o.code != want || o.evidence["LegalId"] != devices[i].legalID {
-					t.Errorf("person %d: %s by %s, want %s by %s", i, o.code, o.evidence["LegalId"], want, devices[i].legalID)
+				if o.code != want || o.evidence["LegalId"] != devices[i].LegalID {
+					t.Errorf("person %d: %s by %s, want %s by %s", i, o.code, o.evidence["LegalId"], want, devices[i].LegalID)
 				}
 			}
 		}(i)

@@ -10,23 +10,25 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/legalmfa/mfa/bus"
+	"github.com/legalmfa/mfa/internal/syncbuf"
+	"github.com/legalmfa/mfa/notify/notifytest"
+
+	"github.com/legalmfa/mfa/api"
 
 	"github.com/beevik/etree"
 	"github.com/gin-gonic/gin"
 	"github.com/nats-io/nats.go"
 
-	"github.com/legalmfa/mfa/broker"
 	"github.com/legalmfa/mfa/broker/service"
-	"github.com/legalmfa/mfa/encoding"
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/identity/mongostore/mongotest"
 	"github.com/legalmfa/mfa/notify"
@@ -45,26 +47,9 @@ type testBroker struct {
 	t      *testing.T
 	srv    *service.Service
 	cfg    config
-	logs   *syncBuffer
-	info   broker.BrokerInfo
+	logs   *syncbuf.Buffer
+	info   api.BrokerInfo
 	client *http.Client // trusts the broker's certificate when it has one
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startBroker(t *testing.T, tweak ...func(*config)) *testBroker {
@@ -82,7 +67,7 @@ func startBroker(t *testing.T, tweak ...func(*config)) *testBroker {
 	if err := cfg.resolve(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	log, err := newLogger(logs, cfg.logLevel, cfg.logFormat)
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +156,7 @@ func (tb *testBroker) brokerConn() *nats.Conn {
 	if err != nil {
 		tb.t.Fatal(err)
 	}
-	creds, err := notify.NewBrokerCredentials(key)
+	creds, err := bus.NewBrokerCredentials(key)
 	if err != nil {
 		tb.t.Fatal(err)
 	}
@@ -194,22 +179,6 @@ func (tb *testBroker) operator(args ...string) (string, error) {
 	return out.String(), nil
 }
 
-// testDevice is a real device: its identity applied for over HTTP, approved
-// by the operator command, connected to the broker's NATS with its key.
-type testDevice struct {
-	t       *testing.T
-	legalID string
-	key     ed25519.PrivateKey
-	dev     *notify.Device
-
-	mu          sync.Mutex
-	prompts     []notify.Prompt
-	withdrawals []notify.Withdrawal
-	answers     []error
-	promptCh    chan notify.Prompt
-	decide      func(notify.Prompt) (notify.Decision, bool)
-}
-
 // applyIdentity applies for an identity with these properties and returns
 // its ID and key, without approving it.
 func (tb *testBroker) applyIdentity(props ...string) (string, ed25519.PrivateKey) {
@@ -223,7 +192,7 @@ func (tb *testBroker) applyIdentity(props ...string) (string, ed25519.PrivateKey
 		ps = append(ps, identity.Property{Name: props[i], Value: props[i+1]})
 	}
 	app := identity.NewApplication(tb.info.Domain, ps, key)
-	body, _ := json.Marshal(broker.ApplicationRequest{
+	body, _ := json.Marshal(api.ApplicationRequest{
 		Properties: ps, PublicKey: identity.EncodePublicKey(app.PublicKey),
 		Proof: base64.StdEncoding.EncodeToString(app.Proof),
 	})
@@ -231,7 +200,7 @@ func (tb *testBroker) applyIdentity(props ...string) (string, ed25519.PrivateKey
 	if resp.status != http.StatusCreated {
 		tb.t.Fatalf("apply: %d %s", resp.status, resp.body)
 	}
-	var ar broker.ApplicationResponse
+	var ar api.ApplicationResponse
 	if err := json.Unmarshal(resp.body, &ar); err != nil {
 		tb.t.Fatal(err)
 	}
@@ -247,21 +216,21 @@ func (tb *testBroker) approve(id string) {
 
 // person makes an approved identity for PNR/COUNTRY with a device that
 // answers as decide says (nil: never answers).
-func (tb *testBroker) person(pnr, country string, decide func(notify.Prompt) (notify.Decision, bool)) *testDevice {
+func (tb *testBroker) person(pnr, country string, decide notifytest.Decider) *notifytest.Device {
 	tb.t.Helper()
 	d := tb.unstartedPerson(pnr, country, decide)
-	d.start()
+	d.Start()
 	return d
 }
 
-func (tb *testBroker) unstartedPerson(pnr, country string, decide func(notify.Prompt) (notify.Decision, bool)) *testDevice {
+func (tb *testBroker) unstartedPerson(pnr, country string, decide notifytest.Decider) *notifytest.Device {
 	tb.t.Helper()
 	id, key := tb.applyIdentity("FIRST", "Test", "LAST", "Person", "PNR", pnr, "COUNTRY", country)
 	tb.approve(id)
 	return tb.deviceFor(id, key, decide)
 }
 
-func (tb *testBroker) deviceFor(id string, key ed25519.PrivateKey, decide func(notify.Prompt) (notify.Decision, bool)) *testDevice {
+func (tb *testBroker) deviceFor(id string, key ed25519.PrivateKey, decide notifytest.Decider) *notifytest.Device {
 	tb.t.Helper()
 	brokerKey, err := identity.ParsePublicKey(tb.info.PublicKey)
 	if err != nil {
@@ -276,78 +245,7 @@ func (tb *testBroker) deviceFor(id string, key ed25519.PrivateKey, decide func(n
 		tb.t.Fatalf("device connect to %s: %v", tb.info.NATSURL, err)
 	}
 	tb.t.Cleanup(nc.Close)
-	dev, err := notify.NewDevice(nc, notify.DeviceConfig{LegalID: id, Key: key, BrokerKey: brokerKey, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		tb.t.Fatal(err)
-	}
-	tb.t.Cleanup(func() { dev.Close() })
-	return &testDevice{t: tb.t, legalID: id, key: key, dev: dev, decide: decide, promptCh: make(chan notify.Prompt, 1024)}
-}
-
-func (d *testDevice) start() {
-	d.t.Helper()
-	if err := d.dev.Start(context.Background()); err != nil {
-		d.t.Fatal(err)
-	}
-	go d.loop()
-}
-
-func (d *testDevice) loop() {
-	for e := range d.dev.Events() {
-		switch {
-		case e.Prompt != nil:
-			d.mu.Lock()
-			d.prompts = append(d.prompts, *e.Prompt)
-			d.mu.Unlock()
-			d.promptCh <- *e.Prompt
-			if d.decide == nil {
-				continue
-			}
-			if decision, ok := d.decide(*e.Prompt); ok {
-				err := d.dev.Answer(context.Background(), *e.Prompt, decision)
-				d.mu.Lock()
-				d.answers = append(d.answers, err)
-				d.mu.Unlock()
-			}
-		case e.Withdrawal != nil:
-			d.mu.Lock()
-			d.withdrawals = append(d.withdrawals, *e.Withdrawal)
-			d.mu.Unlock()
-		}
-	}
-}
-
-func (d *testDevice) promptCount() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.prompts)
-}
-
-func (d *testDevice) withdrawalsFor(requestID string) []notify.Withdrawal {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var out []notify.Withdrawal
-	for _, w := range d.withdrawals {
-		if w.RequestID == requestID {
-			out = append(out, w)
-		}
-	}
-	return out
-}
-
-func (d *testDevice) nextPrompt() notify.Prompt {
-	d.t.Helper()
-	select {
-	case p := <-d.promptCh:
-		return p
-	case <-time.After(10 * time.Second):
-		d.t.Fatal("device got no prompt within 10 s")
-	}
-	return notify.Prompt{}
-}
-
-func always(decision notify.Decision) func(notify.Prompt) (notify.Decision, bool) {
-	return func(notify.Prompt) (notify.Decision, bool) { return decision, true }
+	return notifytest.New(tb.t, nc, id, key, brokerKey, decide)
 }
 
 // mfaBody is an MFA request in one encoding.
@@ -490,7 +388,7 @@ func (tb *testBroker) parseOutcome(resp httpResult, media string) outcome {
 		}
 	case "text/html":
 		page := string(resp.body)
-		for _, c := range encoding.Codes() {
+		for _, c := range api.Codes() {
 			c := string(c)
 			if strings.Contains(page, `<dd class="mono">`+c+`</dd>`) {
 				o.code = c
@@ -507,13 +405,34 @@ func (tb *testBroker) parseOutcome(resp httpResult, media string) outcome {
 
 func queryEscape(s string) string { return url.QueryEscape(s) }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10 s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
+// barrier proves that no request sent before it pushed anything to d: it
+// sends one valid request for d's person (pnr, country) and checks that the
+// next prompt d shows is that request's. A stray push, however slow, would
+// come first. The barrier request is then left to end (the caller goes
+// away if the device does not answer it).
+func (tb *testBroker) barrier(d *notifytest.Device, pnr, country string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ct, body := mfaBody{PNR: pnr, COUNTRY: country, Timeout: 30, Reason: "barrier"}.encode("json")
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tb.url("/MFA"), strings.NewReader(body))
+	if err != nil {
+		tb.t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", ct)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// However it ends, approved or the caller gone: only the push matters.
+		if resp, err := tb.client.Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	p := d.NextPrompt()
+	if p.Push.Reason != "barrier" {
+		tb.t.Fatalf("a request before the barrier pushed: prompt %s with Reason %q", p.Push.RequestID, p.Push.Reason)
+	}
+	cancel()
+	<-done
 }

@@ -20,7 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legalmfa/mfa/internal/poll"
 	"github.com/legalmfa/mfa/notify"
+	"github.com/legalmfa/mfa/notify/notifytest"
 )
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/hostile from the generator in hostile_test.go")
@@ -54,7 +56,7 @@ func TestHostileCorpus(t *testing.T) {
 		t.Fatalf("the corpus has %d requests; the security bar is at least 200", len(cases))
 	}
 	tb := startBroker(t)
-	victim := tb.person(victimPNR, victimCountry, always(notify.Approve))
+	victim := tb.person(victimPNR, victimCountry, notifytest.Always(notify.Approve))
 	addr := strings.TrimPrefix(tb.srv.HTTPURL(), "http://")
 	// Warm up the server's own goroutines before counting.
 	tb.do(http.MethodGet, "/readyz", "", "", nil)
@@ -84,7 +86,7 @@ func TestHostileCorpus(t *testing.T) {
 		}
 	}
 	time.Sleep(200 * time.Millisecond)
-	if n := victim.promptCount(); n != 0 {
+	if n := victim.PromptCount(); n != 0 {
 		t.Fatalf("hostile requests pushed %d prompts", n)
 	}
 	if r := tb.do(http.MethodGet, "/readyz", "", "", nil); r.status != http.StatusOK {
@@ -93,7 +95,7 @@ func TestHostileCorpus(t *testing.T) {
 	if o := tb.postMFA(context.Background(), "json", mfaBody{PNR: victimPNR, COUNTRY: victimCountry, Timeout: 10, Reason: "still works"}, ""); o.code != "approved" {
 		t.Fatalf("a good request after the corpus: %s", o.code)
 	}
-	waitFor(t, "goroutines back to the baseline", func() bool {
+	poll.Until(t, "goroutines back to the baseline", func() bool {
 		return runtime.NumGoroutine() <= baseline+5
 	})
 }

@@ -12,7 +12,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/legalmfa/mfa/internal/poll"
 	"github.com/legalmfa/mfa/notify"
+	"github.com/legalmfa/mfa/notify/notifytest"
 )
 
 // h2cClient speaks HTTP/2 in clear text with prior knowledge only: a
@@ -58,7 +60,7 @@ func checkHTTP2MFA(t *testing.T, tb *testBroker) {
 		conns[ci.Conn.LocalAddr().String()] = true
 		mu.Unlock()
 	}})
-	devices := make([]*testDevice, people)
+	devices := make([]*notifytest.Device, people)
 	for i := range devices {
 		devices[i] = tb.person(fmt.Sprintf("19800101-%04d", i), "SE", nil)
 	}
@@ -77,16 +79,16 @@ func checkHTTP2MFA(t *testing.T, tb *testBroker) {
 	// Every request is pending at once before anyone answers.
 	prompts := make([]notify.Prompt, people)
 	for i, d := range devices {
-		prompts[i] = d.nextPrompt()
+		prompts[i] = d.NextPrompt()
 	}
-	waitFor(t, "all requests pending", func() bool { return tb.srv.Pending() == people })
+	poll.Until(t, "all requests pending", func() bool { return tb.srv.Pending() == people })
 	// Denials for odd people: each stream gets its own person's answer.
 	for i, d := range devices {
 		decision := notify.Approve
 		if i%2 == 1 {
 			decision = notify.Deny
 		}
-		if err := d.dev.Answer(context.Background(), prompts[i], decision); err != nil {
+		if err := d.Answer(context.Background(), prompts[i], decision); err != nil {
 			t.Fatalf("person %d answers: %v", i, err)
 		}
 	}
@@ -123,14 +125,14 @@ func checkHTTP2MFA(t *testing.T, tb *testBroker) {
 		}
 		errCh <- err
 	}()
-	p := left.nextPrompt()
+	p := left.NextPrompt()
 	cancel()
 	if err := <-errCh; !errors.Is(err, context.Canceled) {
 		t.Fatalf("client: %v", err)
 	}
-	waitFor(t, "withdrawal after the stream was reset", func() bool {
-		ws := left.withdrawalsFor(p.Push.RequestID)
+	poll.Until(t, "withdrawal after the stream was reset", func() bool {
+		ws := left.WithdrawalsFor(p.Push.RequestID)
 		return len(ws) == 1 && ws[0].Why == notify.WhyCancelled
 	})
-	waitFor(t, "nothing pending", func() bool { return tb.srv.Pending() == 0 })
+	poll.Until(t, "nothing pending", func() bool { return tb.srv.Pending() == 0 })
 }

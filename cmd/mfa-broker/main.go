@@ -15,11 +15,12 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/legalmfa/mfa/bus"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/legalmfa/mfa/broker/service"
 	"github.com/legalmfa/mfa/identity"
-	"github.com/legalmfa/mfa/notify"
 )
 
 // runNATSConfig prints the authorization block an external nats-server
@@ -43,7 +44,7 @@ func runNATSConfig(args []string, stdout, stderr io.Writer, getenv func(string) 
 	if err != nil {
 		return fmt.Errorf("broker key: %w", err)
 	}
-	creds, err := notify.NewBrokerCredentials(key)
+	creds, err := bus.NewBrokerCredentials(key)
 	if err != nil {
 		return err
 	}

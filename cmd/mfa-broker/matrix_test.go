@@ -15,7 +15,9 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/legalmfa/mfa/internal/poll"
 	"github.com/legalmfa/mfa/notify"
+	"github.com/legalmfa/mfa/notify/notifytest"
 )
 
 // TestOutcomeMatrix runs every outcome in every encoding with every answer
@@ -39,13 +41,13 @@ func TestOutcomeMatrix(t *testing.T) {
 		status  int
 		code    string
 	}{
-		{"approve", always(notify.Approve), true, 30, nil, http.StatusOK, "approved"},
-		{"deny", always(notify.Deny), true, 30, nil, http.StatusForbidden, "denied"},
-		{"not me", always(notify.NotMe), true, 30, nil, http.StatusForbidden, "denied-not-me"},
+		{"approve", notifytest.Always(notify.Approve), true, 30, nil, http.StatusOK, "approved"},
+		{"deny", notifytest.Always(notify.Deny), true, 30, nil, http.StatusForbidden, "denied"},
+		{"not me", notifytest.Always(notify.NotMe), true, 30, nil, http.StatusForbidden, "denied-not-me"},
 		{"timeout", nil, true, 1, nil, http.StatusRequestTimeout, "timeout"},
 		{"unknown person", nil, false, 30, nil, http.StatusNotFound, "unknown-person"},
-		{"signed", always(notify.Approve), true, 30, signed, http.StatusOK, "approved"},
-		{"badly signed", always(notify.Approve), true, 30, func(m mfaBody) mfaBody {
+		{"signed", notifytest.Always(notify.Approve), true, 30, signed, http.StatusOK, "approved"},
+		{"badly signed", notifytest.Always(notify.Approve), true, 30, func(m mfaBody) mfaBody {
 			m = signed(m)
 			m.Reason = "tampered"
 			return m
@@ -123,7 +125,7 @@ func TestExternalNATS(t *testing.T) {
 	if tb.info.NATSURL != ext.ClientURL() {
 		t.Fatalf("devices are told %s, want %s", tb.info.NATSURL, ext.ClientURL())
 	}
-	tb.person("19020202-0002", "NO", always(notify.Approve))
+	tb.person("19020202-0002", "NO", notifytest.Always(notify.Approve))
 	if o := tb.postMFA(context.Background(), "json", mfaBody{PNR: "19020202-0002", COUNTRY: "NO", Timeout: 30, Reason: "external"}, ""); o.code != "approved" {
 		t.Fatalf("over external NATS: %d %s", o.status, o.code)
 	}
@@ -137,7 +139,7 @@ func TestExternalNATS(t *testing.T) {
 	// NATS going away makes the broker not ready, and pushes fail cleanly.
 	ext.Shutdown()
 	ext.WaitForShutdown()
-	waitFor(t, "not ready without NATS", func() bool {
+	poll.Until(t, "not ready without NATS", func() bool {
 		return tb.do(http.MethodGet, "/readyz", "", "", nil).status == http.StatusServiceUnavailable
 	})
 	o := tb.postMFA(context.Background(), "json", mfaBody{PNR: "19020202-0002", COUNTRY: "NO", Timeout: 30, Reason: "no NATS"}, "")

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/identity/mongostore/mongotest"
+	"github.com/legalmfa/mfa/internal/poll"
 	"github.com/legalmfa/mfa/notify"
+	"github.com/legalmfa/mfa/notify/notifytest"
 )
 
 // TestMFAOnMongoDB runs the broker on MongoDB (a real mongod when
@@ -18,7 +20,7 @@ func TestMFAOnMongoDB(t *testing.T) {
 	t.Parallel()
 	uri := mongotest.Start(t)
 	tb := startBroker(t, func(c *config) { c.MongoDBURI = uri; c.MongoDBTimeout = 30 * time.Second })
-	d := tb.person("19900101-0001", "SE", always(notify.Approve))
+	d := tb.person("19900101-0001", "SE", notifytest.Always(notify.Approve))
 	o := tb.postMFA(context.Background(), "xml", mfaBody{PNR: "19900101-0001", COUNTRY: "SE", Timeout: 30, Reason: "On MongoDB"}, "")
 	if o.code != "approved" {
 		t.Fatalf("MFA on MongoDB: %d %s %s", o.status, o.code, o.message)
@@ -31,7 +33,7 @@ func TestMFAOnMongoDB(t *testing.T) {
 		t.Fatalf("signed MFA on MongoDB: %s %s", o.code, o.message)
 	}
 	out, err := tb.operator("identity", "list", "--state", "Approved")
-	if err != nil || !strings.Contains(out, d.legalID) || !strings.Contains(out, rpID) {
+	if err != nil || !strings.Contains(out, d.LegalID) || !strings.Contains(out, rpID) {
 		t.Fatalf("operator list on MongoDB: %v\n%s", err, out)
 	}
 	if !strings.Contains(tb.logs.String(), `"store":"mongodb"`) {
@@ -47,7 +49,7 @@ func TestMongoDBOutage(t *testing.T) {
 	t.Parallel()
 	srv := mongotest.StartPrivate(t)
 	tb := startBroker(t, func(c *config) { c.MongoDBURI = srv.URI("mfa"); c.MongoDBTimeout = 2 * time.Second })
-	tb.person("19900101-0002", "SE", always(notify.Approve))
+	tb.person("19900101-0002", "SE", notifytest.Always(notify.Approve))
 	m := mfaBody{PNR: "19900101-0002", COUNTRY: "SE", Timeout: 30, Reason: "before"}
 	if o := tb.postMFA(context.Background(), "json", m, ""); o.code != "approved" {
 		t.Fatalf("before the outage: %s", o.code)
@@ -79,7 +81,7 @@ func TestMongoDBOutage(t *testing.T) {
 	}
 
 	srv.Restart()
-	waitFor(t, "ready again", func() bool {
+	poll.Until(t, "ready again", func() bool {
 		return tb.do(http.MethodGet, "/readyz", "", "", nil).status == http.StatusOK
 	})
 	m.Reason = "after"

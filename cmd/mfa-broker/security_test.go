@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/broker"
+	"github.com/legalmfa/mfa/internal/poll"
 	"github.com/legalmfa/mfa/notify"
+	"github.com/legalmfa/mfa/notify/notifytest"
 )
 
 // TestPushFatigueRateLimits: a person is pushed at most so often, and a
@@ -23,8 +25,8 @@ func TestPushFatigueRateLimits(t *testing.T) {
 		c.CallerRate = broker.Rate{Events: callerBudget, Per: time.Minute}
 	})
 	// Three applications from this address: 3 of its budget.
-	d := tb.person("19330303-0001", "SE", always(notify.Deny))
-	tb.person("19330303-0002", "SE", always(notify.Approve))
+	d := tb.person("19330303-0001", "SE", notifytest.Always(notify.Deny))
+	tb.person("19330303-0002", "SE", notifytest.Always(notify.Approve))
 	rpID, rpKey := tb.requester()
 	used := 3
 
@@ -45,7 +47,7 @@ func TestPushFatigueRateLimits(t *testing.T) {
 	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
 		t.Fatalf("Retry-After %q", r.header.Get("Retry-After"))
 	}
-	if n := d.promptCount(); n != 2 {
+	if n := d.PromptCount(); n != 2 {
 		t.Fatalf("the person was pushed %d times, want 2", n)
 	}
 	// The caller's own limit counts every request, unknown people too: it
@@ -86,8 +88,8 @@ func TestApplicationFlood(t *testing.T) {
 func TestNotMeBlocksTheCaller(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t, func(c *config) { c.NotMeBlock = time.Hour })
-	victim := tb.person("19440404-0001", "SE", always(notify.NotMe))
-	tb.person("19440404-0002", "SE", always(notify.Approve))
+	victim := tb.person("19440404-0001", "SE", notifytest.Always(notify.NotMe))
+	tb.person("19440404-0002", "SE", notifytest.Always(notify.Approve))
 	rpID, rpKey := tb.requester()
 
 	m := mfaBody{PNR: "19440404-0001", COUNTRY: "SE", Timeout: 10, Reason: "let me in"}
@@ -104,7 +106,7 @@ func TestNotMeBlocksTheCaller(t *testing.T) {
 	if o.status != http.StatusForbidden || o.code != "blocked" || r.header.Get("Retry-After") == "" {
 		t.Fatalf("the same caller again: %d %s", o.status, o.code)
 	}
-	if n := victim.promptCount(); n != 1 {
+	if n := victim.PromptCount(); n != 1 {
 		t.Fatalf("the person was pushed %d times, want 1", n)
 	}
 	if o := tb.postMFA(context.Background(), "json", mfaBody{PNR: "19440404-0002", COUNTRY: "SE", Timeout: 10, Reason: "other person"}, ""); o.code != "approved" {
@@ -126,7 +128,7 @@ func TestOnePendingRequestPerIdentity(t *testing.T) {
 	m := mfaBody{PNR: "19550505-0001", COUNTRY: "SE", Timeout: 30, Reason: "first"}
 	first := make(chan outcome, 1)
 	go func() { first <- tb.postMFA(context.Background(), "json", m, "") }()
-	p1 := d.nextPrompt()
+	p1 := d.NextPrompt()
 	m.Reason = "second"
 	second := make(chan outcome, 1)
 	go func() { second <- tb.postMFA(context.Background(), "form", m, "") }()
@@ -134,15 +136,15 @@ func TestOnePendingRequestPerIdentity(t *testing.T) {
 	if o.status != http.StatusConflict || o.code != "superseded" {
 		t.Fatalf("first request: %d %s", o.status, o.code)
 	}
-	p2 := d.nextPrompt()
+	p2 := d.NextPrompt()
 	if p2.Push.Reason != "second" {
 		t.Fatalf("second prompt shows %q", p2.Push.Reason)
 	}
-	waitFor(t, "first prompt withdrawn", func() bool {
-		ws := d.withdrawalsFor(p1.Push.RequestID)
+	poll.Until(t, "first prompt withdrawn", func() bool {
+		ws := d.WithdrawalsFor(p1.Push.RequestID)
 		return len(ws) == 1 && ws[0].Why == notify.WhySuperseded
 	})
-	if err := d.dev.Answer(context.Background(), p2, notify.Approve); err != nil {
+	if err := d.Answer(context.Background(), p2, notify.Approve); err != nil {
 		t.Fatal(err)
 	}
 	if o := <-second; o.code != "approved" {
@@ -160,7 +162,7 @@ func TestPendingCap(t *testing.T) {
 		tb.person(pnr, "SE", nil)
 		go tb.postMFA(context.Background(), "json", mfaBody{PNR: pnr, COUNTRY: "SE", Timeout: 30, Reason: "hold"}, "")
 	}
-	waitFor(t, "two pending", func() bool { return tb.srv.Pending() == 2 })
+	poll.Until(t, "two pending", func() bool { return tb.srv.Pending() == 2 })
 	d := tb.person("19660606-0009", "SE", nil)
 	ct, body := mfaBody{PNR: "19660606-0009", COUNTRY: "SE", Timeout: 30, Reason: "one too many"}.encode("json")
 	r := tb.do(http.MethodPost, "/MFA", ct, "", strings.NewReader(body))
@@ -168,7 +170,7 @@ func TestPendingCap(t *testing.T) {
 		t.Fatalf("over the cap: %d %s", o.status, o.code)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if d.promptCount() != 0 {
+	if d.PromptCount() != 0 {
 		t.Fatal("a request over the cap was pushed")
 	}
 }
@@ -178,7 +180,7 @@ func TestPendingCap(t *testing.T) {
 func TestRevokedRequesterCannotSign(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t)
-	tb.person("19880808-0008", "SE", always(notify.Approve))
+	tb.person("19880808-0008", "SE", notifytest.Always(notify.Approve))
 	ask := func(id string, key ed25519.PrivateKey) outcome {
 		m := mfaBody{PNR: "19880808-0008", COUNTRY: "SE", Timeout: 10, Reason: "signed", LegalId: id}
 		sign(key, &m)

@@ -24,7 +24,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/internal/poll"
 	"github.com/legalmfa/mfa/notify"
+	"github.com/legalmfa/mfa/notify/notifytest"
 )
 
 // selfSignedCert writes a certificate for 127.0.0.1 and localhost that is
@@ -78,7 +80,7 @@ func TestTLS(t *testing.T) {
 	if !strings.HasPrefix(tb.srv.HTTPURL(), "https://") || !strings.HasPrefix(tb.info.NATSURL, "tls://") {
 		t.Fatalf("broker at %s, devices told %s", tb.srv.HTTPURL(), tb.info.NATSURL)
 	}
-	tb.person("19770707-0007", "SE", always(notify.Approve))
+	tb.person("19770707-0007", "SE", notifytest.Always(notify.Approve))
 	if o := tb.postMFA(context.Background(), "json", mfaBody{PNR: "19770707-0007", COUNTRY: "SE", Timeout: 30, Reason: "over TLS"}, ""); o.code != "approved" {
 		t.Fatalf("MFA over HTTPS and NATS TLS: %d %s", o.status, o.code)
 	}
@@ -121,7 +123,7 @@ func TestConnectionCap(t *testing.T) {
 		}
 		idle = append(idle, c)
 	}
-	waitFor(t, "cap reached", func() bool {
+	poll.Until(t, "cap reached", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			return false
@@ -138,7 +140,7 @@ func TestConnectionCap(t *testing.T) {
 	for _, c := range idle {
 		c.Close()
 	}
-	waitFor(t, "service resumes", func() bool {
+	poll.Until(t, "service resumes", func() bool {
 		resp, err := tb.client.Get(tb.url("/healthz"))
 		if err != nil {
 			return false

@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/legalmfa/mfa/broker"
+	"github.com/legalmfa/mfa/api"
+
 	"github.com/legalmfa/mfa/identity"
 )
 
@@ -132,7 +133,7 @@ func cmdApply(ctx context.Context, e env, g globalFlags, args []string) error {
 		return fmt.Errorf("apply: the broker at %s did not say its domain", client.base)
 	}
 	app := identity.NewApplication(info.Domain, props.props, key)
-	resp, err := client.apply(ctx, broker.ApplicationRequest{
+	resp, err := client.apply(ctx, api.ApplicationRequest{
 		Properties: app.Properties,
 		PublicKey:  identity.EncodePublicKey(app.PublicKey),
 		Proof:      base64.StdEncoding.EncodeToString(app.Proof),
@@ -180,7 +181,7 @@ func applyKey(dir deviceDir, e env) (ed25519.PrivateKey, error) {
 
 // checkApplication makes sure the broker created the identity this device
 // asked for, so device.json never names an identity bound to another key.
-func checkApplication(resp broker.ApplicationResponse, info broker.BrokerInfo, pub ed25519.PublicKey) error {
+func checkApplication(resp api.ApplicationResponse, info api.BrokerInfo, pub ed25519.PublicKey) error {
 	got, err := identity.ParsePublicKey(resp.Identity.PublicKey)
 	if err != nil {
 		return fmt.Errorf("the answer's public key: %w", err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/internal/syncbuf"
 )
 
 func TestInitCreatesKeyAndRefusesToOverwrite(t *testing.T) {
@@ -198,7 +199,7 @@ func TestUsage(t *testing.T) {
 func TestEnvironmentFillsFlags(t *testing.T) {
 	t.Parallel()
 	var got string
-	c := newCommand(env{stderr: &syncBuffer{}}, globalFlags{}, "x", "")
+	c := newCommand(env{stderr: &syncbuf.Buffer{}}, globalFlags{}, "x", "")
 	c.fs.StringVar(&got, "broker", "", "")
 	c.fs.String("auto-delay", "", "")
 	c.env["broker"] = []string{"MFA_BROKER_URL"}

@@ -7,19 +7,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legalmfa/mfa/internal/syncbuf"
 	"github.com/legalmfa/mfa/notify"
 )
 
 // autoRig runs an autoAnswerer whose answers get the verdict verdict(id).
 type autoRig struct {
-	out    *syncBuffer
+	out    *syncbuf.Buffer
 	events chan notify.Event
 	done   chan error
 }
 
 func newAutoRig(t *testing.T, d notify.Decision, delay time.Duration, verdict func(id string) error) *autoRig {
 	t.Helper()
-	r := &autoRig{out: &syncBuffer{}, events: make(chan notify.Event, 8), done: make(chan error, 1)}
+	r := &autoRig{out: &syncbuf.Buffer{}, events: make(chan notify.Event, 8), done: make(chan error, 1)}
 	a := &autoAnswerer{out: &lineWriter{w: r.out}, decision: d, delay: delay,
 		answer: func(_ context.Context, p notify.Prompt, got notify.Decision) error {
 			if got != d {
@@ -78,7 +79,7 @@ func TestAutoLines(t *testing.T) {
 			r := newAutoRig(t, tt.decision, 0, func(string) error { return tt.verdict })
 			r.events <- tt.event
 			for _, w := range tt.want {
-				r.out.expect(t, w)
+				r.out.Expect(t, w)
 			}
 		})
 	}
@@ -88,16 +89,16 @@ func TestAutoWithdrawnDuringDelay(t *testing.T) {
 	t.Parallel()
 	r := newAutoRig(t, notify.Approve, time.Hour, func(id string) error { return fmt.Errorf("answered %s", id) })
 	r.events <- autoPush("r1", notify.Requester{RemoteIP: "192.0.2.1"}, "x", time.Minute)
-	r.out.expect(t, "prompt r1 ")
+	r.out.Expect(t, "prompt r1 ")
 	r.events <- notify.Event{Withdrawal: &notify.Withdrawal{RequestID: "r1", Why: notify.WhyCancelled}}
-	r.out.expect(t, "withdrawn r1: cancelled\n")
+	r.out.Expect(t, "withdrawn r1: cancelled\n")
 }
 
 func TestAutoExpiredDuringDelay(t *testing.T) {
 	t.Parallel()
 	r := newAutoRig(t, notify.Approve, time.Hour, func(id string) error { return fmt.Errorf("answered %s", id) })
 	r.events <- autoPush("r1", notify.Requester{RemoteIP: "192.0.2.1"}, "x", 100*time.Millisecond)
-	r.out.expect(t, "expired r1\n")
+	r.out.Expect(t, "expired r1\n")
 }
 
 func TestAutoAnswersAfterDelay(t *testing.T) {
@@ -106,10 +107,10 @@ func TestAutoAnswersAfterDelay(t *testing.T) {
 	r := newAutoRig(t, notify.Approve, 200*time.Millisecond, func(string) error { return nil })
 	r.events <- autoPush("r1", notify.Requester{}, "x", time.Minute)
 	r.events <- autoPush("r2", notify.Requester{}, "y", time.Minute)
-	r.out.expect(t, "prompt r2 ")
+	r.out.Expect(t, "prompt r2 ")
 	// Requests wait out their delays side by side, not one after another.
-	got := r.out.unread() + r.out.expect(t, "approved")
-	r.out.expect(t, "approved")
+	got := r.out.Unread() + r.out.Expect(t, "approved")
+	r.out.Expect(t, "approved")
 	if d := time.Since(start); d < 200*time.Millisecond || d > 2*time.Second {
 		t.Fatalf("answered after %s (%q), want about the 200ms delay", d, got)
 	}

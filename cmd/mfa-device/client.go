@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/legalmfa/mfa/broker"
+	"github.com/legalmfa/mfa/api"
 )
 
 // defaultBrokerURL is where apply goes when neither --broker nor the
@@ -88,22 +88,22 @@ func (e *brokerError) Error() string {
 }
 
 // info is GET /Broker.
-func (c *brokerClient) info(ctx context.Context) (broker.BrokerInfo, error) {
-	var info broker.BrokerInfo
+func (c *brokerClient) info(ctx context.Context) (api.BrokerInfo, error) {
+	var info api.BrokerInfo
 	err := c.do(ctx, http.MethodGet, "/Broker", nil, http.StatusOK, &info)
 	return info, err
 }
 
 // apply is POST /Identities.
-func (c *brokerClient) apply(ctx context.Context, req broker.ApplicationRequest) (broker.ApplicationResponse, error) {
-	var resp broker.ApplicationResponse
+func (c *brokerClient) apply(ctx context.Context, req api.ApplicationRequest) (api.ApplicationResponse, error) {
+	var resp api.ApplicationResponse
 	err := c.do(ctx, http.MethodPost, "/Identities", req, http.StatusCreated, &resp)
 	return resp, err
 }
 
 // identity is GET /Identities/{id}.
-func (c *brokerClient) identity(ctx context.Context, legalID string) (broker.PublicIdentity, error) {
-	var id broker.PublicIdentity
+func (c *brokerClient) identity(ctx context.Context, legalID string) (api.PublicIdentity, error) {
+	var id api.PublicIdentity
 	err := c.do(ctx, http.MethodGet, "/Identities/"+url.PathEscape(legalID), nil, http.StatusOK, &id)
 	return id, err
 }

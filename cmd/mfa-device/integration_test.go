@@ -15,6 +15,7 @@ import (
 
 	"github.com/legalmfa/mfa/broker/service"
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/internal/syncbuf"
 )
 
 // brokerRig is a whole broker in this process, started the way mfa-broker
@@ -90,10 +91,10 @@ func (d *device) approve() {
 }
 
 // listen runs 'mfa-device listen' until the test ends.
-func (d *device) listen(args ...string) (stdout, stderr *syncBuffer) {
+func (d *device) listen(args ...string) (stdout, stderr *syncbuf.Buffer) {
 	t := d.rig.t
 	t.Helper()
-	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	stdout, stderr = &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -110,7 +111,7 @@ func (d *device) listen(args ...string) (stdout, stderr *syncBuffer) {
 			t.Error("listen did not stop within 10 s of cancel")
 		}
 	})
-	stderr.expect(t, "listening for requests to "+d.legalID)
+	stderr.Expect(t, "listening for requests to "+d.legalID)
 	return stdout, stderr
 }
 
@@ -170,12 +171,12 @@ func TestIntegrationListenAnswers(t *testing.T) {
 			if status != tt.status || code != tt.code {
 				t.Fatalf("POST /MFA = %d %s, want %d %s", status, code, tt.status, tt.code)
 			}
-			prompt := out.expect(t, ": Log in to **Example Bank**\n")
+			prompt := out.Expect(t, ": Log in to **Example Bank**\n")
 			if !strings.HasPrefix(prompt, "prompt ") || !strings.Contains(prompt, " from unverified 127.0.0.1") {
 				t.Fatalf("prompt line %q", prompt)
 			}
 			requestID := strings.Fields(prompt)[1]
-			out.expect(t, tt.line+requestID+"\n")
+			out.Expect(t, tt.line+requestID+"\n")
 			if strings.Contains(out.String(), "19791231") {
 				t.Fatal("listen printed the PNR")
 			}
@@ -200,8 +201,8 @@ func TestIntegrationLateDevice(t *testing.T) {
 	}()
 	time.Sleep(300 * time.Millisecond) // the push is out before the device listens
 	out, _ := alice.listen("--auto", "approve")
-	out.expect(t, ": Late device\n")
-	out.expect(t, "approved ")
+	out.Expect(t, ": Late device\n")
+	out.Expect(t, "approved ")
 	select {
 	case a := <-got:
 		if a.status != http.StatusOK || a.code != "approved" {
@@ -239,12 +240,12 @@ func TestIntegrationSignedRequests(t *testing.T) {
 		if status != http.StatusOK || code != "approved" {
 			t.Fatalf("%s: POST /MFA = %d %s\n%s", f.format, status, code, signed.stdout)
 		}
-		line := out.expect(t, "\n")
+		line := out.Expect(t, "\n")
 		want := `from verified ` + bank.legalID + ` "Example Bank": Approve the payment of **100 €** to <Example & Co>`
 		if !strings.HasPrefix(line, "prompt ") || !strings.Contains(line, want) {
 			t.Fatalf("%s: prompt line %q, want a verified requester: %s", f.format, line, want)
 		}
-		out.expect(t, "approved "+strings.Fields(line)[1]+"\n")
+		out.Expect(t, "approved "+strings.Fields(line)[1]+"\n")
 
 		// The signature covers the fields: change one and it fails.
 		tampered := strings.Replace(signed.stdout, "30", "31", 1)
@@ -264,7 +265,7 @@ func TestIntegrationInteractive(t *testing.T) {
 
 	pr, pw := io.Pipe()
 	t.Cleanup(func() { pw.Close() })
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"listen"}, pr, stdout, stderr, envOf(alice.env)) }()
@@ -272,14 +273,14 @@ func TestIntegrationInteractive(t *testing.T) {
 		cancel()
 		<-done
 	})
-	stderr.expect(t, "listening for requests")
+	stderr.Expect(t, "listening for requests")
 
 	codes := make(chan string, 1)
 	go func() {
 		_, code := rig.mfa("application/json", `{"PNR":"19791231-1234","COUNTRY":"SE","Timeout":30,"Reason":"# Log in\n\nto **Example Bank**"}`)
 		codes <- code
 	}()
-	shown := stdout.expect(t, questionText)
+	shown := stdout.Expect(t, questionText)
 	for _, want := range []string{unverifiedPrefix + "127.0.0.1", "Broker: broker.test", reasonGutter + "# Log in", "⏳ expires in 0:"} {
 		if !strings.Contains(shown, want) {
 			t.Errorf("prompt lacks %q:\n%s", want, shown)
@@ -287,8 +288,8 @@ func TestIntegrationInteractive(t *testing.T) {
 	}
 	time.Sleep(600 * time.Millisecond) // past the minimum reading time
 	io.WriteString(pw, "d\n")
-	stdout.expect(t, "✖ denied request")
-	stdout.expect(t, "the broker accepted your answer")
+	stdout.Expect(t, "✖ denied request")
+	stdout.Expect(t, "the broker accepted your answer")
 	select {
 	case code := <-codes:
 		if code != "denied" {

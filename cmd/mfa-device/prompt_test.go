@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legalmfa/mfa/internal/syncbuf"
 	"github.com/legalmfa/mfa/notify"
 )
 
@@ -54,7 +55,7 @@ type answerCall struct {
 type uiRig struct {
 	t       *testing.T
 	ui      *promptUI
-	out     *syncBuffer
+	out     *syncbuf.Buffer
 	clock   *fakeClock
 	events  chan notify.Event
 	notices chan notice
@@ -78,7 +79,7 @@ func newUIRig(t *testing.T, opts ...rigOption) *uiRig {
 		t.Fatal(err)
 	}
 	r := &uiRig{
-		t: t, out: &syncBuffer{}, clock: newFakeClock(),
+		t: t, out: &syncbuf.Buffer{}, clock: newFakeClock(),
 		events: make(chan notify.Event, 16), notices: make(chan notice, 16),
 		answers: make(chan answerCall), done: make(chan error, 1),
 	}
@@ -182,7 +183,7 @@ func TestPromptAnswers(t *testing.T) {
 			r := newUIRig(t)
 			id := map[notify.Decision]string{notify.Approve: "req-appr-1", notify.Deny: "req-deny-1", notify.NotMe: "req-notm-1"}[tt.decision]
 			r.push(r.testPush(id, "Log in to **Example Bank**"))
-			shown := r.out.expect(t, questionText)
+			shown := r.out.Expect(t, questionText)
 			for _, want := range []string{
 				"━━ MFA request " + id + " ━━",
 				"\n✔ verified: Example Bank (bank@legal.broker.test)\n",
@@ -201,7 +202,7 @@ func TestPromptAnswers(t *testing.T) {
 				t.Fatalf("answered %s to %s, want %s to %s", c.decision, c.prompt.Push.RequestID, tt.decision, id)
 			}
 			c.reply <- nil
-			r.out.expect(t, tt.verdict)
+			r.out.Expect(t, tt.verdict)
 		})
 	}
 }
@@ -210,10 +211,10 @@ func TestPromptRepromptsOnInvalidInput(t *testing.T) {
 	t.Parallel()
 	r := newUIRig(t)
 	r.push(r.testPush("req-1", "Sign the contract"))
-	r.out.expect(t, questionText)
+	r.out.Expect(t, questionText)
 	for _, bad := range []string{"", "yes", "maybe", "ad"} {
 		r.typeLine(bad)
-		r.out.expect(t, hintInvalid+"\n"+questionText)
+		r.out.Expect(t, hintInvalid+"\n"+questionText)
 	}
 	r.noAnswer()
 	r.typeLine("d")
@@ -222,7 +223,7 @@ func TestPromptRepromptsOnInvalidInput(t *testing.T) {
 		t.Fatalf("decision %s, want deny", c.decision)
 	}
 	c.reply <- nil
-	r.out.expect(t, "✖ denied request req-1")
+	r.out.Expect(t, "✖ denied request req-1")
 }
 
 func TestPromptWithdrawnWhileShown(t *testing.T) {
@@ -239,12 +240,12 @@ func TestPromptWithdrawnWhileShown(t *testing.T) {
 			t.Parallel()
 			r := newUIRig(t)
 			r.push(r.testPush("req-1", "Log in"))
-			r.out.expect(t, questionText)
+			r.out.Expect(t, questionText)
 			r.withdraw("req-1", tt.why)
-			r.out.expect(t, "✖ request req-1 from Example Bank was withdrawn: "+tt.text)
+			r.out.Expect(t, "✖ request req-1 from Example Bank was withdrawn: "+tt.text)
 			// Nothing is left to answer: a late "a" answers nothing.
 			r.typeLine("a")
-			r.out.expect(t, msgNothingToDo)
+			r.out.Expect(t, msgNothingToDo)
 			r.noAnswer()
 		})
 	}
@@ -254,12 +255,12 @@ func TestPromptExpiresWhileShown(t *testing.T) {
 	t.Parallel()
 	r := newUIRig(t)
 	r.push(r.testPush("req-1", "Log in"))
-	r.out.expect(t, "⏳ expires in 1:00")
+	r.out.Expect(t, "⏳ expires in 1:00")
 	r.clock.advance(59 * time.Second)
 	r.clock.advance(time.Second)
-	r.out.expect(t, "⌛ request req-1 from Example Bank expired before you answered")
+	r.out.Expect(t, "⌛ request req-1 from Example Bank expired before you answered")
 	r.typeLine("a")
-	r.out.expect(t, msgNothingToDo)
+	r.out.Expect(t, msgNothingToDo)
 	r.noAnswer()
 }
 
@@ -269,7 +270,7 @@ func TestPromptQueuesRequests(t *testing.T) {
 	first, second := r.testPush("req-first", "First **one**"), r.testPush("req-second", "Second one")
 	second.Requester = notify.Requester{RemoteIP: "198.51.100.9"}
 	r.push(first)
-	r.out.expect(t, questionText)
+	r.out.Expect(t, questionText)
 	r.push(second)
 	// The count changes while the first request stays on screen; a plain
 	// screen shows it with the next request, a terminal at once.
@@ -279,8 +280,8 @@ func TestPromptQueuesRequests(t *testing.T) {
 		t.Fatalf("first answer went to %s", c.prompt.Push.RequestID)
 	}
 	c.reply <- nil
-	r.out.expect(t, "✔ approved request req-firs from Example Bank")
-	shown := r.out.expect(t, questionText)
+	r.out.Expect(t, "✔ approved request req-firs from Example Bank")
+	shown := r.out.Expect(t, questionText)
 	if !strings.Contains(shown, "━━ MFA request req-second ━━") ||
 		!strings.Contains(shown, "\n"+unverifiedPrefix+"198.51.100.9\n") ||
 		!strings.Contains(shown, "Second one") {
@@ -295,26 +296,26 @@ func TestPromptQueuesRequests(t *testing.T) {
 		t.Fatalf("second answer: %s to %s", c.decision, c.prompt.Push.RequestID)
 	}
 	c.reply <- nil
-	r.out.expect(t, "✖ denied request req-seco from an unverified requester at 198.51.100.9")
+	r.out.Expect(t, "✖ denied request req-seco from an unverified requester at 198.51.100.9")
 }
 
 func TestPromptQueuedRequestWithdrawnOrExpired(t *testing.T) {
 	t.Parallel()
 	r := newUIRig(t)
 	r.push(r.testPush("req-1", "One"))
-	r.out.expect(t, questionText)
+	r.out.Expect(t, questionText)
 	r.push(r.testPush("req-2", "Two"))
 	short := r.testPush("req-3", "Three")
 	short.Expires = r.clock.Now().Add(10 * time.Second).UTC().Format(notify.TimeFormat)
 	r.push(short)
 	r.withdraw("req-2", notify.WhyCancelled)
-	r.out.expect(t, "✖ request req-2 from Example Bank was withdrawn before it was shown: the requester cancelled it")
+	r.out.Expect(t, "✖ request req-2 from Example Bank was withdrawn before it was shown: the requester cancelled it")
 	r.clock.advance(11 * time.Second)
-	r.out.expect(t, "⌛ request req-3 from Example Bank expired before it was shown")
+	r.out.Expect(t, "⌛ request req-3 from Example Bank expired before it was shown")
 	r.typeLine("a")
 	r.nextAnswer().reply <- nil
-	r.out.expect(t, "✔ approved request req-1")
-	if rest := r.out.unread(); strings.Contains(rest, "MFA request") {
+	r.out.Expect(t, "✔ approved request req-1")
+	if rest := r.out.Unread(); strings.Contains(rest, "MFA request") {
 		t.Fatalf("a withdrawn or expired request was shown:\n%s", rest)
 	}
 }
@@ -323,26 +324,26 @@ func TestPromptShowsRefusal(t *testing.T) {
 	t.Parallel()
 	r := newUIRig(t)
 	r.push(r.testPush("req-1", "Log in"))
-	r.out.expect(t, questionText)
+	r.out.Expect(t, questionText)
 	r.typeLine("a")
 	c := r.nextAnswer()
 	r.withdraw("req-1", notify.WhyAnswered) // the other device's answer won
 	c.reply <- &notify.RefusedError{Reason: "the request was answered on another device"}
-	r.out.expect(t, "⚠ the broker refused your answer to request req-1 from Example Bank: the request was answered on another device")
+	r.out.Expect(t, "⚠ the broker refused your answer to request req-1 from Example Bank: the request was answered on another device")
 }
 
 func TestPromptOwnAnswerIsNotReportedAsWithdrawal(t *testing.T) {
 	t.Parallel()
 	r := newUIRig(t)
 	r.push(r.testPush("req-1", "Log in"))
-	r.out.expect(t, questionText)
+	r.out.Expect(t, questionText)
 	r.typeLine("a")
 	c := r.nextAnswer()
 	// The broker withdraws a request from every device once answered,
 	// often before this device has the receipt for its own answer.
 	r.withdraw("req-1", notify.WhyAnswered)
 	c.reply <- nil
-	got := r.out.expect(t, "✔ approved request req-1")
+	got := r.out.Expect(t, "✔ approved request req-1")
 	if strings.Contains(got, "withdrawn") {
 		t.Fatalf("own answer reported as a withdrawal:\n%s", got)
 	}
@@ -352,18 +353,18 @@ func TestPromptRetriesUndeliveredAnswer(t *testing.T) {
 	t.Parallel()
 	r := newUIRig(t)
 	r.push(r.testPush("req-1", "Log in"))
-	r.out.expect(t, questionText)
+	r.out.Expect(t, questionText)
 	r.typeLine("a")
 	r.nextAnswer().reply <- errors.New("nats: timeout")
-	r.out.expect(t, "could not send your answer (nats: timeout); answer again")
-	r.out.expect(t, questionText)
+	r.out.Expect(t, "could not send your answer (nats: timeout); answer again")
+	r.out.Expect(t, questionText)
 	r.typeLine("d")
 	c := r.nextAnswer()
 	if c.decision != notify.Deny {
 		t.Fatalf("retry decided %s", c.decision)
 	}
 	c.reply <- nil
-	r.out.expect(t, "✖ denied request req-1")
+	r.out.Expect(t, "✖ denied request req-1")
 }
 
 func TestPromptIgnoresInputTypedBeforeItAppeared(t *testing.T) {
@@ -371,37 +372,37 @@ func TestPromptIgnoresInputTypedBeforeItAppeared(t *testing.T) {
 	r := newUIRig(t)
 	r.ui.minRead = 500 * time.Millisecond
 	r.push(r.testPush("req-1", "Log in"))
-	r.out.expect(t, questionText)
+	r.out.Expect(t, questionText)
 	r.typeLine("a")
-	r.out.expect(t, hintTooSoon)
+	r.out.Expect(t, hintTooSoon)
 	r.noAnswer()
 	r.clock.advance(time.Second)
 	r.typeLine("a")
 	r.nextAnswer().reply <- nil
-	r.out.expect(t, "✔ approved request req-1")
+	r.out.Expect(t, "✔ approved request req-1")
 }
 
 func TestPromptInputClosed(t *testing.T) {
 	t.Parallel()
 	r := newUIRig(t)
 	r.typing.Close()
-	r.out.expect(t, msgInputClosed)
+	r.out.Expect(t, msgInputClosed)
 	// Requests still show, for the record, though they cannot be answered.
 	r.push(r.testPush("req-1", "Log in"))
-	r.out.expect(t, "━━ MFA request req-1")
+	r.out.Expect(t, "━━ MFA request req-1")
 }
 
 func TestPromptStopsCleanly(t *testing.T) {
 	t.Parallel()
 	r := newUIRig(t)
 	r.push(r.testPush("req-1", "Log in"))
-	r.out.expect(t, questionText)
+	r.out.Expect(t, questionText)
 	r.cancel()
 	if err := <-r.done; err != nil {
 		t.Fatalf("run = %v, want nil on cancel", err)
 	}
 	r.done <- nil // for the cleanup
-	r.out.expect(t, "request req-1 from Example Bank was left unanswered")
+	r.out.Expect(t, "request req-1 from Example Bank was left unanswered")
 }
 
 func TestPromptEventsClosed(t *testing.T) {
@@ -418,14 +419,14 @@ func TestPromptShowsConnectionState(t *testing.T) {
 	t.Parallel()
 	r := newUIRig(t, onTTY)
 	r.push(r.testPush("req-1", "Log in"))
-	r.out.expect(t, questionText)
+	r.out.Expect(t, questionText)
 	r.notices <- notice{text: "disconnected from NATS (EOF); reconnecting…", conn: connOffline}
-	r.out.expect(t, "disconnected from NATS (EOF); reconnecting…")
-	r.out.expect(t, "⚠ offline, reconnecting…")
+	r.out.Expect(t, "disconnected from NATS (EOF); reconnecting…")
+	r.out.Expect(t, "⚠ offline, reconnecting…")
 	r.notices <- notice{text: "reconnected", conn: connOnline}
-	r.out.expect(t, "reconnected")
+	r.out.Expect(t, "reconnected")
 	r.clock.advance(time.Second)
-	if got := r.out.expect(t, "expires in 0:59"); strings.Contains(got, "offline") {
+	if got := r.out.Expect(t, "expires in 0:59"); strings.Contains(got, "offline") {
 		t.Fatalf("still offline after reconnecting: %q", got)
 	}
 }
@@ -447,7 +448,7 @@ func TestPromptNeutralisesHostilePush(t *testing.T) {
 			p.Requester = notify.Requester{RemoteIP: "192.0.2.1\x1b]0;x\x07"}
 			p.Broker = "broker\x1b[1A.test"
 			r.push(p)
-			shown := r.out.expect(t, questionText)
+			shown := r.out.Expect(t, questionText)
 			ours := []string{"\x1b7", "\x1b8", "\x1b[J"} // the screen's own redraw
 			clean := stripSGR(shown)
 			for _, s := range ours {
@@ -501,24 +502,24 @@ func TestTTYScreenCountsDownInPlace(t *testing.T) {
 	t.Parallel()
 	r := newUIRig(t, onTTY)
 	r.push(r.testPush("req-1", "Log in"))
-	r.out.expect(t, questionText)
+	r.out.Expect(t, questionText)
 	r.clock.advance(time.Second)
 	// Save the cursor, go up to the status line, rewrite it, come back:
 	// what the person is typing stays where it is.
-	r.out.expect(t, "\x1b7\x1b[1A\r\x1b[2K⏳ expires in 0:59")
-	r.out.expect(t, "\x1b8")
+	r.out.Expect(t, "\x1b7\x1b[1A\r\x1b[2K⏳ expires in 0:59")
+	r.out.Expect(t, "\x1b8")
 	r.clock.advance(time.Second)
-	r.out.expect(t, "⏳ expires in 0:58")
+	r.out.Expect(t, "⏳ expires in 0:58")
 	r.withdraw("req-1", notify.WhyCancelled)
 	// The whole request is erased: up to its first row, clear to the end.
 	erase := fmt.Sprintf("\r\x1b[%dA\x1b[J", len(r.ui.body(r.testPush("req-1", "Log in")))+1)
-	r.out.expect(t, erase)
-	r.out.expect(t, "✖ request req-1 from Example Bank was withdrawn")
+	r.out.Expect(t, erase)
+	r.out.Expect(t, "✖ request req-1 from Example Bank was withdrawn")
 }
 
 func TestTTYScreenCountsWrappedRows(t *testing.T) {
 	t.Parallel()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	s := &ttyScreen{w: &out, size: func() (int, int) { return 10, 40 }}
 	s.draw(view{body: []string{"0123456789abc", "\x1b[1mbold\x1b[0m", ""}, status: "status", question: "? "})
 	if s.rowsAbove != 2+1+1+1 {
@@ -532,7 +533,7 @@ func TestTTYScreenCountsWrappedRows(t *testing.T) {
 
 func TestTTYScreenTooTallToErase(t *testing.T) {
 	t.Parallel()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	s := &ttyScreen{w: &out, size: func() (int, int) { return 80, 3 }}
 	s.draw(view{body: []string{"1", "2", "3", "4"}, status: "status", question: "? "})
 	s.clear()

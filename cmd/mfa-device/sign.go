@@ -17,8 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/legalmfa/mfa/encoding"
-	"github.com/legalmfa/mfa/schema"
+	"github.com/legalmfa/mfa/api"
 )
 
 const signHelp = `
@@ -88,7 +87,7 @@ func cmdSign(_ context.Context, e env, g globalFlags, args []string) error {
 		}
 		*reason = string(b)
 	}
-	req := encoding.Request{PNR: *pnr, Country: *country, Timeout: *timeout, Reason: normalizeNewlines(*reason)}
+	req := api.Request{PNR: *pnr, Country: *country, Timeout: *timeout, Reason: normalizeNewlines(*reason)}
 	if err := checkRequest(req); err != nil {
 		return err
 	}
@@ -130,15 +129,15 @@ func cmdSign(_ context.Context, e env, g globalFlags, args []string) error {
 // checkRequest applies the broker's own field rules before anything is
 // signed. The largest Timeout is the broker's to judge: sign only warns
 // past the one recorded at apply time.
-func checkRequest(r encoding.Request) error {
+func checkRequest(r api.Request) error {
 	err := r.CheckFields(math.MaxInt32)
-	var e *encoding.Error
+	var e *api.Error
 	if !errors.As(err, &e) {
 		return err
 	}
 	flag := map[string]string{
-		encoding.FieldPNR: "--pnr", encoding.FieldCountry: "--country",
-		encoding.FieldTimeout: "--timeout", encoding.FieldReason: "--reason",
+		api.FieldPNR: "--pnr", api.FieldCountry: "--country",
+		api.FieldTimeout: "--timeout", api.FieldReason: "--reason",
 	}[e.Field]
 	return usageError{fmt.Sprintf("%s (%s)", e.Message, flag)}
 }
@@ -171,7 +170,7 @@ func newNonce() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func requestJSON(r encoding.Request) ([]byte, error) {
+func requestJSON(r api.Request) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	// Markdown is full of < > &; \u003c escapes would only obscure it.
@@ -186,19 +185,19 @@ func requestJSON(r encoding.Request) ([]byte, error) {
 }
 
 // requestXML writes the MFA element of MFA.xsd, children in schema order.
-func requestXML(r encoding.Request) ([]byte, error) {
+func requestXML(r api.Request) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
-	fmt.Fprintf(&b, "<MFA xmlns=%q>\n", schema.Namespace)
+	fmt.Fprintf(&b, "<MFA xmlns=%q>\n", api.XMLNamespace)
 	for _, f := range [...][2]string{
-		{encoding.FieldPNR, r.PNR},
-		{encoding.FieldCountry, r.Country},
-		{encoding.FieldTimeout, fmt.Sprint(r.Timeout)},
-		{encoding.FieldReason, r.Reason},
-		{encoding.FieldLegalID, r.LegalID},
-		{encoding.FieldSignature, base64.StdEncoding.EncodeToString(r.Signature)},
-		{encoding.FieldIssued, r.Issued},
-		{encoding.FieldNonce, r.Nonce},
+		{api.FieldPNR, r.PNR},
+		{api.FieldCountry, r.Country},
+		{api.FieldTimeout, fmt.Sprint(r.Timeout)},
+		{api.FieldReason, r.Reason},
+		{api.FieldLegalID, r.LegalID},
+		{api.FieldSignature, base64.StdEncoding.EncodeToString(r.Signature)},
+		{api.FieldIssued, r.Issued},
+		{api.FieldNonce, r.Nonce},
 	} {
 		fmt.Fprintf(&b, "  <%s>", f[0])
 		// EscapeText writes line feeds as &#xA;, which any XML parser
@@ -213,15 +212,15 @@ func requestXML(r encoding.Request) ([]byte, error) {
 }
 
 // requestForm is the url-encoded body, fields in canonical order.
-func requestForm(r encoding.Request) string {
+func requestForm(r api.Request) string {
 	return strings.Join([]string{
-		encoding.FieldPNR + "=" + url.QueryEscape(r.PNR),
-		encoding.FieldCountry + "=" + url.QueryEscape(r.Country),
-		encoding.FieldTimeout + "=" + fmt.Sprint(r.Timeout),
-		encoding.FieldReason + "=" + url.QueryEscape(r.Reason),
-		encoding.FieldLegalID + "=" + url.QueryEscape(r.LegalID),
-		encoding.FieldSignature + "=" + url.QueryEscape(base64.StdEncoding.EncodeToString(r.Signature)),
-		encoding.FieldIssued + "=" + url.QueryEscape(r.Issued),
-		encoding.FieldNonce + "=" + url.QueryEscape(r.Nonce),
+		api.FieldPNR + "=" + url.QueryEscape(r.PNR),
+		api.FieldCountry + "=" + url.QueryEscape(r.Country),
+		api.FieldTimeout + "=" + fmt.Sprint(r.Timeout),
+		api.FieldReason + "=" + url.QueryEscape(r.Reason),
+		api.FieldLegalID + "=" + url.QueryEscape(r.LegalID),
+		api.FieldSignature + "=" + url.QueryEscape(base64.StdEncoding.EncodeToString(r.Signature)),
+		api.FieldIssued + "=" + url.QueryEscape(r.Issued),
+		api.FieldNonce + "=" + url.QueryEscape(r.Nonce),
 	}, "&")
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legalmfa/mfa/api"
+
 	"github.com/legalmfa/mfa/encoding"
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/schema"
@@ -51,7 +53,7 @@ func TestSignEncodingsVerifyAtTheDecoder(t *testing.T) {
 		t.Fatal(err)
 	}
 	dec := encoding.NewDecoder(xsd)
-	want := encoding.Request{PNR: "19791231-1234", Country: "SE", Timeout: 120, Reason: normalizeNewlines(hostileReason), LegalID: legalID}
+	want := api.Request{PNR: "19791231-1234", Country: "SE", Timeout: 120, Reason: normalizeNewlines(hostileReason), LegalID: legalID}
 	for _, tt := range []struct {
 		format string
 		wire   encoding.Format
@@ -106,7 +108,7 @@ func TestSignFormats(t *testing.T) {
 	if err != nil || time.Since(issued) > time.Minute || len(got.Nonce) < 16 {
 		t.Fatalf("Issued %q / Nonce %q", got.Issued, got.Nonce)
 	}
-	req := encoding.Request{PNR: got.PNR, Country: got.COUNTRY, Timeout: timeout, Reason: got.Reason, LegalID: got.LegalId, Issued: got.Issued, Nonce: got.Nonce}
+	req := api.Request{PNR: got.PNR, Country: got.COUNTRY, Timeout: timeout, Reason: got.Reason, LegalID: got.LegalId, Issued: got.Issued, Nonce: got.Nonce}
 	sig, _ := base64.StdEncoding.DecodeString(got.Signature)
 	if req.PNR != "19791231-1234" || req.Timeout != 60 || req.LegalID != "bank@legal.broker.test" || !ed25519.Verify(pub, req.SigningForm(), sig) {
 		t.Fatalf("json body %s does not verify", r.stdout)

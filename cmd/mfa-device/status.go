@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/legalmfa/mfa/broker"
+	"github.com/legalmfa/mfa/api"
+
 	"github.com/legalmfa/mfa/identity"
 )
 
@@ -79,7 +80,7 @@ func cmdStatus(ctx context.Context, e env, g globalFlags, args []string) error {
 }
 
 // usable says whether requests can reach the identity now, and if not why.
-func usable(pub broker.PublicIdentity, now time.Time) string {
+func usable(pub api.PublicIdentity, now time.Time) string {
 	switch {
 	case pub.State == string(identity.Created):
 		return "no (waiting for an operator to approve it)"

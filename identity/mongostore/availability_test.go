@@ -17,25 +17,13 @@ import (
 
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/identity/mongostore/mongotest"
+	"github.com/legalmfa/mfa/internal/poll"
 )
 
 const (
 	logDown = "MongoDB unavailable"
 	logUp   = "MongoDB available again"
 )
-
-// waitFor polls cond until it holds or the limit passes.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > limit {
-			t.Fatalf("%s: not within %v", what, limit)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(start)
-}
 
 // TestServerDown stops MongoDB under a store: calls fail with
 // ErrUnavailable within a bounded time and then at once, one line is logged
@@ -70,7 +58,7 @@ func TestServerDown(t *testing.T) {
 	// A failure that did not come from a known outage (a network error)
 	// marks the store down at once; one that waited for server selection
 	// does too. Either way, from now on calls fail without waiting.
-	waitFor(t, 5*time.Second, "store reports MongoDB unavailable", func() bool { return !s.Available() })
+	poll.Within(t, 5*time.Second, "store reports MongoDB unavailable", func() bool { return !s.Available() })
 	var slowest time.Duration
 	for i := range 50 {
 		start := time.Now()
@@ -110,7 +98,7 @@ func TestServerDown(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	took := waitFor(t, 15*time.Second, "Ping after restart", func() bool { return s.Ping(ctx) == nil })
+	took := poll.Within(t, 15*time.Second, "Ping after restart", func() bool { return s.Ping(ctx) == nil })
 	t.Logf("recovered %v after the restart", took.Round(time.Millisecond))
 	got, err := s.FindValid(ctx, "199001011234", "SE", time.Now())
 	if err != nil || len(got) != 1 || got[0].ID != id.ID {
@@ -138,7 +126,7 @@ func TestServerDownWithoutTraffic(t *testing.T) {
 	srv := mongotest.StartPrivate(t)
 	s := openURI(t, srv.URI("mfa"), WithLogger(logBufferDiscard()), WithProbeInterval(100*time.Millisecond), WithHealthInterval(200*time.Millisecond))
 	srv.Stop()
-	waitFor(t, 5*time.Second, "store notices the outage", func() bool { return !s.Available() })
+	poll.Within(t, 5*time.Second, "store notices the outage", func() bool { return !s.Available() })
 	start := time.Now()
 	if err := s.Ping(context.Background()); !errors.Is(err, identity.ErrUnavailable) {
 		t.Errorf("Ping: %v, want ErrUnavailable", err)
@@ -149,7 +137,7 @@ func TestServerDownWithoutTraffic(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "store notices the recovery", s.Available)
+	poll.Within(t, 15*time.Second, "store notices the recovery", s.Available)
 }
 
 func logBufferDiscard() *slog.Logger { return (&logBuffer{}).logger() }
@@ -205,14 +193,14 @@ func TestKillServer(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, 30*time.Second, "100 acknowledged creates", func() bool { return acks.Load() >= 100 })
+	poll.Within(t, 30*time.Second, "100 acknowledged creates", func() bool { return acks.Load() >= 100 })
 	srv.Kill()
 	killedAt := acks.Load()
 	time.Sleep(500 * time.Millisecond)
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "recovery after the kill", s.Available)
+	poll.Within(t, 15*time.Second, "recovery after the kill", s.Available)
 	time.Sleep(300 * time.Millisecond) // some writes after the recovery
 	stop.Store(true)
 	wg.Wait()
@@ -240,7 +228,7 @@ func TestKillServer(t *testing.T) {
 		}
 	}
 	// Nothing stays half done: this broker finished what it started.
-	waitFor(t, 10*time.Second, "no pending changes", func() bool {
+	poll.Within(t, 10*time.Second, "no pending changes", func() bool {
 		n, err := s.changes.CountDocuments(ctx, bson.D{{Key: "pending", Value: true}})
 		return err == nil && n == 0
 	})
@@ -278,7 +266,7 @@ func TestRepairPendingChange(t *testing.T) {
 	}
 
 	s2 := openURI(t, uri, WithHealthInterval(100*time.Millisecond), WithRepairAfter(time.Second))
-	waitFor(t, 10*time.Second, "the change finished", func() bool {
+	poll.Within(t, 10*time.Second, "the change finished", func() bool {
 		got, err := s2.Get(ctx, id.ID)
 		return err == nil && got.State == identity.Approved
 	})
@@ -290,7 +278,7 @@ func TestRepairPendingChange(t *testing.T) {
 	if err != nil || len(found) != 1 {
 		t.Errorf("FindValid after the repair: %v, %v (the reference was not updated)", found, err)
 	}
-	waitFor(t, 5*time.Second, "pending flag cleared", func() bool {
+	poll.Within(t, 5*time.Second, "pending flag cleared", func() bool {
 		var c changeDoc
 		return s2.changes.FindOne(ctx, bson.D{{Key: "_id", Value: ch.ID}}).Decode(&c) == nil && !c.Pending
 	})
@@ -354,7 +342,7 @@ func TestLazyOpen(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "lazily opened store available", s.Available)
+	poll.Within(t, 15*time.Second, "lazily opened store available", s.Available)
 	if err := s.Create(ctx, testIdentity(t, "1")); err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/legalmfa/mfa/internal/syncbuf"
 )
 
 // EnvURI names the environment variable with the URI of a real MongoDB
@@ -263,7 +265,9 @@ func (s *Server) run() error {
 	if err != nil {
 		return err
 	}
-	var stderr lockedBuffer
+	// The start of the log, where a failure to start is explained; a
+	// long run is not kept.
+	stderr := syncbuf.Buffer{Limit: 64 << 10}
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		return err
@@ -300,28 +304,6 @@ func (s *Server) run() error {
 		<-exited
 		return fmt.Errorf("ferretdb not ready after 60s: %s", strings.TrimSpace(stderr.String()))
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	// Keep the start, where a failure to start is explained, and bound
-	// what a long run can pile up.
-	if l.b.Len() < 64<<10 {
-		l.b.Write(p)
-	}
-	return len(p), nil
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // FreePort is a helper for tests that need an address where nothing listens.

@@ -1,4 +1,4 @@
-package encoding
+package api
 
 import (
 	"encoding/base64"
@@ -105,7 +105,7 @@ func (r Request) CheckFields(maxTimeout int) error {
 		return err
 	}
 	if reason != r.Reason {
-		return errorf(CodeInvalidField, FieldReason, "Reason must have LF line breaks, as it is signed")
+		return Errorf(CodeInvalidField, FieldReason, "Reason must have LF line breaks, as it is signed")
 	}
 	if r.LegalID != "" {
 		if _, err := checkLegalID(r.LegalID); err != nil {
@@ -121,14 +121,12 @@ func (r Request) CheckFields(maxTimeout int) error {
 	return nil
 }
 
-// rawRequest holds field values as the wire carried them, before the rules
-// common to all encodings are applied.
-type rawRequest struct {
-	values  [len(fieldNames)]string
-	present [len(fieldNames)]bool
-}
+// NumFields is how many fields a request can have.
+const NumFields = len(fieldNames)
 
-func fieldIndex(name string) int {
+// FieldIndex is the position of a field in the XML element order, or -1
+// for a name that is not a request field (names are case-sensitive).
+func FieldIndex(name string) int {
 	for i, n := range fieldNames {
 		if n == name {
 			return i
@@ -137,20 +135,39 @@ func fieldIndex(name string) int {
 	return -1
 }
 
-func (raw *rawRequest) set(i int, v string) {
+// FieldName is the name of the field at position i.
+func FieldName(i int) string { return fieldNames[i] }
+
+// Optional reports whether the field at position i may be absent: the
+// fields of a signed request.
+func Optional(i int) bool { return i >= FieldIndex(FieldLegalID) }
+
+// Fields holds a request's values as an encoding carried them, before the
+// rules every encoding shares are applied (Build).
+type Fields struct {
+	values  [NumFields]string
+	present [NumFields]bool
+}
+
+// Set records the value of the field at position i.
+func (raw *Fields) Set(i int, v string) {
 	raw.values[i], raw.present[i] = v, true
 }
 
-func (raw *rawRequest) get(name string) (string, bool) {
-	i := fieldIndex(name)
+// Has reports whether the field at position i was given.
+func (raw *Fields) Has(i int) bool { return raw.present[i] }
+
+func (raw *Fields) get(name string) (string, bool) {
+	i := FieldIndex(name)
 	return raw.values[i], raw.present[i]
 }
 
-// build applies the field rules every encoding shares.
-func (raw *rawRequest) build(maxTimeout int) (Request, *Error) {
+// Build applies the field rules every encoding shares and returns the
+// request, or the first fault as an *Error naming its field.
+func (raw *Fields) Build(maxTimeout int) (Request, *Error) {
 	for _, name := range []string{FieldPNR, FieldCountry, FieldTimeout, FieldReason} {
 		if _, ok := raw.get(name); !ok {
-			return Request{}, errorf(CodeMissingField, name, "field %s is required", name)
+			return Request{}, Errorf(CodeMissingField, name, "field %s is required", name)
 		}
 	}
 	var req Request
@@ -176,9 +193,9 @@ func (raw *rawRequest) build(maxTimeout int) (Request, *Error) {
 		_, has := raw.get(name)
 		switch {
 		case signed && !has:
-			return Request{}, errorf(CodeMissingField, name, "field %s is required when LegalId is given: a signed request has LegalId, Signature, Issued and Nonce", name)
+			return Request{}, Errorf(CodeMissingField, name, "field %s is required when LegalId is given: a signed request has LegalId, Signature, Issued and Nonce", name)
 		case has && !signed:
-			return Request{}, errorf(CodeMissingField, FieldLegalID, "field LegalId is required when %s is given: it names the identity whose key made the signature", name)
+			return Request{}, Errorf(CodeMissingField, FieldLegalID, "field LegalId is required when %s is given: it names the identity whose key made the signature", name)
 		}
 	}
 	if signed {
@@ -201,32 +218,39 @@ func (raw *rawRequest) build(maxTimeout int) (Request, *Error) {
 	return req, nil
 }
 
-// checkPNR never quotes the value: a personal number is personal data and
-// must not travel back through error messages, logs or proxies.
+// Error messages about a field never repeat its value: a personal number
+// is personal data and must not travel back through error messages, logs
+// or proxies, and a caller that mixes up fields may have put one anywhere.
+
+// checkPNR checks a personal number.
 func checkPNR(v string) (string, *Error) {
 	switch {
 	case v == "":
-		return "", errorf(CodeInvalidField, FieldPNR, "PNR must not be empty")
+		return "", Errorf(CodeInvalidField, FieldPNR, "PNR must not be empty")
 	case !utf8.ValidString(v):
-		return "", errorf(CodeInvalidField, FieldPNR, "PNR is not valid UTF-8")
+		return "", Errorf(CodeInvalidField, FieldPNR, "PNR is not valid UTF-8")
 	case utf8.RuneCountInString(v) > MaxPNRLength:
-		return "", errorf(CodeInvalidField, FieldPNR, "PNR is longer than %d characters", MaxPNRLength)
+		return "", Errorf(CodeInvalidField, FieldPNR, "PNR is longer than %d characters", MaxPNRLength)
 	}
 	if first, _ := utf8.DecodeRuneInString(v); unicode.Is(unicode.Z, first) {
-		return "", errorf(CodeInvalidField, FieldPNR, "PNR must not begin with a space")
+		return "", Errorf(CodeInvalidField, FieldPNR, "PNR must not begin with a space")
 	}
 	if last, _ := utf8.DecodeLastRuneInString(v); unicode.Is(unicode.Z, last) {
-		return "", errorf(CodeInvalidField, FieldPNR, "PNR must not end with a space")
+		return "", Errorf(CodeInvalidField, FieldPNR, "PNR must not end with a space")
 	}
 	if r, bad := firstControl(v, false); bad {
-		return "", errorf(CodeInvalidField, FieldPNR, "PNR contains the control or invisible character U+%04X", r)
+		return "", Errorf(CodeInvalidField, FieldPNR, "PNR contains the control or invisible character U+%04X", r)
 	}
 	return v, nil
 }
 
 func checkCountry(v string) (string, *Error) {
 	if !identity.IsCountryCode(v) {
-		return "", errorf(CodeInvalidField, FieldCountry, "COUNTRY %s is not an assigned ISO 3166-1 alpha-2 code in upper case, such as SE or US", quote(v, 8))
+		if up := strings.ToUpper(v); up != v && identity.IsCountryCode(up) {
+			// Two letters cannot be anyone's personal number: safe to repeat.
+			return "", Errorf(CodeInvalidField, FieldCountry, "COUNTRY must be in upper case: %s, not %s", up, v)
+		}
+		return "", Errorf(CodeInvalidField, FieldCountry, "COUNTRY must be an assigned ISO 3166-1 alpha-2 code in upper case, such as SE or US")
 	}
 	return v, nil
 }
@@ -235,26 +259,26 @@ func checkCountry(v string) (string, *Error) {
 // an optional plus sign and leading zeros.
 func checkTimeout(v string, maxTimeout int) (int, *Error) {
 	if strings.HasPrefix(v, "-") && strings.Trim(v[1:], "0123456789") == "" && len(v) > 1 {
-		return 0, errorf(CodeInvalidField, FieldTimeout, "Timeout must be at least 1 second")
+		return 0, Errorf(CodeInvalidField, FieldTimeout, "Timeout must be at least 1 second")
 	}
 	digits := strings.TrimPrefix(v, "+")
 	if digits == "" || strings.Trim(digits, "0123456789") != "" {
-		return 0, errorf(CodeInvalidField, FieldTimeout, "Timeout %s is not a whole number of seconds", quote(v, 24))
+		return 0, Errorf(CodeInvalidField, FieldTimeout, "Timeout must be a whole number of seconds, such as 60")
 	}
 	digits = strings.TrimLeft(digits, "0")
 	if digits == "" {
-		return 0, errorf(CodeInvalidField, FieldTimeout, "Timeout must be at least 1 second")
+		return 0, Errorf(CodeInvalidField, FieldTimeout, "Timeout must be at least 1 second")
 	}
 	n, err := strconv.Atoi(digits)
 	if err != nil || n > maxTimeout {
-		return 0, errorf(CodeInvalidField, FieldTimeout, "Timeout must not exceed %d seconds", maxTimeout)
+		return 0, Errorf(CodeInvalidField, FieldTimeout, "Timeout must not exceed %d seconds", maxTimeout)
 	}
 	return n, nil
 }
 
 func checkReason(v string) (string, *Error) {
 	if !utf8.ValidString(v) {
-		return "", errorf(CodeInvalidField, FieldReason, "Reason is not valid UTF-8")
+		return "", Errorf(CodeInvalidField, FieldReason, "Reason is not valid UTF-8")
 	}
 	// XML parsers turn CRLF and CR into LF; doing the same for JSON and forms
 	// keeps one request, and so one signature, identical in every encoding.
@@ -262,19 +286,19 @@ func checkReason(v string) (string, *Error) {
 	v = strings.ReplaceAll(v, "\r", "\n")
 	switch {
 	case strings.TrimSpace(v) == "":
-		return "", errorf(CodeInvalidField, FieldReason, "Reason must not be empty: it tells the person why they are asked")
+		return "", Errorf(CodeInvalidField, FieldReason, "Reason must not be empty: it tells the person why they are asked")
 	case utf8.RuneCountInString(v) > MaxReasonLength:
-		return "", errorf(CodeInvalidField, FieldReason, "Reason is longer than %d characters", MaxReasonLength)
+		return "", Errorf(CodeInvalidField, FieldReason, "Reason is longer than %d characters", MaxReasonLength)
 	}
 	if r, bad := firstControl(v, true); bad {
-		return "", errorf(CodeInvalidField, FieldReason, "Reason contains the control or invisible character U+%04X, which could disguise what the person reads", r)
+		return "", Errorf(CodeInvalidField, FieldReason, "Reason contains the control or invisible character U+%04X, which could disguise what the person reads", r)
 	}
 	return v, nil
 }
 
 func checkLegalID(v string) (string, *Error) {
 	if err := identity.ValidateID(v); err != nil {
-		return "", errorf(CodeInvalidField, FieldLegalID, "LegalId must be an identity ID of the form <id>@<domain> in printable ASCII, at most %d characters", MaxLegalIDLength)
+		return "", Errorf(CodeInvalidField, FieldLegalID, "LegalId must be an identity ID of the form <id>@<domain> in printable ASCII, at most %d characters", MaxLegalIDLength)
 	}
 	return v, nil
 }
@@ -282,10 +306,10 @@ func checkLegalID(v string) (string, *Error) {
 func checkSignature(v string) ([]byte, *Error) {
 	sig, err := base64.StdEncoding.Strict().DecodeString(v)
 	if err != nil {
-		return nil, errorf(CodeInvalidField, FieldSignature, "Signature is not valid base64")
+		return nil, Errorf(CodeInvalidField, FieldSignature, "Signature is not valid base64")
 	}
 	if len(sig) != SignatureSize {
-		return nil, errorf(CodeInvalidField, FieldSignature, "Signature has %d bytes; an Ed25519 signature has %d", len(sig), SignatureSize)
+		return nil, Errorf(CodeInvalidField, FieldSignature, "Signature has %d bytes; an Ed25519 signature has %d", len(sig), SignatureSize)
 	}
 	return sig, nil
 }
@@ -294,18 +318,18 @@ func checkSignature(v string) ([]byte, *Error) {
 // zone, as XML's xs:dateTime also allows.
 func checkIssued(v string) (time.Time, *Error) {
 	if len(v) > MaxIssuedLength {
-		return time.Time{}, errorf(CodeInvalidField, FieldIssued, "Issued is longer than %d characters", MaxIssuedLength)
+		return time.Time{}, Errorf(CodeInvalidField, FieldIssued, "Issued is longer than %d characters", MaxIssuedLength)
 	}
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
-		return time.Time{}, errorf(CodeInvalidField, FieldIssued, "Issued %s is not an RFC 3339 time with a time zone, such as 2026-11-22T13:45:00Z", quote(v, 40))
+		return time.Time{}, Errorf(CodeInvalidField, FieldIssued, "Issued must be an RFC 3339 time with a time zone, such as 2026-11-22T13:45:00Z")
 	}
 	return t, nil
 }
 
 func checkNonce(v string) *Error {
 	if len(v) < MinNonceLength || len(v) > MaxNonceLength || strings.Trim(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
-		return errorf(CodeInvalidField, FieldNonce, "Nonce must be %d to %d characters of A-Z, a-z, 0-9, - and _", MinNonceLength, MaxNonceLength)
+		return Errorf(CodeInvalidField, FieldNonce, "Nonce must be %d to %d characters of A-Z, a-z, 0-9, - and _", MinNonceLength, MaxNonceLength)
 	}
 	return nil
 }
@@ -323,13 +347,4 @@ func firstControl(v string, multiline bool) (rune, bool) {
 		}
 	}
 	return 0, false
-}
-
-// quote shows a caller-supplied value in a message: Go-quoted so control
-// characters are visible, and cut short so a huge value cannot bloat it.
-func quote(v string, max int) string {
-	if utf8.RuneCountInString(v) > max {
-		v = string([]rune(v)[:max]) + "…"
-	}
-	return strconv.Quote(v)
 }

@@ -1,4 +1,4 @@
-package notify
+package bus
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/notify"
 )
 
 // Who may connect to NATS, and what they may do there.
@@ -101,35 +102,11 @@ authorization {
 `, c.UserPublicKey(), c.IssuerPublicKey(), c.UserPublicKey())
 }
 
-// DeviceConnectOptions authenticate a device's connection with its
-// identity key, and give it the inbox its permissions allow. The handshake
-// waits for the broker's authorization callout (a store lookup), so it is
-// given longer than nats.go's default 2 s: a busy broker is not a refusal.
-func DeviceConnectOptions(key ed25519.PrivateKey) ([]nats.Option, error) {
-	kp, err := nkeys.FromRawSeed(nkeys.PrefixByteUser, key.Seed())
-	if err != nil {
-		return nil, fmt.Errorf("device NATS key: %w", err)
-	}
-	pub := mustPublic(kp)
-	dev := identity.DeviceIDOf(key.Public().(ed25519.PublicKey))
-	return []nats.Option{
-		nats.Nkey(pub, kp.Sign),
-		nats.CustomInboxPrefix(deviceInbox(dev)),
-		nats.Timeout(deviceConnectTimeout),
-	}, nil
-}
-
-// deviceConnectTimeout bounds a device's connection handshake.
-const deviceConnectTimeout = 10 * time.Second
-
-// deviceInbox is the prefix of a device's reply subjects.
-func deviceInbox(dev string) string { return "_INBOX." + dev }
-
 // DevicePermissions are everything a device may do on NATS.
 func DevicePermissions(dev string) jwt.Permissions {
 	var p jwt.Permissions
-	p.Pub.Allow.Add(SyncSubject(dev), answerPrefix+dev+".>")
-	p.Sub.Allow.Add(PushSubject(dev), deviceInbox(dev)+".>")
+	p.Pub.Allow.Add(notify.SyncSubject(dev), notify.DeviceAnswerSubjects(dev))
+	p.Sub.Allow.Add(notify.PushSubject(dev), notify.DeviceInbox(dev)+".>")
 	return p
 }
 

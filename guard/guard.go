@@ -1,4 +1,8 @@
-package notify
+// Package guard keeps the abuse controls every broker replica shares, in
+// JetStream key-value buckets so that they hold whichever replica a caller
+// reaches and survive restarts: the blocks that follow a person's "not me",
+// and the nonces of signed requests, so none is accepted twice.
+package guard
 
 import (
 	"context"
@@ -12,10 +16,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// Shared state that every broker replica must agree on lives in JetStream
-// key-value buckets, so that limits hold whichever replica a caller reaches
-// and survive a restart.
 
 // Bucket names.
 const (

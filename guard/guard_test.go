@@ -1,4 +1,4 @@
-package notify_test
+package guard_test
 
 import (
 	"context"
@@ -7,25 +7,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/legalmfa/mfa/notify"
+	"github.com/legalmfa/mfa/bus/bustest"
+	"github.com/legalmfa/mfa/guard"
+	"github.com/legalmfa/mfa/internal/poll"
 )
 
 // TestBlocklistIsShared: a block recorded through one broker's connection
 // is seen by another broker's, and by a broker that starts later.
 func TestBlocklistIsShared(t *testing.T) {
 	t.Parallel()
-	r := newRig(t)
+	b := bustest.Start(t)
 	ctx := context.Background()
-	a, err := notify.NewBlocklist(ctx, connect(t, r.url, r.creds.ConnectOptions()...), time.Hour, 1, quietLogger())
+	a, err := guard.NewBlocklist(ctx, b.BrokerConn(), time.Hour, 1, bustest.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := notify.NewBlocklist(ctx, connect(t, r.url, r.creds.ConnectOptions()...), time.Hour, 1, quietLogger())
+	other, err := guard.NewBlocklist(ctx, b.BrokerConn(), time.Hour, 1, bustest.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	defer other.Close()
 	now := time.Now()
 	if _, blocked := a.Blocked("caller.person", now); blocked {
 		t.Fatal("blocked before any block")
@@ -36,14 +38,14 @@ func TestBlocklistIsShared(t *testing.T) {
 	if _, blocked := a.Blocked("caller.person", now); !blocked {
 		t.Fatal("not blocked where it was recorded")
 	}
-	waitFor(t, func() bool { _, blocked := b.Blocked("caller.person", now); return blocked })
-	if _, blocked := b.Blocked("caller.person", now.Add(2*time.Minute)); blocked {
+	poll.Until(t, "the block seen by the other broker", func() bool { _, blocked := other.Blocked("caller.person", now); return blocked })
+	if _, blocked := other.Blocked("caller.person", now.Add(2*time.Minute)); blocked {
 		t.Fatal("still blocked after the block ended")
 	}
-	if _, blocked := b.Blocked("caller.other", now); blocked {
+	if _, blocked := other.Blocked("caller.other", now); blocked {
 		t.Fatal("a block spread to another key")
 	}
-	late, err := notify.NewBlocklist(ctx, connect(t, r.url, r.creds.ConnectOptions()...), time.Hour, 1, quietLogger())
+	late, err := guard.NewBlocklist(ctx, b.BrokerConn(), time.Hour, 1, bustest.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +58,11 @@ func TestBlocklistIsShared(t *testing.T) {
 // TestReplayGuardRace: replicas racing with the same nonce; exactly one wins.
 func TestReplayGuardRace(t *testing.T) {
 	t.Parallel()
-	r := newRig(t)
+	b := bustest.Start(t)
 	ctx := context.Background()
-	var guards []*notify.ReplayGuard
+	var guards []*guard.ReplayGuard
 	for i := 0; i < 4; i++ {
-		g, err := notify.NewReplayGuard(ctx, connect(t, r.url, r.creds.ConnectOptions()...), time.Hour, 1)
+		g, err := guard.NewReplayGuard(ctx, b.BrokerConn(), time.Hour, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +74,7 @@ func TestReplayGuardRace(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := 0; i < 16; i++ {
 			wg.Add(1)
-			go func(g *notify.ReplayGuard) {
+			go func(g *guard.ReplayGuard) {
 				defer wg.Done()
 				first, err := g.FirstUse(ctx, key)
 				if err != nil {

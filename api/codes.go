@@ -1,7 +1,10 @@
-// Package encoding owns the wire formats of the MFA resource: decoding
-// requests sent as XML, JSON or a web form, content negotiation, and encoding
-// every answer as JSON, XML, HTML or plain text.
-package encoding
+// Package api is the broker's HTTP contract as both of its sides see it:
+// the outcome codes and their statuses, the request fields and their rules,
+// the MFA-Request/1 form a requester signs, and the JSON shapes of answers
+// and of the identity endpoints. The broker, the device app and relying
+// parties' clients share it, so it imports nothing of the server: a client
+// that links it links neither the HTTP framework nor the NATS server.
+package api
 
 import (
 	"fmt"
@@ -107,6 +110,11 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
-func errorf(code Code, field, format string, args ...any) *Error {
+// XMLNamespace is the namespace of MFA.xsd: of requests (root MFA) and of
+// answers (root MFAResponse).
+const XMLNamespace = "http://waher.se/Schema/MFA.xsd"
+
+// Errorf makes an *Error; the message must not contain personal data.
+func Errorf(code Code, field, format string, args ...any) *Error {
 	return &Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
 }

@@ -1,4 +1,9 @@
-package notify
+// Package bus runs the broker's message bus and decides who may use it:
+// the embedded NATS server devices connect to, the broker's own NATS
+// credentials, and the authorization callout that admits a device only
+// with the key of an approved identity, confined to its own subjects.
+// Devices do not link it: their side of the protocol is package notify.
+package bus
 
 import (
 	"crypto/tls"
