@@ -7,10 +7,13 @@ package bus
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -55,6 +58,9 @@ func StartServer(cfg ServerConfig) (*EmbeddedServer, error) {
 	if host == "" {
 		host = "0.0.0.0"
 	}
+	if err := addressFree(net.JoinHostPort(host, portText)); err != nil {
+		return nil, err
+	}
 	opts := &server.Options{
 		ServerName: "mfa-broker",
 		Host:       host,
@@ -84,13 +90,43 @@ func StartServer(cfg ServerConfig) (*EmbeddedServer, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s.SetLoggerV2(natsLogger{logger.With("component", "nats")}, false, false, false)
+	// nats-server reports a failure to start (a port taken since the check
+	// above, a JetStream directory it cannot use) only in its log, with
+	// Fatalf; the logger hands that to the wait below.
+	fatal := make(chan string, 1)
+	starting := new(atomic.Bool)
+	starting.Store(true)
+	s.SetLoggerV2(natsLogger{l: logger.With("component", "nats"), fatal: fatal, starting: starting}, false, false, false)
 	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		return nil, fmt.Errorf("NATS server did not start listening on %s within 10 s", cfg.Listen)
+	for deadline := time.Now().Add(10 * time.Second); !s.ReadyForConnections(100 * time.Millisecond); {
+		select {
+		case msg := <-fatal:
+			s.Shutdown()
+			s.WaitForShutdown()
+			return nil, fmt.Errorf("NATS server on %s: %s", cfg.Listen, msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.Shutdown()
+			s.WaitForShutdown()
+			return nil, fmt.Errorf("NATS server did not start listening on %s within 10 s", cfg.Listen)
+		}
 	}
+	starting.Store(false)
 	return &EmbeddedServer{s}, nil
+}
+
+// addressFree checks that nothing listens on a TCP address, so that a
+// taken port is one clear error rather than a server that never starts.
+func addressFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("NATS address %s is in use by another program (choose another with --nats-listen)", addr)
+	}
+	if err != nil {
+		return fmt.Errorf("NATS address %s: %w", addr, err)
+	}
+	return ln.Close()
 }
 
 // Stop shuts the server down and waits until it has.
@@ -99,14 +135,30 @@ func (e *EmbeddedServer) Stop() {
 	e.WaitForShutdown()
 }
 
-// natsLogger routes nats-server's log lines into slog.
-type natsLogger struct{ l *slog.Logger }
+// natsLogger routes nats-server's log lines into slog. While the server
+// is starting, its fatal errors go to fatal instead, for StartServer to
+// return as its one error.
+type natsLogger struct {
+	l        *slog.Logger
+	fatal    chan<- string
+	starting *atomic.Bool
+}
 
 // Noticef is nats-server's chatty start-up banner; the broker logs its own
 // summary, so these go to debug.
 func (n natsLogger) Noticef(format string, v ...any) { n.l.Debug(fmt.Sprintf(format, v...)) }
 func (n natsLogger) Warnf(format string, v ...any)   { n.l.Warn(fmt.Sprintf(format, v...)) }
-func (n natsLogger) Fatalf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
-func (n natsLogger) Errorf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
-func (n natsLogger) Debugf(format string, v ...any)  { n.l.Debug(fmt.Sprintf(format, v...)) }
-func (n natsLogger) Tracef(format string, v ...any)  { n.l.Debug(fmt.Sprintf(format, v...)) }
+func (n natsLogger) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if n.starting.Load() {
+		select {
+		case n.fatal <- msg:
+		default: // the first one is the cause
+		}
+		return
+	}
+	n.l.Error(msg)
+}
+func (n natsLogger) Errorf(format string, v ...any) { n.l.Error(fmt.Sprintf(format, v...)) }
+func (n natsLogger) Debugf(format string, v ...any) { n.l.Debug(fmt.Sprintf(format, v...)) }
+func (n natsLogger) Tracef(format string, v ...any) { n.l.Debug(fmt.Sprintf(format, v...)) }

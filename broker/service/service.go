@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/legalmfa/mfa/bus"
@@ -154,68 +155,81 @@ type Service struct {
 
 	http, admin     *http.Server
 	httpLn, adminLn net.Listener
+	httpTLS         *tls.Config
+	releaseDataDir  func()
 	serveErr        chan error
 	httpURL         string
 	natsURL         string
 }
 
-// Start brings a broker up; every part it started is stopped again if a
-// later part fails.
-func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err error) {
+// Start brings a broker up. It takes what others could hold first (the
+// data directory, the HTTP address, the operator socket) so that a clash is
+// found before anything starts, and every part it started is stopped again
+// if a later part fails: the error is all that is left.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	cfg.Defaults()
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
-	s = &Service{cfg: cfg, log: log, serveErr: make(chan error, 2)}
-	defer func() {
-		if err != nil {
-			s.stop()
-		}
-	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
+	s := &Service{cfg: cfg, log: log, serveErr: make(chan error, 2)}
+	if err := s.start(ctx); err != nil {
+		s.stop()
+		return nil, err
 	}
+	return s, nil
+}
+
+func (s *Service) start(ctx context.Context) error {
+	cfg, log := s.cfg, s.log
+	release, err := takeDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	s.releaseDataDir = release
 	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		log.Warn("the data directory holds keys and the operator socket but others may enter it; chmod 700 it", "dir", cfg.DataDir, "mode", fi.Mode().Perm().String())
 	}
+	if err := s.bind(); err != nil {
+		return err
+	}
 	brokerKey, err := identity.LoadOrCreateKeyFile(cfg.BrokerKeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("broker key: %w", err)
+		return fmt.Errorf("broker key: %w", err)
 	}
 	creds, err := bus.NewBrokerCredentials(brokerKey)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	hashKey, err := LoadOrCreateSecret(cfg.PNRHashKeyFile, 32)
 	if err != nil {
-		return nil, fmt.Errorf("PNR hash key: %w", err)
+		return fmt.Errorf("PNR hash key: %w", err)
 	}
 	if s.store, err = openStore(ctx, cfg, log); err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.connectNATS(creds); err != nil {
-		return nil, err
+		return err
 	}
 	// The callout must answer before any device can connect.
 	if s.auth, err = bus.StartAuthService(s.nc, creds, s.store, log); err != nil {
-		return nil, err
+		return err
 	}
 	if s.pusher, err = notify.NewPusher(ctx, s.nc, brokerKey, cfg.Domain,
 		notify.WithLogger(log)); err != nil {
-		return nil, err
+		return err
 	}
 	if s.blocks, err = guard.NewBlocklist(ctx, s.nc, max(cfg.NotMeBlock, time.Minute), cfg.NATSReplicas, log); err != nil {
-		return nil, err
+		return err
 	}
 	// Nonces are remembered for twice the window: a request can be up to one
 	// window early or late.
 	replays, err := guard.NewReplayGuard(ctx, s.nc, 2*cfg.SignatureWindow, cfg.NATSReplicas)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	xsd, err := schema.Load()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	decoder := encoding.NewDecoder(xsd, encoding.WithMaxTimeout(int(cfg.MaxTimeout/time.Second)))
 	if s.broker, err = broker.New(s.store, s.pusher, decoder, brokerKey.Public().(ed25519.PublicKey),
@@ -233,17 +247,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err e
 		broker.WithReplayGuard(replays, cfg.SignatureWindow),
 		broker.WithMaxPending(cfg.MaxPending),
 	); err != nil {
-		return nil, err
+		return err
 	}
-	if err := s.listen(); err != nil {
-		return nil, err
+	if err := s.serve(); err != nil {
+		return err
 	}
 	storeName := "embedded"
 	if cfg.MongoDBURI != "" {
 		storeName = "mongodb"
 	}
 	log.Info("broker started", "http", s.httpURL, "nats", s.natsURL, "admin", cfg.AdminSocket, "domain", cfg.Domain, "data", cfg.DataDir, "store", storeName)
-	return s, nil
+	return nil
 }
 
 // openStore opens MongoDB when a URI is configured, else the embedded
@@ -327,33 +341,43 @@ func (s *Service) natsReady(context.Context) error {
 	return nil
 }
 
-func (s *Service) listen() error {
-	handler, err := s.broker.Handler()
-	if err != nil {
-		return err
-	}
+// bind opens the HTTP listener and the operator socket, serving nothing
+// yet.
+func (s *Service) bind() error {
 	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("HTTP listen: %w", err)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("HTTP address %s is in use by another program (choose another with --http-addr)", s.cfg.HTTPAddr)
 	}
-	s.httpURL = "http://" + ln.Addr().String()
-	var httpTLS *tls.Config
+	if err != nil {
+		return fmt.Errorf("HTTP address %s: %w", s.cfg.HTTPAddr, err)
+	}
+	s.httpLn, s.httpURL = ln, "http://"+ln.Addr().String()
 	if s.cfg.TLSCert != "" {
-		if httpTLS, err = serverTLS(s.cfg.TLSCert, s.cfg.TLSKey, s.cfg.TLSMinVersion); err != nil {
-			ln.Close()
+		if s.httpTLS, err = serverTLS(s.cfg.TLSCert, s.cfg.TLSKey, s.cfg.TLSMinVersion); err != nil {
 			return fmt.Errorf("HTTPS: %w", err)
 		}
 		s.httpURL = "https://" + ln.Addr().String()
 	}
-	s.httpLn = ln
 	if s.cfg.MaxConnections > 0 {
-		s.httpLn = limitConnections(ln, s.cfg.MaxConnections, httpTLS == nil, s.log)
+		s.httpLn = limitConnections(s.httpLn, s.cfg.MaxConnections, s.httpTLS == nil, s.log)
 	}
-	if httpTLS != nil {
+	if s.httpTLS != nil {
 		// Offered in ALPN so that TLS callers negotiate HTTP/2; without
 		// it they would all fall back to HTTP/1.1.
-		httpTLS.NextProtos = []string{"h2", "http/1.1"}
-		s.httpLn = tls.NewListener(s.httpLn, httpTLS)
+		s.httpTLS.NextProtos = []string{"h2", "http/1.1"}
+		s.httpLn = tls.NewListener(s.httpLn, s.httpTLS)
+	}
+	if s.adminLn, err = listenAdmin(s.cfg.AdminSocket); err != nil {
+		return err
+	}
+	return nil
+}
+
+// serve starts serving the public API and the operator socket.
+func (s *Service) serve() error {
+	handler, err := s.broker.Handler()
+	if err != nil {
+		return err
 	}
 	s.http = &http.Server{
 		Protocols: httpProtocols(),
@@ -373,9 +397,6 @@ func (s *Service) listen() error {
 		IdleTimeout:    s.cfg.IdleTimeout,
 		MaxHeaderBytes: 16 << 10,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-	if s.adminLn, err = listenAdmin(s.cfg.AdminSocket); err != nil {
-		return err
 	}
 	s.admin = &http.Server{Handler: s.broker.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { s.serveErr <- s.http.Serve(s.httpLn) }()
@@ -499,6 +520,9 @@ func (s *Service) stop() {
 		if err := s.store.Close(context.Background()); err != nil {
 			s.log.Error("close identity store", "err", err)
 		}
+	}
+	if s.releaseDataDir != nil {
+		s.releaseDataDir()
 	}
 }
 

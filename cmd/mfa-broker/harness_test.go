@@ -36,6 +36,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
 	gin.SetMode(gin.ReleaseMode)
 	// Stops the MongoDB test server the MongoDB tests start, if they do.
 	mongotest.Main(m)
