@@ -21,6 +21,7 @@ import (
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/notify"
 	"github.com/legalmfa/mfa/schema"
+	"github.com/legalmfa/mfa/version"
 )
 
 // Directory finds identities for the MFA flow. The local store satisfies
@@ -158,6 +159,7 @@ func (b *Broker) Handler() (http.Handler, error) {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
 	r.Use(b.recoverPanic, b.accessLog)
+	r.GET("/", b.handleIndex)
 	r.GET("/MFA", b.handleForm)
 	r.POST("/MFA", b.handleMFA)
 	r.GET("/Schema/MFA.xsd", b.handleSchema)
@@ -182,6 +184,26 @@ func (b *Broker) BeginShutdown() { b.shuttingDown.Store(true) }
 func (b *Broker) handleSchema(c *gin.Context) {
 	c.Header("Cache-Control", "public, max-age=3600")
 	c.Data(http.StatusOK, "application/xml; charset=utf-8", schema.XSD())
+}
+
+// handleIndex points a visitor who came to the root where to go: a page
+// for browsers, the same in plain text for anyone else.
+func (b *Broker) handleIndex(c *gin.Context) {
+	if mt, _ := encoding.Negotiate(c.GetHeader("Accept"), encoding.MediaText); mt != encoding.MediaHTML {
+		c.Header("Cache-Control", "no-store")
+		c.String(http.StatusOK, "This is a legal-identity MFA broker (version %s).\n"+
+			"POST /MFA asks a person to approve a request; GET /MFA in a browser is a form to try it.\n"+
+			"GET /Schema/MFA.xsd is the XML schema, GET /Broker what devices need. The README documents the API.\n", version.String())
+		return
+	}
+	page, err := b.pages.Index(version.String())
+	if err != nil {
+		b.fail(c, encoding.MediaHTML, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Header("Content-Security-Policy", encoding.ContentSecurityPolicy)
+	c.Data(http.StatusOK, "text/html; charset=utf-8", page)
 }
 
 func (b *Broker) handleHealth(c *gin.Context) {

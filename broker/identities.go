@@ -17,6 +17,7 @@ import (
 
 	"github.com/legalmfa/mfa/encoding"
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/version"
 )
 
 // maxApplicationBytes bounds an identity application: the properties'
@@ -46,7 +47,7 @@ func (b *Broker) brokerInfo(c *gin.Context) api.BrokerInfo {
 	}
 	return api.BrokerInfo{
 		Domain: b.domain, PublicKey: identity.EncodePublicKey(b.brokerKey), NATSURL: natsURL,
-		MaxTimeout: b.decoder.MaxTimeout(), Schema: b.baseURL(c) + "/Schema/MFA.xsd",
+		MaxTimeout: b.decoder.MaxTimeout(), Schema: b.baseURL(c) + "/Schema/MFA.xsd", Version: version.String(),
 	}
 }
 

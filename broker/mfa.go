@@ -43,20 +43,16 @@ const notAcceptableMessage = "none of the formats this broker answers in is acce
 
 // handleForm serves the test form.
 func (b *Broker) handleForm(c *gin.Context) {
-	page, err := b.pages.Form(encoding.FormPage{MaxTimeout: b.decoder.MaxTimeout(), DefaultTimeout: min(60, b.decoder.MaxTimeout())})
+	page, csp, err := b.pages.Form(encoding.FormPage{MaxTimeout: b.decoder.MaxTimeout(), DefaultTimeout: min(60, b.decoder.MaxTimeout())})
 	if err != nil {
 		b.fail(c, "", err)
 		return
 	}
 	c.Header("Cache-Control", "no-store")
 	c.Header("X-Content-Type-Options", "nosniff")
-	c.Header("Content-Security-Policy", contentSecurityPolicy)
+	c.Header("Content-Security-Policy", csp)
 	c.Data(http.StatusOK, "text/html; charset=utf-8", page)
 }
-
-// contentSecurityPolicy allows the pages' own inline styles and nothing
-// else: no scripts at all, so nothing injected could run.
-const contentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 // handleMFA is POST /MFA.
 //
@@ -116,6 +112,7 @@ func (b *Broker) admit(c *gin.Context) *mfaCall {
 		return nil
 	}
 	rec.requestID, rec.pnr, rec.signed = notify.NewRequestID(), b.pnrHash.sum(req.Country, req.PNR), req.Signed()
+	rec.reason = req.Reason
 	return &mfaCall{req: req, fc: flowContext{remoteIP: c.ClientIP(), baseURL: b.baseURL(c)}, rec: rec, format: mt}
 }
 
@@ -137,6 +134,8 @@ type mfaRecord struct {
 	signed    bool
 	devices   int
 	code      string
+	// reason is what the person is asked, for the browser's answer page.
+	reason string
 	// start is when the handler took the request; waited is how much of
 	// the time since went on the person and the device (see timing.go).
 	start  time.Time

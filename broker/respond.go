@@ -104,8 +104,12 @@ func (b *Broker) write(c *gin.Context, mt encoding.MediaType, r api.Response) {
 	var body []byte
 	var err error
 	if mt == encoding.MediaHTML {
-		body, err = b.pages.Result(r)
-		c.Header("Content-Security-Policy", contentSecurityPolicy)
+		var asked *encoding.Asked
+		if rec != nil && rec.requestID != "" {
+			asked = &encoding.Asked{Reason: rec.reason, Asked: rec.start, End: time.Now()}
+		}
+		body, err = b.pages.Result(r, asked)
+		c.Header("Content-Security-Policy", encoding.ContentSecurityPolicy)
 	} else {
 		body, err = encoding.Marshal(r, mt)
 	}

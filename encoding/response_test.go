@@ -1,10 +1,13 @@
 package encoding_test
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/legalmfa/mfa/api"
 
@@ -85,27 +88,62 @@ func TestHTMLResultEscapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := pages.Result(api.Response{Code: api.CodeInvalidField, Message: `<script>alert(1)</script>`, Field: `"><img src=x>`})
+	asked := time.Date(2026, 11, 22, 13, 45, 0, 0, time.UTC)
+	body, err := pages.Result(api.Response{Code: api.CodeRateLimited, Message: `<script>alert(1)</script>`, Field: `"><img src=x>`, RetryAfter: 86399},
+		&encoding.Asked{Reason: "<b>Pay</b> 100 EUR", Asked: asked, End: asked.Add(2500 * time.Millisecond)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(body), "<script>") || strings.Contains(string(body), "<img") {
+	page := string(body)
+	if strings.Contains(page, "<script>") || strings.Contains(page, "<img") || strings.Contains(page, "<b>Pay") {
 		t.Fatalf("unescaped caller text in page:\n%s", body)
 	}
-	if !strings.Contains(string(body), "&lt;script&gt;") {
-		t.Fatalf("message missing from page:\n%s", body)
+	for _, want := range []string{"&lt;script&gt;", "&lt;b&gt;Pay&lt;/b&gt; 100 EUR", "2026-11-22 13:45:00 UTC", "2 seconds later", "in 23 hours 59 minutes"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q:\n%s", want, body)
+		}
 	}
-	form, err := pages.Form(encoding.FormPage{MaxTimeout: 120, DefaultTimeout: 60})
+	form, csp, err := pages.Form(encoding.FormPage{MaxTimeout: 120, DefaultTimeout: 60})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"PNR", "COUNTRY", "Timeout", "Reason", "LegalId", "Signature"} {
+	for _, name := range []string{"PNR", "COUNTRY", "Timeout", "Reason", "LegalId", "Signature", "Issued", "Nonce"} {
 		if !strings.Contains(string(form), `name="`+name+`"`) {
 			t.Errorf("form lacks field %s", name)
 		}
 	}
 	if !strings.Contains(string(form), `max="120"`) || !strings.Contains(string(form), `method="post"`) {
 		t.Errorf("form does not post or lacks the timeout bound:\n%s", form)
+	}
+	// The policy allows the page's one script by its hash, and no other.
+	_, script, _ := strings.Cut(string(form), "<script>")
+	script, _, _ = strings.Cut(script, "</script>")
+	sum := sha256.Sum256([]byte(script))
+	if want := "script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; !strings.Contains(csp, want) || strings.Contains(csp, "unsafe-inline';") && strings.Contains(csp, "script-src 'unsafe") {
+		t.Errorf("CSP %q does not allow the form's script by its hash (%s)", csp, want)
+	}
+	if strings.Count(string(form), "<script") != 1 {
+		t.Error("the form has more than its one script")
+	}
+}
+
+func TestHumanDuration(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{250 * time.Millisecond, "250 milliseconds"},
+		{time.Second, "1 second"},
+		{45 * time.Second, "45 seconds"},
+		{125 * time.Second, "2 minutes 5 seconds"},
+		{time.Hour + 5*time.Second, "1 hour"},
+		{86399 * time.Second, "23 hours 59 minutes"},
+		{49 * time.Hour, "2 days 1 hour"},
+	} {
+		if got := encoding.HumanDuration(c.d); got != c.want {
+			t.Errorf("HumanDuration(%v) = %q, want %q", c.d, got, c.want)
+		}
 	}
 }
 

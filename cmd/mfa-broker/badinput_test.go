@@ -141,6 +141,9 @@ func TestBrowserForm(t *testing.T) {
 	if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
 		t.Fatalf("no restrictive CSP on the result page: %q", csp)
 	}
+	if !strings.Contains(string(r.body), "&lt;script&gt;alert(1)&lt;/script&gt;") || strings.Contains(string(r.body), "<script>alert") {
+		t.Fatalf("the result page does not show the Reason asked, escaped:\n%s", r.body)
+	}
 	// A field error names the field and does not repeat the value at all.
 	bad := "PNR=1&COUNTRY=%3Cb%3EXX&Timeout=30&Reason=r&LegalId=&Signature="
 	r = tb.do(http.MethodPost, "/MFA", "application/x-www-form-urlencoded", browserAccept, strings.NewReader(bad))
@@ -330,4 +333,24 @@ func TestNoPNRInLogsOrSubjects(t *testing.T) {
 		t.Fatal("log lines name no person at all; the keyed hash is missing")
 	}
 	_ = d
+}
+
+// TestRootPointsTheWay: a visitor who comes to / is pointed to the test
+// form and the README, in a page or in plain text, instead of a JSON 404.
+func TestRootPointsTheWay(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	page := tb.do(http.MethodGet, "/", "", "text/html,*/*;q=0.8", nil)
+	if page.status != http.StatusOK || !strings.HasPrefix(page.header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(string(page.body), `href="MFA"`) || !strings.Contains(string(page.body), "README") {
+		t.Fatalf("GET / for a browser: %d %s\n%s", page.status, page.header.Get("Content-Type"), page.body)
+	}
+	text := tb.do(http.MethodGet, "/", "", "", nil)
+	if text.status != http.StatusOK || !strings.HasPrefix(text.header.Get("Content-Type"), "text/plain") ||
+		!strings.Contains(string(text.body), "GET /MFA") || !strings.Contains(string(text.body), "README") {
+		t.Fatalf("GET / for curl: %d %s\n%s", text.status, text.header.Get("Content-Type"), text.body)
+	}
+	if tb.info.Version == "" {
+		t.Error("GET /Broker names no version")
+	}
 }
