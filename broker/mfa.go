@@ -153,10 +153,10 @@ func (b *Broker) authenticate(ctx context.Context, call *mfaCall) api.Response {
 		return b.errorResponse(err, call.rec.requestID)
 	}
 	out, err := b.asker.Ask(ctx, q)
+	call.rec.waited = out.Waited // also when nobody answered: a timeout is all wait
 	if err != nil {
 		return b.errorResponse(err, call.rec.requestID)
 	}
-	call.rec.waited = out.Waited
 	if out.Decision == notify.NotMe {
 		b.reportNotMe(blockKey, call.rec, now)
 	}

@@ -106,8 +106,9 @@ type Outcome struct {
 	Signature  []byte
 	Push       []byte
 	// Waited is from the push's hand-over to NATS to the arrival of the
-	// answer that decided: the person's time, the devices' and the
-	// network's, which the broker spends waiting rather than working.
+	// answer that decided, or to the end of the wait without one: the
+	// person's time, the devices' and the network's, which the broker
+	// spends waiting rather than working.
 	Waited time.Duration
 }
 
@@ -192,16 +193,18 @@ func (p *Pusher) PublicKey() ed25519.PublicKey { return p.key.Public().(ed25519.
 // answer, until q.Expires (ErrExpired), ctx ends (its error), a newer
 // request for one of the identities replaces it (ErrSuperseded), or the
 // pusher closes (ErrClosed). However it ends, every device asked is told to
-// withdraw, except the one whose answer won.
+// withdraw, except the one whose answer won. Once the push went out, the
+// Outcome's Waited says how long the request waited, whatever the error.
 func (p *Pusher) Ask(ctx context.Context, q Question) (Outcome, error) {
 	req, err := p.open(q)
 	if err != nil {
 		return Outcome{}, err
 	}
 	why, err := p.await(ctx, req)
+	ended := time.Now()
 	p.finish(req, why)
 	if err != nil {
-		return Outcome{}, err
+		return Outcome{Waited: ended.Sub(req.pushed)}, err
 	}
 	out := req.outcome
 	out.Waited = req.answered.Sub(req.pushed)
