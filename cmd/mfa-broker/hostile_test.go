@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strconv"
@@ -64,6 +65,11 @@ func TestHostileCorpus(t *testing.T) {
 
 	for _, c := range cases {
 		resp := sendRaw(t, addr, c.raw)
+		for _, pnr := range personalNumbers(c.raw) {
+			if bytes.Contains(resp.body, []byte(pnr)) {
+				t.Errorf("%s: the answer repeats the personal number %s: %s", c.name, pnr, resp.body)
+			}
+		}
 		if resp.status >= 500 {
 			t.Errorf("%s: %d %s", c.name, resp.status, resp.body)
 			continue
@@ -81,14 +87,8 @@ func TestHostileCorpus(t *testing.T) {
 		if o.code != c.code || o.message == "" {
 			t.Errorf("%s: code %q (%s), want %s", c.name, o.code, o.message, c.code)
 		}
-		if bytes.Contains(resp.body, []byte(victimPNR)) {
-			t.Errorf("%s: the answer echoes the personal number", c.name)
-		}
 	}
-	time.Sleep(200 * time.Millisecond)
-	if n := victim.PromptCount(); n != 0 {
-		t.Fatalf("hostile requests pushed %d prompts", n)
-	}
+	tb.barrier(victim, victimPNR, victimCountry)
 	if r := tb.do(http.MethodGet, "/readyz", "", "", nil); r.status != http.StatusOK {
 		t.Fatalf("not ready after the corpus: %d %s", r.status, r.body)
 	}
@@ -474,7 +474,42 @@ func generateCorpus() []corpusCase {
 	add("http-no-host", []byte("POST /MFA HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"), 400, "")
 	add("http-two-hosts", []byte("POST /MFA HTTP/1.1\r\nHost: a\r\nHost: b\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"), 400, "")
 	add("http-bad-content-length", []byte("POST /MFA HTTP/1.1\r\nHost: b\r\nContent-Length: -1\r\nConnection: close\r\n\r\n"), 400, "")
+
+	// A personal number where a name or another value belongs: no answer
+	// may repeat it. curl -d sends a form unless told otherwise.
+	add("curl-json-as-form", request(formCT, "", ok), 415, "unsupported-media-type")
+	add("curl-xml-as-form", request(formCT, "", xmlBody(okXML)), 415, "unsupported-media-type")
+	add("form-pnr-as-key", request(formCT, "", []byte(string(victimForm(nil))+"&"+victimPNR+"=x")), 400, "unknown-field")
+	add("json-pnr-as-key", request(jsonCT, "", jsonFields(victimJSON(map[string]any{victimPNR: "x"}))), 400, "unknown-field")
+	add("xml-pnr-as-element", request(xmlCT, "", xmlBody(okXML+"<P"+victimPNR+">x</P"+victimPNR+">")), 400, "unknown-field")
+	add("xml-pnr-as-namespace", request(xmlCT, "", []byte(`<MFA xmlns="urn:`+victimPNR+`">`+okXML+`</MFA>`)), 400, "schema-violation")
+	add("json-pnr-in-timeout", request(jsonCT, "", jsonFields(victimJSON(map[string]any{"Timeout": victimPNR}))), 400, "invalid-field")
+	add("form-pnr-in-timeout", request(formCT, "", victimForm(url.Values{"Timeout": {victimPNR}})), 400, "invalid-field")
+	add("xml-pnr-in-timeout", request(xmlCT, "", xmlBody(xmlFields(victimPNR, "SE", victimPNR, "r"))), 400, "invalid-field")
+	add("form-pnr-in-country", request(formCT, "", victimForm(url.Values{"COUNTRY": {victimPNR}})), 400, "invalid-field")
+	add("xml-pnr-in-country", request(xmlCT, "", xmlBody(xmlFields(victimPNR, victimPNR, "30", "r"))), 400, "invalid-field")
+	add("json-pnr-in-issued", request(jsonCT, "", jsonFields(victimJSON(map[string]any{"LegalId": "rp@legal.broker.test", "Signature": strings.Repeat("A", 86) + "==", "Issued": victimPNR, "Nonce": "0123456789abcdef"}))), 400, "invalid-field")
+	add("xml-pnr-as-text", request(xmlCT, "", xmlBody(victimPNR+okXML)), 400, "schema-violation")
+	add("xml-pnr-attribute", request(xmlCT, "", xmlBody(strings.Replace(okXML, "<PNR>", `<PNR n="`+victimPNR+`">`, 1))), 400, "schema-violation")
 	return cs
+}
+
+// personalNumbers finds what a request says about people: the victim's
+// number, and every PNR-shaped run of digits in it, so that the corpus run
+// can check that no answer repeats any of them.
+func personalNumbers(raw []byte) []string {
+	found := map[string]bool{}
+	if bytes.Contains(raw, []byte(victimPNR)) {
+		found[victimPNR] = true
+	}
+	for _, m := range regexp.MustCompile(`[0-9]{6,8}[-+]?[0-9]{4}`).FindAll(raw, -1) {
+		found[string(m)] = true
+	}
+	out := make([]string, 0, len(found))
+	for n := range found {
+		out = append(out, n)
+	}
+	return out
 }
 
 // chunked sends body with chunked transfer encoding, which declares no
