@@ -120,6 +120,8 @@ func (b *Broker) AdminHandler() http.Handler {
 	r.GET("/identities", b.handleAdminList)
 	r.GET("/identities/:id", b.handleAdminGet)
 	r.POST("/identities/:id/:action", b.handleAdminTransition)
+	r.GET("/blocks", b.handleAdminBlocks)
+	r.DELETE("/blocks/:key", b.handleAdminUnblock)
 	r.GET("/stats", b.handleStats)
 	// Profiles for the operator: the socket is the only way in.
 	r.Any("/debug/pprof/*profile", gin.WrapF(func(w http.ResponseWriter, req *http.Request) {

@@ -24,23 +24,17 @@ import (
 	"github.com/legalmfa/mfa/version"
 )
 
-// Directory finds identities for the MFA flow. The local store satisfies
-// it; so can a provider that asks federated brokers.
-type Directory interface {
-	FindValid(ctx context.Context, pnr, country string, at time.Time) ([]identity.Identity, error)
-	Get(ctx context.Context, id string) (identity.Identity, error)
-}
-
 // Asker delivers a question to devices and returns the first valid answer.
 // notify.Pusher satisfies it.
 type Asker interface {
 	Ask(ctx context.Context, q notify.Question) (notify.Outcome, error)
 }
 
-// Registry is what the identity endpoints need of the store: devices
-// apply, operators list and decide.
+// Registry is what the broker needs of the identity store: the MFA
+// lookup, requesters' keys, devices' applications, operators' decisions.
 type Registry interface {
-	Directory
+	FindValid(ctx context.Context, pnr, country string, at time.Time) ([]identity.Identity, error)
+	Get(ctx context.Context, id string) (identity.Identity, error)
 	Create(ctx context.Context, id identity.Identity) error
 	List(ctx context.Context, q identity.Query) ([]identity.Identity, error)
 	Transition(ctx context.Context, id string, c identity.Change) (identity.Identity, error)
@@ -51,7 +45,6 @@ type Registry interface {
 // the operator's endpoints.
 type Broker struct {
 	registry  Registry
-	directory Directory
 	asker     Asker
 	decoder   *encoding.Decoder
 	pages     *encoding.Pages
@@ -101,10 +94,6 @@ func WithDeviceNATS(url string, port int, useTLS bool) Option {
 	return func(b *Broker) { b.deviceNATSURL, b.deviceNATSPort, b.deviceNATSTLS = url, port, useTLS }
 }
 
-// WithDirectory makes the MFA flow look identities up somewhere other than
-// the registry, such as a federation of brokers.
-func WithDirectory(d Directory) Option { return func(b *Broker) { b.directory = d } }
-
 // WithIdentityValidity is how long an approval lasts unless the operator
 // says otherwise.
 func WithIdentityValidity(d time.Duration) Option { return func(b *Broker) { b.identityValidity = d } }
@@ -133,12 +122,15 @@ func New(registry Registry, asker Asker, decoder *encoding.Decoder, brokerKey ed
 		return nil, err
 	}
 	b := &Broker{
-		registry: registry, directory: registry, asker: asker, decoder: decoder, pages: pages,
+		registry: registry, asker: asker, decoder: decoder, pages: pages,
 		brokerKey: brokerKey, log: slog.Default(), now: time.Now,
-		domain: "localhost", identityValidity: 2 * 365 * 24 * time.Hour,
 	}
 	for _, o := range opts {
 		o(b)
+	}
+	// No defaults here: service.DefaultConfig is where they are.
+	if b.domain == "" || b.identityValidity <= 0 {
+		return nil, errors.New("broker: a domain and a positive identity validity are required (WithDomain, WithIdentityValidity)")
 	}
 	if b.pnrHash == nil {
 		return nil, errors.New("broker: a PNR hash key is required (WithPNRHashKey)")

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/legalmfa/mfa/guard"
 )
 
 // Rate is how many events are allowed per period; the burst is as large
@@ -102,11 +104,14 @@ func (l *keyedLimiter) take(now time.Time, keys ...string) time.Duration {
 	return wait
 }
 
-// Blocklist records which callers may not ask which people. The broker's
-// is shared by every replica (guard.Blocklist).
+// Blocklist records which callers may not ask which people, under keys
+// "<caller hash>.<person hash>". The broker's is shared by every replica
+// (guard.Blocklist); operators list and lift blocks.
 type Blocklist interface {
-	Block(ctx context.Context, key string, until time.Time) error
+	Block(ctx context.Context, b guard.Block) error
 	Blocked(key string, now time.Time) (time.Time, bool)
+	List(now time.Time) []guard.Block
+	Unblock(ctx context.Context, key string, now time.Time) error
 }
 
 // ReplayGuard tells whether a signed request's nonce is used for the first

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/guard"
 
 	"github.com/gin-gonic/gin"
 
@@ -183,7 +184,7 @@ func (b *Broker) prepare(ctx context.Context, call *mfaCall, now time.Time) (not
 	if wait := b.callerLimit.take(now, caller); wait > 0 {
 		return fail(&retryError{err: fmt.Errorf("%w from this caller: wait %d s", ErrRateLimited, retryAfter(wait)), wait: wait})
 	}
-	blockKey := b.pnrHash.of("caller", caller) + "." + rec.pnr
+	blockKey := b.blockKey(caller, rec.pnr)
 	if b.blocks != nil {
 		if until, blocked := b.blocks.Blocked(blockKey, now); blocked {
 			return fail(&retryError{err: fmt.Errorf("%w; requests from this caller to this person are refused until %s", ErrBlocked, until.UTC().Format(time.RFC3339)), wait: until.Sub(now)})
@@ -192,7 +193,7 @@ func (b *Broker) prepare(ctx context.Context, call *mfaCall, now time.Time) (not
 	if p, ok := b.asker.(pendingCounter); ok && b.maxPending > 0 && p.Pending() >= b.maxPending {
 		return fail(&retryError{err: ErrTooBusy, wait: retryAfterSeconds * time.Second})
 	}
-	found, err := b.directory.FindValid(ctx, req.PNR, req.Country, now)
+	found, err := b.registry.FindValid(ctx, req.PNR, req.Country, now)
 	if err != nil {
 		return fail(err)
 	}
@@ -247,9 +248,15 @@ func (b *Broker) reportNotMe(blockKey string, rec *mfaRecord, now time.Time) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := b.blocks.Block(ctx, blockKey, now.Add(b.notMeBlock)); err != nil {
+	if err := b.blocks.Block(ctx, guard.Block{Key: blockKey, Since: now, Until: now.Add(b.notMeBlock), RequestID: rec.requestID}); err != nil {
 		b.log.Error("block after 'not me' not recorded", "request", rec.requestID, "err", err)
 	}
+}
+
+// blockKey names a caller ("ip:<address>" or "id:<LegalId>") and a person
+// (their keyed hash) in the blocklist, by keyed hashes only.
+func (b *Broker) blockKey(caller, person string) string {
+	return b.pnrHash.of("caller", caller) + "." + person
 }
 
 // requester verifies a signed request against the requester's identity; an

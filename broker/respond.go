@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/legalmfa/mfa/api"
@@ -11,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/legalmfa/mfa/encoding"
+	"github.com/legalmfa/mfa/guard"
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/notify"
 )
@@ -62,16 +64,36 @@ func (b *Broker) errorResponse(err error, requestID string) api.Response {
 		r.Code, r.RetryAfter = api.CodeStoreUnavailable, retryAfterSeconds
 		r.Message = "The identity store is unavailable; no device was asked."
 	case errors.Is(err, identity.ErrNotFound):
-		r.Code = api.CodeNotFound
-	case errors.Is(err, identity.ErrDuplicate), errors.Is(err, identity.ErrConflict), errors.Is(err, identity.ErrTransition):
-		r.Code = api.CodeConflict
-	case errors.Is(err, identity.ErrInvalid), errors.Is(err, identity.ErrBadSignature):
-		r.Code = api.CodeInvalidField
+		r.Code, r.Message = api.CodeNotFound, publicMessage(err, identity.ErrNotFound)
+	case errors.Is(err, guard.ErrNoBlock):
+		r.Code, r.Message = api.CodeNotFound, publicMessage(err, guard.ErrNoBlock)
+	case errors.Is(err, identity.ErrDuplicate):
+		r.Code, r.Message = api.CodeConflict, publicMessage(err, identity.ErrDuplicate)
+	case errors.Is(err, identity.ErrConflict):
+		r.Code, r.Message = api.CodeConflict, publicMessage(err, identity.ErrConflict)
+	case errors.Is(err, identity.ErrTransition):
+		r.Code, r.Message = api.CodeConflict, publicMessage(err, identity.ErrTransition)
+	case errors.Is(err, identity.ErrInvalid):
+		r.Code, r.Message = api.CodeInvalidField, publicMessage(err, identity.ErrInvalid)
+	case errors.Is(err, identity.ErrBadSignature):
+		r.Code, r.Message = api.CodeInvalidField, publicMessage(err, identity.ErrBadSignature)
 	default:
 		b.log.Error("internal error", "request", requestID, "err", err)
 		r.Code, r.Message = api.CodeInternalError, "The broker failed to handle the request; it has been logged."
 	}
 	return r
+}
+
+// publicMessage is err's message from its sentinel's own text on. What
+// the layers below wrapped around it ("boltstore: get <id>: …") names
+// internals and repeats what the caller sent; what follows the sentinel is
+// the detail it stands for ("… X is Approved now, not Created").
+func publicMessage(err, sentinel error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, sentinel.Error()); i >= 0 {
+		return msg[i:]
+	}
+	return sentinel.Error()
 }
 
 // answerFormat negotiates the answer's media type. When nothing offered is

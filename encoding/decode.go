@@ -36,11 +36,9 @@ func (f Format) String() string {
 	return "unknown"
 }
 
-// Defaults for the decoder's limits.
-const (
-	DefaultMaxBodyBytes = 64 << 10
-	DefaultMaxTimeout   = 300
-)
+// MaxBodyBytes is the largest request body the MFA resource reads: far
+// more than any request needs (the fields' own limits add up to a few KiB).
+const MaxBodyBytes = 64 << 10
 
 // Decoder turns an HTTP request into a validated Request. It is immutable
 // and safe for concurrent use.
@@ -53,15 +51,14 @@ type Decoder struct {
 // DecoderOption configures a Decoder.
 type DecoderOption func(*Decoder)
 
-// WithMaxBodyBytes bounds the request body; larger bodies get 413.
+// WithMaxBodyBytes bounds the request body below MaxBodyBytes; larger
+// bodies get 413. Tests use it to reach the limit cheaply.
 func WithMaxBodyBytes(n int64) DecoderOption { return func(d *Decoder) { d.maxBodyBytes = n } }
 
-// WithMaxTimeout bounds the Timeout field, in seconds.
-func WithMaxTimeout(seconds int) DecoderOption { return func(d *Decoder) { d.maxTimeout = seconds } }
-
-// NewDecoder returns a decoder that validates XML against s.
-func NewDecoder(s *schema.Schema, opts ...DecoderOption) *Decoder {
-	d := &Decoder{schema: s, maxBodyBytes: DefaultMaxBodyBytes, maxTimeout: DefaultMaxTimeout}
+// NewDecoder returns a decoder that validates XML against s and accepts a
+// Timeout of 1 to maxTimeout seconds.
+func NewDecoder(s *schema.Schema, maxTimeout int, opts ...DecoderOption) *Decoder {
+	d := &Decoder{schema: s, maxBodyBytes: MaxBodyBytes, maxTimeout: maxTimeout}
 	for _, o := range opts {
 		o(d)
 	}
@@ -70,9 +67,6 @@ func NewDecoder(s *schema.Schema, opts ...DecoderOption) *Decoder {
 
 // MaxTimeout is the largest Timeout the decoder accepts, in seconds.
 func (d *Decoder) MaxTimeout() int { return d.maxTimeout }
-
-// MaxBodyBytes is the largest body the decoder reads.
-func (d *Decoder) MaxBodyBytes() int64 { return d.maxBodyBytes }
 
 // ContentType is a parsed request Content-Type.
 type ContentType struct {

@@ -26,7 +26,7 @@ func newDecoder(t testing.TB, opts ...encoding.DecoderOption) *encoding.Decoder 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return encoding.NewDecoder(s, opts...)
+	return encoding.NewDecoder(s, 300, opts...)
 }
 
 // fields is a request as ordered name/value pairs, so one table row can be
@@ -132,7 +132,7 @@ func decode(t *testing.T, d *encoding.Decoder, contentType, body string) (api.Re
 // demands the same result: the same Request, or the same code and field.
 func TestSameRequestEveryEncoding(t *testing.T) {
 	t.Parallel()
-	d := newDecoder(t, encoding.WithMaxTimeout(300))
+	d := newDecoder(t)
 	sig := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 64))
 	base := validFields()
 	cases := []struct {

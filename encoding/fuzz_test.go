@@ -7,14 +7,12 @@ import (
 	"testing"
 
 	"github.com/legalmfa/mfa/api"
-
-	"github.com/legalmfa/mfa/encoding"
 )
 
 // fuzzDecode checks what must hold for any body: no panic, and either a
 // request that obeys every field rule or an error with a 4xx code.
 func fuzzDecode(f *testing.F, contentType string, seeds []string) {
-	d := newDecoder(f, encoding.WithMaxTimeout(300))
+	d := newDecoder(f)
 	for _, s := range seeds {
 		f.Add(s)
 	}

@@ -40,7 +40,7 @@ func benchDecoder(b *testing.B) *encoding.Decoder {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return encoding.NewDecoder(s)
+	return encoding.NewDecoder(s, 300)
 }
 
 // BenchmarkDecode is Decoder.Decode on an HTTP request, as the broker calls

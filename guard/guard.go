@@ -6,10 +6,13 @@ package guard
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,15 +26,28 @@ const (
 	NoncesBucket = "MFA_NONCES"
 )
 
+// Block is one caller blocked from asking one person. Key names both by
+// keyed hashes (the broker's "<caller>.<person>"); nothing in a block is
+// personal data in the clear.
+type Block struct {
+	Key string `json:"-"`
+	// Since is when the person answered "not me", RequestID to which
+	// request; Until is when the block ends.
+	Since     time.Time `json:"Since"`
+	Until     time.Time `json:"Until"`
+	RequestID string    `json:"RequestId,omitempty"`
+}
+
 // Blocklist records which callers may not ask which people, until when.
 // Reads are answered from memory, which a watcher keeps in step with the
-// bucket, so checking a request costs no round trip.
+// bucket, so checking a request costs no round trip, and a block recorded
+// or removed through any replica reaches every other.
 type Blocklist struct {
 	kv  jetstream.KeyValue
 	log *slog.Logger
 
 	mu      sync.RWMutex
-	entries map[string]time.Time
+	entries map[string]Block
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -59,7 +75,7 @@ func NewBlocklist(ctx context.Context, nc *nats.Conn, maxBlock time.Duration, re
 		cancel()
 		return nil, fmt.Errorf("watch blocks: %w", err)
 	}
-	b := &Blocklist{kv: kv, log: log, entries: make(map[string]time.Time), cancel: cancel, done: make(chan struct{})}
+	b := &Blocklist{kv: kv, log: log, entries: make(map[string]Block), cancel: cancel, done: make(chan struct{})}
 	// The watcher first replays every current entry, then a nil marks the
 	// end of the replay: only then is the cache complete.
 	ready := make(chan struct{})
@@ -88,8 +104,10 @@ func (b *Blocklist) follow(w jetstream.KeyWatcher, ready chan struct{}) {
 		b.mu.Lock()
 		switch e.Operation() {
 		case jetstream.KeyValuePut:
-			if until, err := parseUnixNano(e.Value()); err == nil {
-				b.entries[e.Key()] = until
+			if blk, err := decodeBlock(e.Key(), e.Value(), e.Created()); err == nil {
+				b.entries[e.Key()] = blk
+			} else {
+				b.log.Warn("unreadable block ignored", "key", e.Key(), "err", err)
 			}
 		default:
 			delete(b.entries, e.Key())
@@ -101,14 +119,32 @@ func (b *Blocklist) follow(w jetstream.KeyWatcher, ready chan struct{}) {
 	}
 }
 
-// Block keeps key blocked until the given time.
-func (b *Blocklist) Block(ctx context.Context, key string, until time.Time) error {
-	if _, err := b.kv.Put(ctx, key, []byte(strconv.FormatInt(until.UnixNano(), 10))); err != nil {
+// decodeBlock reads a block as stored: JSON, or the bare Unix nanoseconds
+// of its end that brokers before Since and RequestId wrote.
+func decodeBlock(key string, v []byte, stored time.Time) (Block, error) {
+	if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+		return Block{Key: key, Since: stored, Until: time.Unix(0, n)}, nil
+	}
+	var blk Block
+	if err := json.Unmarshal(v, &blk); err != nil {
+		return Block{}, err
+	}
+	blk.Key = key
+	return blk, nil
+}
+
+// Block records blk; its key stays blocked until blk.Until.
+func (b *Blocklist) Block(ctx context.Context, blk Block) error {
+	v, err := json.Marshal(blk)
+	if err != nil {
+		return fmt.Errorf("record block: %w", err)
+	}
+	if _, err := b.kv.Put(ctx, blk.Key, v); err != nil {
 		return fmt.Errorf("record block: %w", err)
 	}
 	// Seen here at once; other replicas see it through their watchers.
 	b.mu.Lock()
-	b.entries[key] = until
+	b.entries[blk.Key] = blk
 	b.mu.Unlock()
 	return nil
 }
@@ -116,26 +152,52 @@ func (b *Blocklist) Block(ctx context.Context, key string, until time.Time) erro
 // Blocked reports whether key is blocked at now, and until when.
 func (b *Blocklist) Blocked(key string, now time.Time) (time.Time, bool) {
 	b.mu.RLock()
-	until, ok := b.entries[key]
+	blk, ok := b.entries[key]
 	b.mu.RUnlock()
-	if !ok || !now.Before(until) {
+	if !ok || !now.Before(blk.Until) {
 		return time.Time{}, false
 	}
-	return until, true
+	return blk.Until, true
+}
+
+// List returns the blocks in force at now, ordered by key.
+func (b *Blocklist) List(now time.Time) []Block {
+	b.mu.RLock()
+	out := make([]Block, 0, len(b.entries))
+	for _, blk := range b.entries {
+		if now.Before(blk.Until) {
+			out = append(out, blk)
+		}
+	}
+	b.mu.RUnlock()
+	slices.SortFunc(out, func(x, y Block) int { return strings.Compare(x.Key, y.Key) })
+	return out
+}
+
+// ErrNoBlock: there is no such block in force.
+var ErrNoBlock = errors.New("no such block")
+
+// Unblock lifts the block on key, on every replica. Lifting a block that
+// is not in force is ErrNoBlock.
+func (b *Blocklist) Unblock(ctx context.Context, key string, now time.Time) error {
+	if _, blocked := b.Blocked(key, now); !blocked {
+		return fmt.Errorf("%w: %s", ErrNoBlock, key)
+	}
+	// A delete marker, not a purge: a replica whose watcher is behind
+	// still learns of it.
+	if err := b.kv.Delete(ctx, key); err != nil {
+		return fmt.Errorf("lift block: %w", err)
+	}
+	b.mu.Lock()
+	delete(b.entries, key)
+	b.mu.Unlock()
+	return nil
 }
 
 // Close stops following the bucket.
 func (b *Blocklist) Close() {
 	b.cancel()
 	<-b.done
-}
-
-func parseUnixNano(v []byte) (time.Time, error) {
-	n, err := strconv.ParseInt(string(v), 10, 64)
-	if err != nil {
-		return time.Time{}, err
-	}
-	return time.Unix(0, n), nil
 }
 
 // ReplayGuard remembers every nonce a signed request used, for as long as

@@ -2,6 +2,7 @@ package guard_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,7 +33,7 @@ func TestBlocklistIsShared(t *testing.T) {
 	if _, blocked := a.Blocked("caller.person", now); blocked {
 		t.Fatal("blocked before any block")
 	}
-	if err := a.Block(ctx, "caller.person", now.Add(time.Minute)); err != nil {
+	if err := a.Block(ctx, guard.Block{Key: "caller.person", Since: now, Until: now.Add(time.Minute), RequestID: "r1"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, blocked := a.Blocked("caller.person", now); !blocked {
@@ -52,6 +53,19 @@ func TestBlocklistIsShared(t *testing.T) {
 	defer late.Close()
 	if _, blocked := late.Blocked("caller.person", now); !blocked {
 		t.Fatal("a broker starting later does not see the block")
+	}
+	if l := late.List(now); len(l) != 1 || l[0].Key != "caller.person" || l[0].RequestID != "r1" || !l[0].Since.Equal(now) {
+		t.Fatalf("the block as listed: %+v", l)
+	}
+	// Lifted through one broker, it is lifted for all.
+	if err := other.Unblock(ctx, "caller.person", now); err != nil {
+		t.Fatal(err)
+	}
+	for _, list := range []*guard.Blocklist{a, late} {
+		poll.Until(t, "the lifted block gone everywhere", func() bool { _, blocked := list.Blocked("caller.person", now); return !blocked })
+	}
+	if err := other.Unblock(ctx, "caller.person", now); !errors.Is(err, guard.ErrNoBlock) {
+		t.Fatalf("lifting it again: %v, want ErrNoBlock", err)
 	}
 }
 

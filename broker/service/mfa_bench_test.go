@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"runtime"
@@ -19,11 +18,13 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/broker"
 	"github.com/legalmfa/mfa/notify/notifytest"
 
 	"github.com/gin-gonic/gin"
 	"github.com/nats-io/nats.go"
 
+	"github.com/legalmfa/mfa/broker/operator"
 	"github.com/legalmfa/mfa/broker/service"
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/notify"
@@ -75,11 +76,7 @@ func startBenchBroker(b *testing.B, people int) *benchBroker {
 	if err != nil {
 		b.Fatal(err)
 	}
-	socket := filepath.Join(dataDir, "admin.sock")
-	admin := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", socket)
-	}}}
+	admin := operator.New(filepath.Join(dataDir, "admin.sock"))
 	for i := range people {
 		pnr := fmt.Sprintf("19791231-%04d", i)
 		key, err := identity.GenerateKey()
@@ -95,14 +92,8 @@ func startBenchBroker(b *testing.B, people int) *benchBroker {
 		}, &ar); err != nil {
 			b.Fatal(err)
 		}
-		req, _ := http.NewRequest(http.MethodPost, "http://broker/identities/"+ar.Identity.ID+"/approve", nil)
-		resp, err := admin.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			b.Fatalf("approve: %s", resp.Status)
+		if _, err := admin.Decide(ctx, ar.Identity.ID, "approve", broker.TransitionRequest{}); err != nil {
+			b.Fatalf("approve: %v", err)
 		}
 		startBenchDevice(b, info.NATSURL, ar.Identity.ID, key, brokerKey)
 		bb.people = append(bb.people, pnr)

@@ -52,9 +52,11 @@ type Config struct {
 	MaxTimeout       time.Duration
 	IdentityValidity time.Duration
 	TrustedProxies   []string
-	AdminSocket      string
-	BrokerKeyFile    string
-	PNRHashKeyFile   string
+	// AdminSocket, BrokerKeyFile and PNRHashKeyFile default to files in
+	// the data directory.
+	AdminSocket    string
+	BrokerKeyFile  string
+	PNRHashKeyFile string
 
 	// TLS: a certificate and key turn on HTTPS (and, for NATS, TLS for
 	// devices). TLSMinVersion is "1.3" (the default) or "1.2".
@@ -69,55 +71,84 @@ type Config struct {
 	IdleTimeout       time.Duration
 	MaxConnections    int
 
-	// Abuse limits (see broker.WithCallerRate and friends).
+	// Abuse limits (see broker.WithCallerRate and friends). Zero is no
+	// limit: DefaultConfig has the limits a broker should run with.
 	CallerRate      broker.Rate
 	IdentityRate    broker.Rate
 	NotMeBlock      time.Duration
 	SignatureWindow time.Duration
 	MaxPending      int
+
+	// The process around the service: how long Shutdown may take, and its
+	// log.
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	LogFormat       string
 }
 
-// Defaults fills in what is unset with the documented defaults and derives
-// the paths inside the data directory.
+// DefaultConfig is every setting's default, and the one place where they
+// are set: mfa-broker's flags start from it, Start fills in from it what a
+// Config leaves unset, and a test holds the README's table to it.
+func DefaultConfig() Config {
+	return Config{
+		HTTPAddr:          ":8080",
+		DataDir:           "mfa-data",
+		Domain:            "localhost",
+		MongoDBTimeout:    3 * time.Second,
+		NATSListen:        ":4222",
+		NATSReplicas:      1,
+		MaxTimeout:        300 * time.Second,
+		IdentityValidity:  2 * 365 * 24 * time.Hour,
+		TLSMinVersion:     "1.3",
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxConnections:    100_000,
+		CallerRate:        broker.Rate{Events: 3000, Per: time.Minute},
+		IdentityRate:      broker.Rate{Events: 6, Per: time.Minute},
+		NotMeBlock:        24 * time.Hour,
+		SignatureWindow:   5 * time.Minute,
+		MaxPending:        100_000,
+		ShutdownTimeout:   30 * time.Second,
+		LogLevel:          "info",
+		LogFormat:         "text",
+	}
+}
+
+// Defaults fills in from DefaultConfig what is unset and cannot be zero,
+// and derives the paths inside the data directory. The limits, where zero
+// means none, are left as they are.
 func (c *Config) Defaults() {
-	if c.DataDir == "" {
-		c.DataDir = "mfa-data"
+	d := DefaultConfig()
+	fill := func(v *string, def string) {
+		if *v == "" {
+			*v = def
+		}
 	}
-	if c.Domain == "" {
-		c.Domain = "localhost"
+	fillDuration := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
 	}
-	if c.MaxTimeout == 0 {
-		c.MaxTimeout = 300 * time.Second
-	}
-	if c.IdentityValidity == 0 {
-		c.IdentityValidity = 2 * 365 * 24 * time.Hour
-	}
-	if c.AdminSocket == "" {
-		c.AdminSocket = filepath.Join(c.DataDir, "admin.sock")
-	}
-	if c.BrokerKeyFile == "" {
-		c.BrokerKeyFile = filepath.Join(c.DataDir, "broker.key")
-	}
-	if c.PNRHashKeyFile == "" {
-		c.PNRHashKeyFile = filepath.Join(c.DataDir, "pnr-hash.key")
-	}
-	if c.NotMeBlock == 0 {
-		c.NotMeBlock = 24 * time.Hour
-	}
-	if c.SignatureWindow == 0 {
-		c.SignatureWindow = 5 * time.Minute
-	}
+	fill(&c.HTTPAddr, d.HTTPAddr)
+	fill(&c.NATSListen, d.NATSListen)
+	fill(&c.DataDir, d.DataDir)
+	fill(&c.Domain, d.Domain)
+	fill(&c.TLSMinVersion, d.TLSMinVersion)
+	fill(&c.LogLevel, d.LogLevel)
+	fill(&c.LogFormat, d.LogFormat)
+	fill(&c.AdminSocket, filepath.Join(c.DataDir, "admin.sock"))
+	fill(&c.BrokerKeyFile, filepath.Join(c.DataDir, "broker.key"))
+	fill(&c.PNRHashKeyFile, filepath.Join(c.DataDir, "pnr-hash.key"))
+	fillDuration(&c.MaxTimeout, d.MaxTimeout)
+	fillDuration(&c.IdentityValidity, d.IdentityValidity)
+	fillDuration(&c.NotMeBlock, d.NotMeBlock)
+	fillDuration(&c.SignatureWindow, d.SignatureWindow)
+	fillDuration(&c.ReadHeaderTimeout, d.ReadHeaderTimeout)
+	fillDuration(&c.IdleTimeout, d.IdleTimeout)
+	fillDuration(&c.ShutdownTimeout, d.ShutdownTimeout)
+	fillDuration(&c.MongoDBTimeout, d.MongoDBTimeout)
 	if c.NATSReplicas == 0 {
-		c.NATSReplicas = 1
-	}
-	if c.TLSMinVersion == "" {
-		c.TLSMinVersion = "1.3"
-	}
-	if c.ReadHeaderTimeout == 0 {
-		c.ReadHeaderTimeout = 10 * time.Second
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 2 * time.Minute
+		c.NATSReplicas = d.NATSReplicas
 	}
 }
 
@@ -231,7 +262,7 @@ func (s *Service) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	decoder := encoding.NewDecoder(xsd, encoding.WithMaxTimeout(int(cfg.MaxTimeout/time.Second)))
+	decoder := encoding.NewDecoder(xsd, int(cfg.MaxTimeout/time.Second))
 	if s.broker, err = broker.New(s.store, s.pusher, decoder, brokerKey.Public().(ed25519.PublicKey),
 		broker.WithLogger(log),
 		broker.WithDomain(cfg.Domain),

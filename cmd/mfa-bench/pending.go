@@ -64,11 +64,11 @@ func runPending(ctx context.Context, cfg config, t *target, rep *report, log io.
 	rep.pending = res
 
 	// The baseline is taken with start-up garbage collected.
-	if _, err := t.admin.liveHeap(ctx); err != nil {
+	if _, err := t.admin.LiveHeap(ctx); err != nil {
 		return err
 	}
 	time.Sleep(time.Second)
-	before, err := t.admin.liveHeap(ctx)
+	before, err := t.admin.LiveHeap(ctx)
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func runPending(ctx context.Context, cfg config, t *target, rep *report, log io.
 			return ctx.Err()
 		case <-tick.C:
 		}
-		st, err := t.admin.stats(ctx)
+		st, err := t.admin.Stats(ctx)
 		if err != nil {
 			continue
 		}
@@ -172,11 +172,11 @@ func runPending(ctx context.Context, cfg config, t *target, rep *report, log io.
 		if settled && !res.liveKnown {
 			// RSS as it is (above) is what an operator sees; the live heap
 			// after a collection is what the pending requests really hold.
-			if live, err := t.admin.liveHeap(ctx); err == nil && live.Pending == st.Pending {
+			if live, err := t.admin.LiveHeap(ctx); err == nil && live.Pending == st.Pending {
 				res.live, res.liveKnown = live, true
 			}
 			if cfg.heapProfile != "" {
-				if err := t.admin.profile(ctx, "heap", 0, cfg.heapProfile); err != nil {
+				if err := t.admin.Profile(ctx, "heap", 0, cfg.heapProfile); err != nil {
 					logf("heap profile: %v", err)
 				}
 			}
@@ -191,7 +191,7 @@ func runPending(ctx context.Context, cfg config, t *target, rep *report, log io.
 	res.cpu = meter.stop()
 	// Let the withdrawals and closed connections drain before "after".
 	time.Sleep(2 * time.Second)
-	if st, err := t.admin.stats(ctx); err == nil {
+	if st, err := t.admin.Stats(ctx); err == nil {
 		res.after = st
 	}
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/broker"
 
 	"github.com/legalmfa/mfa/identity"
 )
@@ -115,7 +116,7 @@ func provisionOne(ctx context.Context, client *http.Client, t *target, domain, p
 		return person{}, fmt.Errorf("POST /Identities answer: %w", err)
 	}
 	p.legalID = ar.Identity.ID
-	if err := t.admin.approve(ctx, p.legalID); err != nil {
+	if _, err := t.admin.Decide(ctx, p.legalID, "approve", broker.TransitionRequest{}); err != nil {
 		return person{}, err
 	}
 	return p, nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/broker/operator"
 
 	"github.com/legalmfa/mfa/broker"
 )
@@ -57,7 +58,7 @@ func basePhase(cfg config, s *setup, log, trace io.Writer) phase {
 
 // measure runs an unmeasured warm-up, then the phase, metering CPU and,
 // for the broker, its stats before, during (peak) and after.
-func measure(ctx context.Context, cfg config, p phase, pid int, admin *adminClient) phaseResult {
+func measure(ctx context.Context, cfg config, p phase, pid int, admin *operator.Client) phaseResult {
 	waitQuiet(ctx, cfg, pid, p.log)
 	if cfg.warmup > 0 {
 		w := p
@@ -74,11 +75,11 @@ func measure(ctx context.Context, cfg config, p phase, pid int, admin *adminClie
 		statsKnown bool
 	)
 	if admin != nil {
-		if st, err := admin.stats(ctx); err == nil {
+		if st, err := admin.Stats(ctx); err == nil {
 			before, peak, statsKnown = st, st, true
 		}
 		p.sample = func(ctx context.Context) {
-			st, err := admin.stats(ctx)
+			st, err := admin.Stats(ctx)
 			if err != nil {
 				return
 			}
@@ -96,7 +97,7 @@ func measure(ctx context.Context, cfg config, p phase, pid int, admin *adminClie
 	if admin != nil && statsKnown {
 		res.hasStats = true
 		res.before = before
-		if st, err := admin.stats(ctx); err == nil {
+		if st, err := admin.Stats(ctx); err == nil {
 			res.after = st
 		}
 		mu.Lock()
@@ -187,7 +188,7 @@ func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log 
 		profiles.Go(func() error {
 			// Started with the measured phase, after the warm-up.
 			time.Sleep(cfg.warmup + 500*time.Millisecond)
-			return t.admin.profile(ctx, "profile", secs, cfg.cpuProfile)
+			return t.admin.Profile(ctx, "profile", secs, cfg.cpuProfile)
 		})
 	}
 	logf("measuring the broker: %d clients, %s, device think time %s", cfg.concurrency, cfg.encoding, cfg.think)
@@ -195,14 +196,14 @@ func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log 
 	if err != nil {
 		return err
 	}
-	res := measure(ctx, cfg, p, t.pid(), &t.admin)
+	res := measure(ctx, cfg, p, t.pid(), t.admin)
 	stopSelf()
 	rep.broker = &res
 	if err := profiles.Wait(); err != nil {
 		logf("CPU profile: %v", err)
 	}
 	if cfg.heapProfile != "" {
-		if err := t.admin.profile(ctx, "heap", 0, cfg.heapProfile); err != nil {
+		if err := t.admin.Profile(ctx, "heap", 0, cfg.heapProfile); err != nil {
 			logf("heap profile: %v", err)
 		}
 	}
@@ -216,7 +217,7 @@ func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log 
 		s.fleet.setThink(cfg.latencyThink)
 		logf("measuring the broker's added latency: %.0f requests/s (%.0f%% of %.0f), device think time %s, up to %d clients",
 			lp.rate, cfg.latencyRate*100, res.throughput(), cfg.latencyThink, lp.concurrency)
-		lres := measure(ctx, cfg, lp, t.pid(), &t.admin)
+		lres := measure(ctx, cfg, lp, t.pid(), t.admin)
 		rep.latency = &lres
 	}
 	rep.devices(s.fleet)

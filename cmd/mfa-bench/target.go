@@ -15,13 +15,15 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/legalmfa/mfa/broker/operator"
 )
 
 // target is the broker under test: started here as a child process, or one
 // that already runs.
 type target struct {
 	baseURL string
-	admin   adminClient
+	admin   *operator.Client
 	// proc is the broker process when this tool started it; nil otherwise.
 	proc    *exec.Cmd
 	waitErr chan error
@@ -50,7 +52,7 @@ func (t *target) pid() int {
 // openTarget starts a fresh broker, or attaches to the one --broker-url names.
 func openTarget(ctx context.Context, cfg config, logf func(string, ...any)) (*target, error) {
 	if cfg.brokerURL != "" {
-		t := &target{baseURL: strings.TrimRight(cfg.brokerURL, "/"), admin: newAdminClient(filepath.Join(cfg.dataDir, "admin.sock"))}
+		t := &target{baseURL: strings.TrimRight(cfg.brokerURL, "/"), admin: operator.New(filepath.Join(cfg.dataDir, "admin.sock"))}
 		if err := t.waitReady(ctx, 10*time.Second); err != nil {
 			return nil, err
 		}
@@ -117,7 +119,7 @@ func openTarget(ctx context.Context, cfg config, logf func(string, ...any)) (*ta
 	t.waitErr = make(chan error, 1)
 	go func() { t.waitErr <- cmd.Wait() }()
 	t.baseURL = "http://" + httpAddr
-	t.admin = newAdminClient(filepath.Join(dataDir, "admin.sock"))
+	t.admin = operator.New(filepath.Join(dataDir, "admin.sock"))
 	if err := t.waitReady(ctx, 30*time.Second); err != nil {
 		return nil, fmt.Errorf("%w\nbroker log:\n%s", err, t.logTail())
 	}
@@ -182,7 +184,7 @@ func (t *target) waitReady(ctx context.Context, within time.Duration) error {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				if _, err = t.admin.stats(ctx); err == nil {
+				if _, err = t.admin.Stats(ctx); err == nil {
 					return nil
 				}
 			} else {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,19 +10,18 @@ import (
 
 	"github.com/legalmfa/mfa/broker"
 	"github.com/legalmfa/mfa/broker/service"
+	"github.com/legalmfa/mfa/internal/cli"
 )
 
-// config is the command line: the service's configuration plus what only
-// the process needs. Every flag can also be given as an environment
-// variable: the flag's name in upper case with dashes as underscores,
-// prefixed MFA_ (--max-timeout is MFA_MAX_TIMEOUT). A flag on the command
-// line wins over the environment.
+// envPrefix names mfa-broker's environment variables: every flag can also
+// be set as MFA_ and its name in upper case with dashes as underscores.
+const envPrefix = "MFA_"
+
+// config is the command line: the service's configuration and what only
+// the command line has.
 type config struct {
 	service.Config
-	trustedProxies  string
-	shutdownTimeout time.Duration
-	logLevel        string
-	logFormat       string
+	trustedProxies string
 }
 
 // seconds is a flag holding a duration given either as whole seconds
@@ -51,63 +48,6 @@ func (s seconds) Set(v string) error {
 	return nil
 }
 
-// commonFlags are shared by the server and the operator commands, which
-// find the running broker through the data directory.
-func commonFlags(fs *flag.FlagSet, c *config) {
-	fs.StringVar(&c.DataDir, "data-dir", "mfa-data", "directory for the identity store, keys, JetStream and the operator socket")
-	fs.StringVar(&c.AdminSocket, "admin-socket", "", "operator socket (default <data-dir>/admin.sock)")
-	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
-}
-
-// keyFlags locate the broker's secrets.
-func keyFlags(fs *flag.FlagSet, c *config) {
-	fs.StringVar(&c.BrokerKeyFile, "broker-key-file", "", "Ed25519 key that signs pushes and authenticates the broker to NATS; replicas share it (default <data-dir>/broker.key)")
-}
-
-func serverFlags(fs *flag.FlagSet, c *config) {
-	commonFlags(fs, c)
-	keyFlags(fs, c)
-	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen address")
-	fs.StringVar(&c.Domain, "domain", "localhost", "the broker's domain; identities are named <uuid>@legal.<domain>")
-	fs.StringVar(&c.PublicURL, "public-url", "", "external base URL of the broker, for links in answers (default: from the request's Host)")
-	fs.StringVar(&c.MongoDBURI, "mongodb-uri", "", "MongoDB connection string (mongodb:// or mongodb+srv://): keeps identities in MongoDB instead of the data directory")
-	c.MongoDBTimeout = 3 * time.Second
-	fs.Var(seconds{&c.MongoDBTimeout}, "mongodb-timeout", "deadline of every MongoDB operation")
-	fs.StringVar(&c.NATSListen, "nats-listen", ":4222", "listen address of the embedded NATS server, for devices")
-	fs.StringVar(&c.NATSURL, "nats-url", "", "URL of an external NATS server or cluster, configured with 'mfa-broker nats-config'; disables the embedded server")
-	fs.IntVar(&c.NATSReplicas, "nats-replicas", 1, "copies JetStream keeps of the shared buckets (3 on a three-server cluster)")
-	fs.StringVar(&c.NATSDeviceURL, "nats-device-url", "", "NATS URL devices are told to use (default: nats://<host they reached the broker on>:<NATS port>)")
-	c.MaxTimeout = 300 * time.Second
-	fs.Var(seconds{&c.MaxTimeout}, "max-timeout", "largest Timeout a request may ask for, in seconds or as a duration")
-	c.IdentityValidity = 2 * 365 * 24 * time.Hour
-	fs.Var(seconds{&c.IdentityValidity}, "identity-validity", "how long an approval lasts unless the operator says otherwise")
-	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For is believed")
-	fs.StringVar(&c.PNRHashKeyFile, "pnr-hash-key-file", "", "key of the hash that names people in logs (default <data-dir>/pnr-hash.key)")
-	c.shutdownTimeout = 30 * time.Second
-	fs.Var(seconds{&c.shutdownTimeout}, "shutdown-timeout", "how long a graceful shutdown may take")
-	c.CallerRate = broker.Rate{Events: 3000, Per: time.Minute}
-	fs.Var(rateFlag{&c.CallerRate}, "rate-caller", "requests allowed per caller (requester identity, or remote address when unsigned), as N/duration; 0 for no limit")
-	c.IdentityRate = broker.Rate{Events: 6, Per: time.Minute}
-	fs.Var(rateFlag{&c.IdentityRate}, "rate-identity", "pushes allowed per identity, as N/duration; 0 for no limit")
-	c.NotMeBlock = 24 * time.Hour
-	fs.Var(seconds{&c.NotMeBlock}, "not-me-block", "how long a caller may not ask a person again after the person answered 'not me'")
-	c.SignatureWindow = 5 * time.Minute
-	fs.Var(seconds{&c.SignatureWindow}, "signature-window", "how far a signed request's Issued time may be from the broker's clock")
-	fs.IntVar(&c.MaxPending, "max-pending", 100000, "most MFA requests waiting for an answer at once; more get 503 too-busy")
-	fs.IntVar(&c.MaxConnections, "max-connections", 100000, "most HTTP connections open at once; more are answered 503 too-busy at once")
-	c.ReadHeaderTimeout = 10 * time.Second
-	fs.Var(seconds{&c.ReadHeaderTimeout}, "http-read-header-timeout", "how long a client may take to send its request headers")
-	c.IdleTimeout = 2 * time.Minute
-	fs.Var(seconds{&c.IdleTimeout}, "http-idle-timeout", "how long an idle keep-alive connection is kept")
-	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) for HTTPS; with --tls-key, the broker serves HTTPS only")
-	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
-	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", "", "PEM certificate for the embedded NATS server; with --nats-tls-key, devices must use TLS")
-	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", "", "PEM private key for --nats-tls-cert")
-	fs.StringVar(&c.TLSMinVersion, "tls-min-version", "1.3", "oldest TLS version accepted: 1.3, or 1.2 for older clients (AEAD suites only)")
-	fs.StringVar(&c.NATSCA, "nats-ca", "", "PEM CA that an external NATS server's certificate chains to (with --nats-url)")
-}
-
 // rateFlag is a flag holding a broker.Rate.
 type rateFlag struct{ r *broker.Rate }
 
@@ -127,30 +67,57 @@ func (f rateFlag) Set(v string) error {
 	return nil
 }
 
-// parseFlags parses args, then fills every flag not given on the command
-// line from its MFA_* environment variable.
-func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	set := make(map[string]bool)
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] {
-			return
-		}
-		if v := getenv(envName(f.Name)); v != "" {
-			if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
-			}
-		}
-	})
-	return errors.Join(errs...)
+// dataDirFlags locate a broker: the server's data directory, and the
+// operator socket the operator commands reach it through.
+func dataDirFlags(c *cli.Command, cfg *config) {
+	d := service.DefaultConfig()
+	c.Flags.StringVar(&cfg.DataDir, "data-dir", d.DataDir, "directory for the identity store, keys, JetStream and the operator socket")
+	c.Flags.StringVar(&cfg.AdminSocket, "admin-socket", "", "operator socket (default <data-dir>/admin.sock)")
 }
 
-func envName(flagName string) string {
-	return "MFA_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+// keyFlags locate the broker's key.
+func keyFlags(c *cli.Command, cfg *config) {
+	c.Flags.StringVar(&cfg.BrokerKeyFile, "broker-key-file", "", "Ed25519 key that signs pushes and authenticates the broker to NATS; replicas share it (default <data-dir>/broker.key)")
+}
+
+// serverFlags are mfa-broker serve's. Every default comes from
+// service.DefaultConfig.
+func serverFlags(c *cli.Command, cfg *config) {
+	d := service.DefaultConfig()
+	cfg.Config = d
+	dataDirFlags(c, cfg)
+	keyFlags(c, cfg)
+	fs := c.Flags
+	fs.StringVar(&cfg.LogLevel, "log-level", d.LogLevel, "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.LogFormat, "log-format", d.LogFormat, "log format: text or json")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", d.HTTPAddr, "HTTP listen address")
+	fs.StringVar(&cfg.Domain, "domain", d.Domain, "the broker's domain; identities are named <uuid>@legal.<domain>")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "external base URL of the broker, for links in answers (default: from the request's Host)")
+	fs.StringVar(&cfg.MongoDBURI, "mongodb-uri", "", "MongoDB connection string (mongodb:// or mongodb+srv://): keeps identities in MongoDB instead of the data directory")
+	fs.Var(seconds{&cfg.MongoDBTimeout}, "mongodb-timeout", "deadline of every MongoDB operation")
+	fs.StringVar(&cfg.NATSListen, "nats-listen", d.NATSListen, "listen address of the embedded NATS server, for devices")
+	fs.StringVar(&cfg.NATSURL, "nats-url", "", "URL of an external NATS server or cluster, configured with 'mfa-broker nats-config'; disables the embedded server")
+	fs.IntVar(&cfg.NATSReplicas, "nats-replicas", d.NATSReplicas, "copies JetStream keeps of the shared buckets (3 on a three-server cluster)")
+	fs.StringVar(&cfg.NATSDeviceURL, "nats-device-url", "", "NATS URL devices are told to use (default: nats://<host they reached the broker on>:<NATS port>)")
+	fs.Var(seconds{&cfg.MaxTimeout}, "max-timeout", "largest Timeout a request may ask for, in seconds or as a duration")
+	fs.Var(seconds{&cfg.IdentityValidity}, "identity-validity", "how long an approval lasts unless the operator says otherwise")
+	fs.StringVar(&cfg.trustedProxies, "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For is believed")
+	fs.StringVar(&cfg.PNRHashKeyFile, "pnr-hash-key-file", "", "key of the hash that names people in logs and blocks (default <data-dir>/pnr-hash.key)")
+	fs.Var(seconds{&cfg.ShutdownTimeout}, "shutdown-timeout", "how long a graceful shutdown may take")
+	fs.Var(rateFlag{&cfg.CallerRate}, "rate-caller", "requests allowed per caller (requester identity, or remote address when unsigned), as N/duration; 0 for no limit")
+	fs.Var(rateFlag{&cfg.IdentityRate}, "rate-identity", "pushes allowed per identity, as N/duration; 0 for no limit")
+	fs.Var(seconds{&cfg.NotMeBlock}, "not-me-block", "how long a caller may not ask a person again after the person answered 'not me'")
+	fs.Var(seconds{&cfg.SignatureWindow}, "signature-window", "how far a signed request's Issued time may be from the broker's clock")
+	fs.IntVar(&cfg.MaxPending, "max-pending", d.MaxPending, "most MFA requests waiting for an answer at once; more get 503 too-busy")
+	fs.IntVar(&cfg.MaxConnections, "max-connections", d.MaxConnections, "most HTTP connections open at once; more are answered 503 too-busy at once")
+	fs.Var(seconds{&cfg.ReadHeaderTimeout}, "http-read-header-timeout", "how long a client may take to send its request headers")
+	fs.Var(seconds{&cfg.IdleTimeout}, "http-idle-timeout", "how long an idle keep-alive connection is kept")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) for HTTPS; with --tls-key, the broker serves HTTPS only")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	fs.StringVar(&cfg.NATSTLSCert, "nats-tls-cert", "", "PEM certificate for the embedded NATS server; with --nats-tls-key, devices must use TLS")
+	fs.StringVar(&cfg.NATSTLSKey, "nats-tls-key", "", "PEM private key for --nats-tls-cert")
+	fs.StringVar(&cfg.TLSMinVersion, "tls-min-version", d.TLSMinVersion, "oldest TLS version accepted: 1.3, or 1.2 for older clients (AEAD suites only)")
+	fs.StringVar(&cfg.NATSCA, "nats-ca", "", "PEM CA that an external NATS server's certificate chains to (with --nats-url)")
 }
 
 // resolve completes the configuration the flags left open.

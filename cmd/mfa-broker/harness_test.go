@@ -62,8 +62,8 @@ func startBroker(t *testing.T, tweak ...func(*config)) *testBroker {
 		Config: service.Config{
 			HTTPAddr: "127.0.0.1:0", DataDir: filepath.Join(t.TempDir(), "data"), Domain: "broker.test",
 			NATSListen: "127.0.0.1:0", MaxTimeout: 60 * time.Second, IdentityValidity: time.Hour,
+			ShutdownTimeout: 10 * time.Second, LogLevel: "debug", LogFormat: "json",
 		},
-		shutdownTimeout: 10 * time.Second, logLevel: "debug", logFormat: "json",
 	}
 	for _, f := range tweak {
 		f(&cfg)
@@ -72,7 +72,7 @@ func startBroker(t *testing.T, tweak ...func(*config)) *testBroker {
 		t.Fatal(err)
 	}
 	logs := &syncbuf.Buffer{}
-	log, err := newLogger(logs, cfg.logLevel, cfg.logFormat)
+	log, err := newLogger(logs, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		t.Fatal(err)
 	}

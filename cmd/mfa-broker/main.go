@@ -1,8 +1,10 @@
 // Command mfa-broker runs the legal-identity MFA broker, and gives its
-// operator commands to decide on identities while it runs.
+// operator commands to decide on identities and blocks while it runs.
 //
 //	mfa-broker [serve] [flags]
 //	mfa-broker identity list|show|approve|reject|obsolete|compromise ...
+//	mfa-broker block list|remove ...
+//	mfa-broker nats-config | version | help
 package main
 
 import (
@@ -13,59 +15,35 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
-
-	"github.com/legalmfa/mfa/bus"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/legalmfa/mfa/broker/service"
+	"github.com/legalmfa/mfa/bus"
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/internal/cli"
+	"github.com/legalmfa/mfa/version"
 )
-
-// runNATSConfig prints the authorization block an external nats-server
-// needs so that it admits the broker and lets the broker's callout judge
-// everyone else. It creates the broker key if there is none yet, so the
-// configuration can be made before the broker first starts.
-func runNATSConfig(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var cfg config
-	fs := flag.NewFlagSet("mfa-broker nats-config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	commonFlags(fs, &cfg)
-	keyFlags(fs, &cfg)
-	if err := parseFlags(fs, args, getenv); err != nil {
-		return err
-	}
-	cfg.Defaults()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return err
-	}
-	key, err := identity.LoadOrCreateKeyFile(cfg.BrokerKeyFile)
-	if err != nil {
-		return fmt.Errorf("broker key: %w", err)
-	}
-	creds, err := bus.NewBrokerCredentials(key)
-	if err != nil {
-		return err
-	}
-	_, err = io.WriteString(stdout, creds.ServerAuthConfig())
-	return err
-}
 
 const usage = `mfa-broker: the legal-identity MFA broker
 
 Usage:
-  mfa-broker [serve] [flags]          run the broker (flags: mfa-broker serve -h)
-  mfa-broker identity list [--state S]
-  mfa-broker identity show LEGALID
-  mfa-broker identity approve LEGALID [--valid-for 8760h]
-  mfa-broker identity reject|obsolete|compromise LEGALID [--from STATE]
-  mfa-broker nats-config              print the nats-server configuration an
-                                      external NATS server or cluster needs
+  mfa-broker [serve] [flags]         run the broker (flags: mfa-broker serve -h)
+  mfa-broker identity COMMAND ...    list, show and decide on identities
+                                     (mfa-broker identity -h)
+  mfa-broker block COMMAND ...       list and lift "not me" blocks
+                                     (mfa-broker block -h)
+  mfa-broker nats-config             print the nats-server configuration an
+                                     external NATS server or cluster needs
+  mfa-broker version                 print the version
 
 Operator commands reach the running broker through the operator socket in
 its data directory (--data-dir or MFA_DATA_DIR), which only the broker's
-user can use. Every flag can also be set as MFA_<FLAG_NAME>.
+user can use. Every flag can also be set as MFA_<FLAG_NAME>, upper case with
+dashes as underscores (--max-timeout is MFA_MAX_TIMEOUT); a flag on the
+command line wins.
 `
 
 func main() {
@@ -74,55 +52,71 @@ func main() {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "mfa-broker:", err)
 		}
-		os.Exit(exitCode(err))
+		os.Exit(cli.ExitCode(err))
 	}
 }
 
-// exitCode is 2 for usage errors, as flag does, and 1 otherwise.
-func exitCode(err error) int {
-	var ue usageError
-	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
-		return 2
-	}
-	return 1
+// env is what a command gets from the process: its streams and
+// environment, passed in so that tests run commands in-process.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
 }
-
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	cmd := "serve"
-	if len(args) > 0 && (args[0] == "serve" || args[0] == "identity" || args[0] == "nats-config" || args[0] == "help" || args[0] == "-h" || args[0] == "--help") {
-		cmd, args = args[0], args[1:]
+	e := env{stdout: stdout, stderr: stderr, getenv: getenv}
+	// Flags first, or nothing: the server.
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") && !isHelp(args[0]) {
+		return runServe(ctx, e, args)
 	}
-	switch cmd {
+	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
-		return runServe(ctx, args, stderr, getenv)
+		return runServe(ctx, e, rest)
 	case "identity":
-		return runIdentity(ctx, args, stdout, stderr, getenv)
+		return runIdentity(ctx, e, rest)
+	case "block":
+		return runBlock(ctx, e, rest)
 	case "nats-config":
-		return runNATSConfig(args, stdout, stderr, getenv)
+		return runNATSConfig(e, rest)
+	case "version":
+		fmt.Fprintln(stdout, "mfa-broker", version.String())
+		return nil
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		if isHelp(cmd) {
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
+		return cli.Usagef("unknown command %q; the commands are serve, identity, block, nats-config and version (mfa-broker help)", cmd)
 	}
-	fmt.Fprint(stdout, usage)
-	return nil
 }
 
-func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" }
+
+const serveHelp = `
+Usage: mfa-broker [serve] [flags]
+
+Runs the broker: HTTP (the MFA resource, the test form, the identity
+endpoints), an embedded NATS server for devices unless --nats-url names an
+external one, and the operator socket in the data directory. With no flags
+it needs nothing else: the identity store and keys live in ./mfa-data.
+On SIGINT or SIGTERM it answers pending requests 503 shutting-down,
+withdraws their prompts, and exits.
+`
+
+func runServe(ctx context.Context, e env, args []string) error {
 	var cfg config
-	fs := flag.NewFlagSet("mfa-broker serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	serverFlags(fs, &cfg)
-	if err := parseFlags(fs, args, getenv); err != nil {
+	c := cli.New("mfa-broker serve", serveHelp, envPrefix, e.stdout)
+	serverFlags(c, &cfg)
+	if _, err := c.Parse(args, e.getenv); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	if err := cfg.resolve(); err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
+	log, err := newLogger(e.stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return err
 	}
@@ -137,11 +131,44 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	case err := <-s.Done():
 		log.Error("a listener failed", "err", err)
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := s.Shutdown(shutdownCtx); err != nil {
 		return err
 	}
 	log.Info("stopped")
 	return nil
+}
+
+const natsConfigHelp = `
+Usage: mfa-broker nats-config [--data-dir DIR] [--broker-key-file FILE]
+
+Prints the authorization block an external nats-server needs so that it
+admits the broker and lets the broker's callout judge every other client.
+It creates the broker key if there is none yet, so the configuration can be
+made before the broker first starts.
+`
+
+func runNATSConfig(e env, args []string) error {
+	var cfg config
+	c := cli.New("mfa-broker nats-config", natsConfigHelp, envPrefix, e.stdout)
+	dataDirFlags(c, &cfg)
+	keyFlags(c, &cfg)
+	if _, err := c.Parse(args, e.getenv); err != nil {
+		return err
+	}
+	cfg.Defaults()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	key, err := identity.LoadOrCreateKeyFile(cfg.BrokerKeyFile)
+	if err != nil {
+		return fmt.Errorf("broker key: %w", err)
+	}
+	creds, err := bus.NewBrokerCredentials(key)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(e.stdout, creds.ServerAuthConfig())
+	return err
 }

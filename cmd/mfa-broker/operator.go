@@ -1,155 +1,212 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/legalmfa/mfa/broker"
+	"github.com/legalmfa/mfa/broker/operator"
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/internal/cli"
 )
 
-// runIdentity runs an operator command against the running broker.
-func runIdentity(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+// operatorTimeout bounds one operator command's talk with the broker.
+const operatorTimeout = 30 * time.Second
+
+const identityHelp = `
+Usage:
+  mfa-broker identity list [--state STATE] [--json]
+  mfa-broker identity show LEGALID [--json]
+  mfa-broker identity approve LEGALID [--valid-for 8760h] [--json]
+  mfa-broker identity reject|obsolete|compromise LEGALID [--from STATE] [--json]
+
+Operators decide on identities while the broker runs. The life cycle:
+Created -> Approved | Rejected, and Approved -> Obsoleted | Compromised |
+Rejected; the last three are final. Only an Approved identity within its
+validity window is asked for MFA or may sign requests. Each decision
+applies only if the identity is still in the state it starts from (Created
+for approve and reject, Approved for obsolete and compromise; --from names
+another), so two operators deciding at once never both win.
+
+'mfa-broker identity COMMAND -h' shows a command's flags.
+`
+
+// identityVerbs are the identity commands and the help of each.
+var identityVerbs = map[string]string{
+	"list":       "Usage: mfa-broker identity list [--state STATE] [--json]\n\nLists identities: ID, state, name, country, when created, valid until.",
+	"show":       "Usage: mfa-broker identity show LEGALID [--json]\n\nShows one identity, properties and all.",
+	"approve":    "Usage: mfa-broker identity approve LEGALID [--valid-for 8760h] [--json]\n\nApproves a Created identity: from now on it is asked for MFA and may sign requests.",
+	"reject":     "Usage: mfa-broker identity reject LEGALID [--from STATE] [--json]\n\nRejects an identity: a Created one (the default), or an Approved one with --from Approved.",
+	"obsolete":   "Usage: mfa-broker identity obsolete LEGALID [--from STATE] [--json]\n\nRetires an Approved identity that is no longer used, such as a lost phone's.",
+	"compromise": "Usage: mfa-broker identity compromise LEGALID [--from STATE] [--json]\n\nMarks an Approved identity's key as compromised.",
+}
+
+func runIdentity(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 {
-		return usageError{"identity: give a command: list, show, approve, reject, obsolete or compromise"}
+		return cli.Usagef("identity: give a command: list, show, approve, reject, obsolete or compromise (mfa-broker identity -h)")
 	}
 	verb := args[0]
+	if isHelp(verb) {
+		fmt.Fprintln(e.stdout, strings.TrimSpace(identityHelp))
+		return nil
+	}
+	help, ok := identityVerbs[verb]
+	if !ok {
+		return cli.Usagef("identity: unknown command %q: use list, show, approve, reject, obsolete or compromise", verb)
+	}
 	var cfg config
-	fs := flag.NewFlagSet("mfa-broker identity "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	commonFlags(fs, &cfg)
-	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	state := fs.String("state", "", "list: only identities in this state")
-	validFor := fs.String("valid-for", "", "approve: how long the approval lasts, e.g. 8760h (default: the broker's --identity-validity)")
-	from := fs.String("from", "", "the state the change starts from (default: Created for approve and reject, Approved for obsolete and compromise); e.g. reject --from Approved revokes an approved identity")
-	positional, err := parseInterleaved(fs, args[1:], getenv)
+	c := cli.New("mfa-broker identity "+verb, help, envPrefix, e.stdout)
+	dataDirFlags(c, &cfg)
+	asJSON := c.Flags.Bool("json", false, "print JSON instead of text")
+	var state, validFor, from *string
+	switch verb {
+	case "list":
+		state = c.Flags.String("state", "", "only identities in this state: Created, Approved, Rejected, Obsoleted or Compromised")
+	case "approve":
+		validFor = c.Flags.String("valid-for", "", "how long the approval lasts, e.g. 8760h (default: the broker's --identity-validity)")
+	case "reject", "obsolete", "compromise":
+		from = c.Flags.String("from", "", "the state the change starts from, e.g. reject --from Approved revokes an approved identity")
+	}
+	if verb != "list" {
+		c.Args = true
+	}
+	positional, err := c.Parse(args[1:], e.getenv)
 	if err != nil {
 		return err
 	}
 	cfg.Defaults()
-	op := operatorClient{socket: cfg.AdminSocket}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	op := operator.New(cfg.AdminSocket)
+	ctx, cancel := context.WithTimeout(ctx, operatorTimeout)
 	defer cancel()
+	if verb == "list" {
+		all, err := op.Identities(ctx, *state)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(e.stdout, all)
+		}
+		return printIdentities(e.stdout, all)
+	}
+	if len(positional) != 1 {
+		return cli.Usagef("identity %s takes exactly one LEGALID", verb)
+	}
+	var id broker.AdminIdentity
+	if verb == "show" {
+		id, err = op.Identity(ctx, positional[0])
+	} else {
+		req := broker.TransitionRequest{}
+		if validFor != nil {
+			req.ValidFor = *validFor
+		}
+		if from != nil {
+			req.From = identity.State(*from)
+		}
+		id, err = op.Decide(ctx, positional[0], verb, req)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, id)
+	}
+	return printIdentity(e.stdout, id)
+}
 
+const blockHelp = `
+Usage:
+  mfa-broker block list [--pnr PNR --country CC] [--requester LEGALID | --ip ADDRESS] [--json]
+  mfa-broker block remove KEY
+
+When a person answers a request "not me", the caller that sent it may not
+ask that person again for --not-me-block (24 hours by default). Blocks are
+shared by every replica. A person who answered "not me" by mistake asks the
+operator to lift the block: list finds it (by the person's PNR and COUNTRY,
+by the requester's LegalId or the caller's IP address, or all), remove
+lifts it on every replica at once.
+
+Blocks name callers and people by keyed hashes, never in the clear; the
+broker hashes what list is given the same way.
+
+'mfa-broker block COMMAND -h' shows a command's flags.
+`
+
+func runBlock(ctx context.Context, e env, args []string) error {
+	if len(args) == 0 {
+		return cli.Usagef("block: give a command: list or remove (mfa-broker block -h)")
+	}
+	verb := args[0]
+	if isHelp(verb) {
+		fmt.Fprintln(e.stdout, strings.TrimSpace(blockHelp))
+		return nil
+	}
+	var cfg config
+	var c *cli.Command
+	q := url.Values{}
+	var asJSON *bool
 	switch verb {
 	case "list":
-		if len(positional) != 0 {
-			return usageError{"identity list takes no arguments"}
+		c = cli.New("mfa-broker block list", "Usage: mfa-broker block list [--pnr PNR --country CC] [--requester LEGALID | --ip ADDRESS] [--json]\n\nLists the blocks in force: who may not ask whom, since and until when.", envPrefix, e.stdout)
+		for _, name := range []struct{ flag, usage string }{
+			{"pnr", "only blocks of the person with this personal number (give --country too)"},
+			{"country", "the person's country, with --pnr"},
+			{"requester", "only blocks of this requester (its LegalId)"},
+			{"ip", "only blocks of unsigned requests from this IP address"},
+		} {
+			c.Flags.Func(name.flag, name.usage, func(v string) error { q.Set(name.flag, v); return nil })
+			// A personal number is not read from the environment, where
+			// it would linger.
+			c.NoEnv[name.flag] = true
 		}
-		return op.list(ctx, stdout, *state, *asJSON)
-	case "show", "approve", "reject", "obsolete", "compromise":
-		if len(positional) != 1 {
-			return usageError{fmt.Sprintf("identity %s takes exactly one LEGALID", verb)}
-		}
-		var id broker.AdminIdentity
-		if verb == "show" {
-			err = op.call(ctx, http.MethodGet, "/identities/"+url.PathEscape(positional[0]), nil, &id)
-		} else {
-			err = op.call(ctx, http.MethodPost, "/identities/"+url.PathEscape(positional[0])+"/"+verb,
-				broker.TransitionRequest{ValidFor: *validFor, From: identity.State(*from)}, &id)
-		}
-		if err != nil {
-			return err
-		}
-		return printIdentity(stdout, id, *asJSON)
+		asJSON = c.Flags.Bool("json", false, "print JSON instead of text")
+	case "remove":
+		c = cli.New("mfa-broker block remove", "Usage: mfa-broker block remove KEY\n\nLifts a block (its KEY as block list shows it) on every replica.", envPrefix, e.stdout)
+		c.Args = true
+	default:
+		return cli.Usagef("block: unknown command %q: use list or remove", verb)
 	}
-	return usageError{fmt.Sprintf("identity: unknown command %q", verb)}
-}
-
-// parseInterleaved lets flags follow positional arguments, as in
-// "identity approve ID --valid-for 8760h".
-func parseInterleaved(fs *flag.FlagSet, args []string, getenv func(string) string) ([]string, error) {
-	var positional []string
-	for {
-		if err := parseFlags(fs, args, getenv); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return positional, nil
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
-// operatorClient speaks HTTP over the broker's operator socket.
-type operatorClient struct{ socket string }
-
-func (o operatorClient) call(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://broker"+path, rd)
+	dataDirFlags(c, &cfg)
+	positional, err := c.Parse(args[1:], e.getenv)
 	if err != nil {
 		return err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	cfg.Defaults()
+	op := operator.New(cfg.AdminSocket)
+	ctx, cancel := context.WithTimeout(ctx, operatorTimeout)
+	defer cancel()
+	if verb == "list" {
+		blocks, err := op.Blocks(ctx, q)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(e.stdout, blocks)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KEY\tSINCE\tUNTIL\tREQUEST")
+		for _, b := range blocks {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.Key, formatTime(b.Since), formatTime(b.Until), orDash(b.RequestID))
+		}
+		return tw.Flush()
 	}
-	client := http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", o.socket)
-		},
-	}}
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the broker's operator socket %s (is the broker running with this --data-dir, as this user?): %w", o.socket, err)
+	if len(positional) != 1 {
+		return cli.Usagef("block remove takes exactly one KEY")
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	b, err := op.Unblock(ctx, positional[0])
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode/100 != 2 {
-		var e struct{ Code, Message string }
-		if json.Unmarshal(data, &e) == nil && e.Message != "" {
-			return fmt.Errorf("%s (%s)", e.Message, e.Code)
-		}
-		return fmt.Errorf("broker answered %s", resp.Status)
-	}
-	return json.Unmarshal(data, out)
+	fmt.Fprintf(e.stdout, "lifted block %s (it would have lasted until %s)\n", b.Key, formatTime(b.Until))
+	return nil
 }
 
-func (o operatorClient) list(ctx context.Context, w io.Writer, state string, asJSON bool) error {
-	var all []broker.AdminIdentity
-	after := ""
-	for {
-		q := url.Values{}
-		if state != "" {
-			q.Set("state", state)
-		}
-		if after != "" {
-			q.Set("after", after)
-		}
-		var page broker.AdminList
-		if err := o.call(ctx, http.MethodGet, "/identities?"+q.Encode(), nil, &page); err != nil {
-			return err
-		}
-		all = append(all, page.Identities...)
-		if page.Next == "" {
-			break
-		}
-		after = page.Next
-	}
-	if asJSON {
-		return writeJSON(w, all)
-	}
+func printIdentities(w io.Writer, all []broker.AdminIdentity) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tNAME\tCOUNTRY\tCREATED\tVALID TO")
 	for _, id := range all {
@@ -161,10 +218,7 @@ func (o operatorClient) list(ctx context.Context, w io.Writer, state string, asJ
 	return tw.Flush()
 }
 
-func printIdentity(w io.Writer, id broker.AdminIdentity, asJSON bool) error {
-	if asJSON {
-		return writeJSON(w, id)
-	}
+func printIdentity(w io.Writer, id broker.AdminIdentity) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "ID\t%s\nState\t%s\nValid\t%s – %s\nDevice\t%s\nPublic key\t%s\nCreated\t%s\nUpdated\t%s\n",
 		id.ID, id.State, formatTime(id.ValidFrom), formatTime(id.ValidTo), id.DeviceID, id.PublicKey,

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -205,5 +206,79 @@ func TestRevokedRequesterCannotSign(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	if o := ask(id, key); o.code != "unknown-requester" {
 		t.Fatalf("expired requester: %s", o.code)
+	}
+}
+
+// TestBlockListAndRemove: an operator finds the block a person's "not me"
+// left, by the person or by the caller, on any replica, and lifts it for
+// every replica; the caller may then ask again.
+func TestBlockListAndRemove(t *testing.T) {
+	t.Parallel()
+	const victimPNR = "19440404-0003"
+	a := startBroker(t, func(c *config) { c.NotMeBlock = time.Hour })
+	victim := a.person(victimPNR, "SE", notifytest.Always(notify.NotMe))
+	// A second replica: the same NATS, broker key and hash key. It starts
+	// after the device connected, since its identity store (not shared
+	// here, as MongoDB would be) does not know the device.
+	b := startBroker(t, func(c *config) {
+		c.NotMeBlock = time.Hour
+		c.NATSURL, c.BrokerKeyFile, c.PNRHashKeyFile = a.info.NATSURL, a.cfg.BrokerKeyFile, a.cfg.PNRHashKeyFile
+	})
+	m := mfaBody{PNR: victimPNR, COUNTRY: "SE", Timeout: 10, Reason: "let me in"}
+	if o := a.postMFA(context.Background(), "json", m, ""); o.code != "denied-not-me" {
+		t.Fatalf("not me: %s", o.code)
+	}
+	if o := a.postMFA(context.Background(), "json", m, ""); o.code != "blocked" {
+		t.Fatalf("the caller again: %s, want blocked", o.code)
+	}
+	var key string
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"block", "list"}, 1},
+		{[]string{"block", "list", "--pnr", victimPNR, "--country", "SE"}, 1},
+		{[]string{"block", "list", "--pnr", "19440404-9999", "--country", "SE"}, 0},
+		{[]string{"block", "list", "--ip", "127.0.0.1"}, 1},
+		{[]string{"block", "list", "--requester", "someone@legal.broker.test"}, 0},
+	} {
+		out, err := a.operator(append(c.args, "--json")...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", c.args, err, out)
+		}
+		var blocks []broker.AdminBlock
+		if err := json.Unmarshal([]byte(out), &blocks); err != nil || len(blocks) != c.want {
+			t.Fatalf("%v: %d blocks, want %d: %v\n%s", c.args, len(blocks), c.want, err, out)
+		}
+		if len(blocks) > 0 {
+			key = blocks[0].Key
+		}
+		if strings.Contains(out, victimPNR) {
+			t.Fatalf("%v shows the personal number:\n%s", c.args, out)
+		}
+	}
+	out, err := a.operator("block", "list", "--pnr", victimPNR, "--country", "SE")
+	if err != nil || !strings.Contains(out, "KEY") || strings.Contains(out, victimPNR) {
+		t.Fatalf("block list: %v\n%s", err, out)
+	}
+	poll.Until(t, "the block on the other replica", func() bool {
+		out, err := b.operator("block", "list")
+		return err == nil && strings.Contains(out, key)
+	})
+	if out, err := b.operator("block", "remove", key); err != nil || !strings.Contains(out, "lifted") {
+		t.Fatalf("block remove on the other replica: %v\n%s", err, out)
+	}
+	poll.Until(t, "the block lifted where it was made", func() bool {
+		out, err := a.operator("block", "list")
+		return err == nil && !strings.Contains(out, key)
+	})
+	if o := a.postMFA(context.Background(), "json", m, ""); o.code != "denied-not-me" {
+		t.Fatalf("the caller after the block was lifted: %s, want the person asked again", o.code)
+	}
+	if n := victim.PromptCount(); n != 2 {
+		t.Fatalf("the person was asked %d times, want 2", n)
+	}
+	if out, err := a.operator("block", "remove", "no.such"); err == nil || !strings.Contains(err.Error(), "not-found") {
+		t.Fatalf("lifting a block that is not there: %v\n%s", err, out)
 	}
 }

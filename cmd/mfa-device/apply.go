@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/internal/cli"
 
 	"github.com/legalmfa/mfa/identity"
 )
@@ -68,12 +69,12 @@ One device directory holds one identity; apply refuses to run twice.
 func cmdApply(ctx context.Context, e env, g globalFlags, args []string) error {
 	c := newCommand(e, g, "apply", applyHelp)
 	var props propertiesFlag
-	c.fs.Var(&props, "property", "identity property NAME=VALUE; repeat for each property")
-	c.noEnv["property"] = true
-	brokerURL := c.fs.String("broker", "", "broker base URL (env MFA_DEVICE_BROKER or MFA_BROKER_URL; default "+defaultBrokerURL+")")
-	c.env["broker"] = []string{"MFA_BROKER_URL"}
-	natsURL := c.fs.String("nats-url", "", "NATS URL to save instead of the one the broker advertises")
-	caFile := c.fs.String("ca", "", "PEM file of the CA the broker's HTTPS and NATS TLS certificates chain to, when not a public one; saved for later commands")
+	c.Flags.Var(&props, "property", "identity property NAME=VALUE; repeat for each property")
+	c.NoEnv["property"] = true
+	brokerURL := c.Flags.String("broker", "", "broker base URL (env MFA_DEVICE_BROKER or MFA_BROKER_URL; default "+defaultBrokerURL+")")
+	c.MoreEnv["broker"] = []string{"MFA_BROKER_URL"}
+	natsURL := c.Flags.String("nats-url", "", "NATS URL to save instead of the one the broker advertises")
+	caFile := c.Flags.String("ca", "", "PEM file of the CA the broker's HTTPS and NATS TLS certificates chain to, when not a public one; saved for later commands")
 	if err := c.parse(args, e.getenv); err != nil {
 		return err
 	}
@@ -83,10 +84,10 @@ func cmdApply(ctx context.Context, e env, g globalFlags, args []string) error {
 	// Everything that can be checked here is checked before any network
 	// call, so mistakes get a clear answer and nothing half-done.
 	if len(props.props) == 0 {
-		return usageError{"apply: give the identity's properties with --property NAME=VALUE, e.g. --property FIRST=Alice --property LAST=Smith --property PNR=... --property COUNTRY=SE"}
+		return cli.Usagef("apply: give the identity's properties with --property NAME=VALUE, e.g. --property FIRST=Alice --property LAST=Smith --property PNR=... --property COUNTRY=SE")
 	}
 	if err := identity.ValidateProperties(props.props); err != nil {
-		return usageError{fmt.Sprintf("apply: %v", err)}
+		return cli.Usagef("apply: %v", err)
 	}
 	if *natsURL != "" {
 		if err := checkNATSURL(*natsURL); err != nil {
@@ -203,12 +204,12 @@ func checkNATSURL(raw string) error {
 	for _, one := range strings.Split(raw, ",") {
 		u, err := url.Parse(strings.TrimSpace(one))
 		if err != nil || u.Host == "" {
-			return usageError{fmt.Sprintf("NATS URL %q: want nats://host:port (or tls://, ws://, wss://)", raw)}
+			return cli.Usagef("NATS URL %q: want nats://host:port (or tls://, ws://, wss://)", raw)
 		}
 		switch u.Scheme {
 		case "nats", "tls", "ws", "wss":
 		default:
-			return usageError{fmt.Sprintf("NATS URL %q: scheme %q is not one of nats, tls, ws, wss", raw, u.Scheme)}
+			return cli.Usagef("NATS URL %q: scheme %q is not one of nats, tls, ws, wss", raw, u.Scheme)
 		}
 	}
 	return nil

@@ -8,11 +8,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/internal/cli"
 	"github.com/legalmfa/mfa/internal/syncbuf"
 )
 
@@ -165,7 +167,7 @@ func TestApplyRefusesBadURLs(t *testing.T) {
 	} {
 		r := runCmd(t, map[string]string{"MFA_DEVICE_DIR": filepath.Join(t.TempDir(), "dev")}, "",
 			append(append([]string{"apply"}, args...), "--property", "FIRST=A")...)
-		if r.err == nil || exitCode(r.err) != 2 {
+		if r.err == nil || cli.ExitCode(r.err) != 2 {
 			t.Errorf("%v: err %v, want a usage error", args, r.err)
 		}
 	}
@@ -173,20 +175,31 @@ func TestApplyRefusesBadURLs(t *testing.T) {
 
 func TestUsage(t *testing.T) {
 	t.Parallel()
-	if r := runCmd(t, nil, ""); r.err == nil || exitCode(r.err) != 2 || !strings.Contains(r.stderr, "Commands:") {
+	if r := runCmd(t, nil, ""); r.err == nil || cli.ExitCode(r.err) != 2 || !strings.Contains(r.stderr, "Commands:") {
 		t.Errorf("no command: %v, stderr %q", r.err, r.stderr)
 	}
-	if r := runCmd(t, nil, "", "frobnicate"); r.err == nil || exitCode(r.err) != 2 {
+	if r := runCmd(t, nil, "", "frobnicate"); r.err == nil || cli.ExitCode(r.err) != 2 {
 		t.Errorf("unknown command: %v", r.err)
 	}
 	if r := runCmd(t, nil, "", "help"); r.err != nil || !strings.Contains(r.stdout, "listen") {
 		t.Errorf("help: %v, %q", r.err, r.stdout)
 	}
 	r := runCmd(t, nil, "", "listen", "-h")
-	if exitCode(r.err) != 2 || !strings.Contains(r.stderr, `prompt <RequestId> from verified <LegalId> "<Name>"`) {
-		t.Errorf("listen -h does not document the --auto lines: %v\n%s", r.err, r.stderr)
+	if cli.ExitCode(r.err) != 0 || !strings.Contains(r.stdout, `prompt <RequestId> from verified <LegalId> "<Name>"`) || !strings.Contains(r.stdout, "--auto-delay") {
+		t.Errorf("listen -h does not document the --auto lines: %v\n%s", r.err, r.stdout)
 	}
-	if r := runCmd(t, nil, "", "listen", "--auto", "maybe"); r.err == nil || exitCode(r.err) != 2 {
+	// Help is asked for: it goes to stdout, with status 0, and spells
+	// every flag --name.
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"sign", "-h"}, {"apply", "--help"}} {
+		r := runCmd(t, nil, "", args...)
+		if cli.ExitCode(r.err) != 0 || r.stdout == "" || regexp.MustCompile(`(?m)^\s+-[a-z]`).MatchString(r.stdout) {
+			t.Errorf("%v: status %d, help:\n%s", args, cli.ExitCode(r.err), r.stdout)
+		}
+	}
+	if r := runCmd(t, nil, "", "version"); r.err != nil || !strings.HasPrefix(r.stdout, "mfa-device ") {
+		t.Errorf("version: %v %q", r.err, r.stdout)
+	}
+	if r := runCmd(t, nil, "", "listen", "--auto", "maybe"); r.err == nil || cli.ExitCode(r.err) != 2 {
 		t.Errorf("--auto maybe: %v", r.err)
 	}
 	// Answering blindly is never switched on by the environment.
@@ -200,9 +213,9 @@ func TestEnvironmentFillsFlags(t *testing.T) {
 	t.Parallel()
 	var got string
 	c := newCommand(env{stderr: &syncbuf.Buffer{}}, globalFlags{}, "x", "")
-	c.fs.StringVar(&got, "broker", "", "")
-	c.fs.String("auto-delay", "", "")
-	c.env["broker"] = []string{"MFA_BROKER_URL"}
+	c.Flags.StringVar(&got, "broker", "", "")
+	c.Flags.String("auto-delay", "", "")
+	c.MoreEnv["broker"] = []string{"MFA_BROKER_URL"}
 	tests := []struct {
 		env  map[string]string
 		args []string
@@ -218,7 +231,7 @@ func TestEnvironmentFillsFlags(t *testing.T) {
 			t.Errorf("env %v args %v: %q, %v; want %q", tt.env, tt.args, got, err, tt.want)
 		}
 	}
-	if envName("auto-delay") != "MFA_DEVICE_AUTO_DELAY" {
-		t.Errorf("envName(auto-delay) = %s", envName("auto-delay"))
+	if c.EnvName("auto-delay") != "MFA_DEVICE_AUTO_DELAY" {
+		t.Errorf("EnvName(auto-delay) = %s", c.EnvName("auto-delay"))
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/internal/cli"
 )
 
 // defaultBrokerURL is where apply goes when neither --broker nor the
@@ -37,7 +38,7 @@ type brokerClient struct {
 func newBrokerClient(raw, caFile string) (*brokerClient, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usageError{fmt.Sprintf("broker URL %q: want http:// or https:// and a host, such as %s", raw, defaultBrokerURL)}
+		return nil, cli.Usagef("broker URL %q: want http:// or https:// and a host, such as %s", raw, defaultBrokerURL)
 	}
 	client := &http.Client{Timeout: 30 * time.Second}
 	if caFile != "" {

@@ -4,17 +4,12 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"flag"
-	"fmt"
 	"path/filepath"
 	"strings"
 
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/internal/cli"
 )
-
-// usageError is a mistake in how the command was called: exit status 2.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
 
 // globalFlags are accepted before the command and by every command.
 type globalFlags struct {
@@ -63,60 +58,29 @@ func (g globalFlags) resolveDir(getenv func(string) string) (deviceDir, error) {
 	return deviceDir{path: dir}, nil
 }
 
-// command is one subcommand's flag set with the global flags added.
+// envPrefix names mfa-device's environment variables: MFA_DEVICE_<FLAG>.
+const envPrefix = "MFA_DEVICE_"
+
+// command is one subcommand's flags with the global flags added.
 type command struct {
-	fs *flag.FlagSet
-	g  *globalFlags
-	// env lists extra environment variables per flag, consulted after
-	// MFA_DEVICE_<FLAG>, in order.
-	env map[string][]string
-	// noEnv names flags that take no value from the environment, such as
-	// repeatable ones.
-	noEnv map[string]bool
+	*cli.Command
+	g *globalFlags
 }
 
 func newCommand(e env, g globalFlags, name, help string) *command {
-	c := &command{fs: flag.NewFlagSet("mfa-device "+name, flag.ContinueOnError), g: &g,
-		env: map[string][]string{}, noEnv: map[string]bool{"dir": true}}
-	c.fs.SetOutput(e.stderr)
-	c.fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "%s\nFlags:\n", strings.TrimSpace(help))
-		c.fs.PrintDefaults()
-	}
-	c.g.register(c.fs)
+	c := &command{Command: cli.New("mfa-device "+name, help, envPrefix, e.stdout), g: &g}
+	c.g.register(c.Flags)
+	// resolveDir reads MFA_DEVICE_DIR itself, after --dir given before the
+	// command.
+	c.NoEnv["dir"] = true
 	return c
 }
 
-// parse parses args, refuses positional arguments, and fills every flag
+// parse parses args, refusing positional arguments, and fills every flag
 // not given on the command line from the environment.
 func (c *command) parse(args []string, getenv func(string) string) error {
-	if err := c.fs.Parse(args); err != nil {
-		return err
-	}
-	if c.fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("%s: unexpected argument %q (flags start with --)", c.fs.Name(), c.fs.Arg(0))}
-	}
-	set := make(map[string]bool)
-	c.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var errs []error
-	c.fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || c.noEnv[f.Name] {
-			return
-		}
-		for _, name := range append([]string{envName(f.Name)}, c.env[f.Name]...) {
-			if v := getenv(name); v != "" {
-				if err := f.Value.Set(v); err != nil {
-					errs = append(errs, usageError{fmt.Sprintf("%s: %v", name, err)})
-				}
-				return
-			}
-		}
-	})
-	return errors.Join(errs...)
-}
-
-func envName(flagName string) string {
-	return "MFA_DEVICE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+	_, err := c.Parse(args, getenv)
+	return err
 }
 
 // propertiesFlag collects repeated --property NAME=VALUE.
@@ -151,7 +115,7 @@ func (p *propertiesFlag) Set(v string) error {
 
 func (p *propertiesFlag) check() error {
 	if len(p.malformed) > 0 {
-		return usageError{fmt.Sprintf("--property number %d is not NAME=VALUE, such as FIRST=Alice", p.malformed[0])}
+		return cli.Usagef("--property number %d is not NAME=VALUE, such as FIRST=Alice", p.malformed[0])
 	}
 	return nil
 }

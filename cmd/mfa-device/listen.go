@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/term"
 
+	"github.com/legalmfa/mfa/internal/cli"
 	"github.com/legalmfa/mfa/notify"
 )
 
@@ -57,13 +58,13 @@ notes go to stderr. --auto is never read from the environment.
 
 func cmdListen(ctx context.Context, e env, g globalFlags, args []string) error {
 	c := newCommand(e, g, "listen", listenHelp)
-	autoFlag := c.fs.String("auto", "", "answer every request automatically: approve, deny or not-me (command line only)")
+	autoFlag := c.Flags.String("auto", "", "answer every request automatically: approve, deny or not-me (command line only)")
 	// A forgotten MFA_DEVICE_AUTO=approve in a shell would silently approve
 	// every request; answering blindly must be asked for explicitly.
-	c.noEnv["auto"] = true
-	delay := c.fs.Duration("auto-delay", 0, "with --auto: how long to wait before answering")
-	natsURL := c.fs.String("nats-url", "", "NATS URL to connect to (default: the one in device.json)")
-	style := c.fs.String("style", "auto", "markdown style for the Reason: auto (dark on a terminal, notty otherwise), "+strings.Join(styleNames(), ", "))
+	c.NoEnv["auto"] = true
+	delay := c.Flags.Duration("auto-delay", 0, "with --auto: how long to wait before answering")
+	natsURL := c.Flags.String("nats-url", "", "NATS URL to connect to (default: the one in device.json)")
+	style := c.Flags.String("style", "auto", "markdown style for the Reason: auto (dark on a terminal, notty otherwise), "+strings.Join(styleNames(), ", "))
 	if err := c.parse(args, e.getenv); err != nil {
 		return err
 	}
@@ -71,12 +72,12 @@ func cmdListen(ctx context.Context, e env, g globalFlags, args []string) error {
 	if *autoFlag != "" {
 		d, err := notify.ParseDecision(*autoFlag)
 		if err != nil {
-			return usageError{fmt.Sprintf("--auto: %v", err)}
+			return cli.Usagef("--auto: %v", err)
 		}
 		decision = d
 	}
 	if *delay < 0 {
-		return usageError{"--auto-delay must not be negative"}
+		return cli.Usagef("--auto-delay must not be negative")
 	}
 	cfg, key, err := c.g.loadDevice(e.getenv)
 	if err != nil {

@@ -15,6 +15,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/legalmfa/mfa/internal/cli"
+	"github.com/legalmfa/mfa/version"
 )
 
 const usage = `mfa-device: the device app of the legal-identity MFA broker
@@ -28,6 +31,7 @@ Commands:
   status   show the identity's state and validity as the broker sees it
   listen   show MFA requests as they arrive and answer them (or --auto)
   sign     sign an MFA request as a requester identity
+  version  print the version
 
 Run 'mfa-device COMMAND -h' for a command's flags.
 
@@ -37,7 +41,9 @@ device learnt when it applied. One directory is one identity.
 
 Every flag can also be set as MFA_DEVICE_<FLAG>, upper case with dashes as
 underscores (--auto-delay is MFA_DEVICE_AUTO_DELAY); --broker also reads
-MFA_BROKER_URL. A flag on the command line wins over the environment.
+MFA_BROKER_URL (so MFA_BROKER_URL=http://localhost:9090 points every
+command at a broker on another port). A flag on the command line wins over
+the environment.
 `
 
 func main() {
@@ -48,17 +54,8 @@ func main() {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "mfa-device:", err)
 		}
-		os.Exit(exitCode(err))
+		os.Exit(cli.ExitCode(err))
 	}
-}
-
-// exitCode is 2 for usage errors, as flag does, and 1 otherwise.
-func exitCode(err error) int {
-	var ue usageError
-	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
-		return 2
-	}
-	return 1
 }
 
 // env is what every command gets from the process: its streams and
@@ -75,16 +72,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	// Global flags may come before the command; each command accepts them too.
 	var g globalFlags
 	fs := flag.NewFlagSet("mfa-device", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	fs.SetOutput(io.Discard)
 	g.register(fs)
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return err
+		}
+		return cli.Usagef("%v (see 'mfa-device -h')", err)
 	}
 	args = fs.Args()
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return usageError{"give a command"}
+		return cli.Usagef("give a command")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -98,9 +98,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdListen(ctx, e, g, rest)
 	case "sign":
 		return cmdSign(ctx, e, g, rest)
+	case "version":
+		fmt.Fprintln(stdout, "mfa-device", version.String())
+		return nil
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return usageError{fmt.Sprintf("unknown command %q; the commands are init, apply, status, listen and sign", cmd)}
+	return cli.Usagef("unknown command %q; the commands are init, apply, status, listen, sign and version", cmd)
 }

@@ -10,6 +10,8 @@ import (
 
 	"charm.land/glamour/v2"
 	"charm.land/glamour/v2/styles"
+
+	"github.com/legalmfa/mfa/internal/cli"
 )
 
 // Everything shown from a push is attacker-influenced: a requester writes
@@ -182,7 +184,7 @@ func styleNames() []string {
 func newMarkdown(style string, width int) (*markdown, error) {
 	cfg, ok := styles.DefaultStyles[style]
 	if !ok {
-		return nil, usageError{fmt.Sprintf("style %q: want auto or one of %s", style, strings.Join(styleNames(), ", "))}
+		return nil, cli.Usagef("style %q: want auto or one of %s", style, strings.Join(styleNames(), ", "))
 	}
 	c := *cfg
 	// The prompt draws its own gutter; the style's margin would only

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/internal/cli"
 )
 
 const signHelp = `
@@ -57,23 +58,23 @@ const (
 
 func cmdSign(_ context.Context, e env, g globalFlags, args []string) error {
 	c := newCommand(e, g, "sign", signHelp)
-	pnr := c.fs.String("pnr", "", "the person's personal number")
-	country := c.fs.String("country", "", "the person's country, ISO 3166-1 alpha-2 (SE, NO, ...)")
-	timeout := c.fs.Int("timeout", 0, "seconds the person has to answer")
-	reason := c.fs.String("reason", "", "markdown shown to the person")
-	reasonFile := c.fs.String("reason-file", "", "read the Reason from this file (- for stdin)")
-	format := c.fs.String("format", formatSignature, "output: signature, json, xml or form")
+	pnr := c.Flags.String("pnr", "", "the person's personal number")
+	country := c.Flags.String("country", "", "the person's country, ISO 3166-1 alpha-2 (SE, NO, ...)")
+	timeout := c.Flags.Int("timeout", 0, "seconds the person has to answer")
+	reason := c.Flags.String("reason", "", "markdown shown to the person")
+	reasonFile := c.Flags.String("reason-file", "", "read the Reason from this file (- for stdin)")
+	format := c.Flags.String("format", formatSignature, "output: signature, json, xml or form")
 	if err := c.parse(args, e.getenv); err != nil {
 		return err
 	}
 	switch *format {
 	case formatSignature, formatJSON, formatXML, formatForm:
 	default:
-		return usageError{fmt.Sprintf("--format %q: want signature, json, xml or form", *format)}
+		return cli.Usagef("--format %q: want signature, json, xml or form", *format)
 	}
 	switch {
 	case *reason != "" && *reasonFile != "":
-		return usageError{"give --reason or --reason-file, not both"}
+		return cli.Usagef("give --reason or --reason-file, not both")
 	case *reasonFile == "-":
 		b, err := io.ReadAll(io.LimitReader(e.stdin, 1<<20))
 		if err != nil {
@@ -139,7 +140,7 @@ func checkRequest(r api.Request) error {
 		api.FieldPNR: "--pnr", api.FieldCountry: "--country",
 		api.FieldTimeout: "--timeout", api.FieldReason: "--reason",
 	}[e.Field]
-	return usageError{fmt.Sprintf("%s (%s)", e.Message, flag)}
+	return cli.Usagef("%s (%s)", e.Message, flag)
 }
 
 // normalizeNewlines does what the broker does to the Reason before it

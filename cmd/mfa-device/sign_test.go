@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/internal/cli"
 
 	"github.com/legalmfa/mfa/encoding"
 	"github.com/legalmfa/mfa/identity"
@@ -52,7 +54,7 @@ func TestSignEncodingsVerifyAtTheDecoder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec := encoding.NewDecoder(xsd)
+	dec := encoding.NewDecoder(xsd, math.MaxInt32)
 	want := api.Request{PNR: "19791231-1234", Country: "SE", Timeout: 120, Reason: normalizeNewlines(hostileReason), LegalID: legalID}
 	for _, tt := range []struct {
 		format string
@@ -202,8 +204,8 @@ func TestSignRefusesBadFields(t *testing.T) {
 			if r.err == nil || !strings.Contains(r.err.Error(), tt.want) {
 				t.Fatalf("err = %v, want one saying %q", r.err, tt.want)
 			}
-			if exitCode(r.err) != 2 {
-				t.Errorf("exit code %d, want 2 for a usage error", exitCode(r.err))
+			if cli.ExitCode(r.err) != 2 {
+				t.Errorf("exit code %d, want 2 for a usage error", cli.ExitCode(r.err))
 			}
 			if strings.Contains(r.err.Error()+r.stderr+r.stdout, pnr) {
 				t.Errorf("the PNR was echoed: %v %s", r.err, r.stderr)

@@ -33,8 +33,8 @@ func cmdStatus(ctx context.Context, e env, g globalFlags, args []string) error {
 	c := newCommand(e, g, "status", statusHelp)
 	// No environment fallback: device.json names the broker the identity
 	// lives at, and a shell-wide MFA_BROKER_URL must not override that.
-	brokerURL := c.fs.String("broker", "", "broker base URL (default: the one in device.json)")
-	c.noEnv["broker"] = true
+	brokerURL := c.Flags.String("broker", "", "broker base URL (default: the one in device.json)")
+	c.NoEnv["broker"] = true
 	if err := c.parse(args, e.getenv); err != nil {
 		return err
 	}
