@@ -37,6 +37,11 @@ screen with a note. More requests wait in a queue. Ctrl-C stops.
 Input typed before a request appeared, or within half a second of it
 appearing, is not taken as an answer to it.
 
+--style auto asks the terminal for its background colour and shows the
+Reason in the light or the dark style to match (COLORFGBG is read when the
+terminal does not say; dark when neither tells). --style light or dark
+chooses; notty shows no colours, as when the output is not a terminal.
+
 With --auto, every request is answered with the given decision after
 --auto-delay, without reading standard input, and stdout gets one line per
 event. These lines are stable; scripts may parse them:
@@ -64,7 +69,7 @@ func cmdListen(ctx context.Context, e env, g globalFlags, args []string) error {
 	c.NoEnv["auto"] = true
 	delay := c.Flags.Duration("auto-delay", 0, "with --auto: how long to wait before answering")
 	natsURL := c.Flags.String("nats-url", "", "NATS URL to connect to (default: the one in device.json)")
-	style := c.Flags.String("style", "auto", "markdown style for the Reason: auto (dark on a terminal, notty otherwise), "+strings.Join(styleNames(), ", "))
+	style := c.Flags.String("style", styleAuto, "how the Reason is shown: auto (on a terminal, the style for its background, which it is asked for; no colours otherwise), or one of "+strings.Join(styleNames(), ", "))
 	if err := c.parse(args, e.getenv); err != nil {
 		return err
 	}
@@ -98,12 +103,7 @@ func cmdListen(ctx context.Context, e env, g globalFlags, args []string) error {
 	interactive := decision == ""
 	var md *markdown
 	if interactive {
-		if *style == "auto" {
-			*style = "notty"
-			if outTTY {
-				*style = "dark"
-			}
-		}
+		*style = chooseStyle(*style, outTTY, terminalBackground(e.stdin, e.stdout), e.getenv)
 		width := 78
 		if outTTY {
 			if w, _, err := term.GetSize(outFd); err == nil {

@@ -22,19 +22,34 @@ import (
 )
 
 const signHelp = `
-Usage: mfa-device sign --pnr PNR --country CC --timeout SECONDS (--reason TEXT | --reason-file FILE) [--format signature|json|xml|form]
+Usage: mfa-device sign --pnr PNR --country CC --timeout SECONDS (--reason TEXT | --reason-file FILE) [--format fields|json|xml|form]
 
 Signs an MFA request as this device's identity, which must be a requester
 identity an operator approved (a relying party applies like anyone else,
-e.g. with --property ORGNAME=Example Bank). The signature covers PNR,
-COUNTRY, Timeout, Reason and the identity's LegalId in the canonical
-MFA-Request/1 form, so it verifies whichever encoding carries the request.
+e.g. with --property ORGNAME=Example Bank). It adds the identity's LegalId,
+Issued (now) and a fresh Nonce, and signs every field but the signature in
+the canonical MFA-Request/1 form, so that one signature verifies whichever
+encoding carries the request:
 
---format signature (the default) prints only the base64 signature. json,
-xml and form print the whole request body, LegalId, Signature, Issued and
-Nonce included, ready to post. A signed request is good once, and for a few
-minutes after it is made (the broker's --signature-window): sign each
-request just before sending it:
+  MFA-Request/1
+  PNR:<length>:<PNR>
+  COUNTRY:<length>:<COUNTRY>
+  Timeout:<length>:<Timeout>
+  Reason:<length>:<Reason>
+  LegalId:<length>:<LegalId>
+  Issued:<length>:<Issued>
+  Nonce:<length>:<Nonce>
+
+(each line ends with a line feed; <length> is the value's length in UTF-8
+bytes). A signed request is good once, and for a few minutes after it is
+made (the broker's --signature-window): sign each request just before
+sending it.
+
+--format fields (the default) prints the four fields a signed request adds
+to the PNR, COUNTRY, Timeout and Reason given here, one "Name: value" line
+each (LegalId, Signature, Issued, Nonce), to type into the test form or to
+put into a request of your own. json, xml and form print the whole request
+body, ready to post:
 
   mfa-device sign ... --format json | curl --data-binary @- \
       -H 'Content-Type: application/json' $MFA_BROKER_URL/MFA
@@ -45,15 +60,15 @@ The Reason is markdown; --reason-file reads it from a file (- for stdin),
 for text over several lines. It is signed exactly as given, with CRLF and
 CR turned into LF as the broker does. The form body ends without a newline
 (unless printed to a terminal), since a newline would become part of the
-Signature value.
+Nonce value.
 `
 
 // Output formats of sign.
 const (
-	formatSignature = "signature"
-	formatJSON      = "json"
-	formatXML       = "xml"
-	formatForm      = "form"
+	formatFields = "fields"
+	formatJSON   = "json"
+	formatXML    = "xml"
+	formatForm   = "form"
 )
 
 func cmdSign(_ context.Context, e env, g globalFlags, args []string) error {
@@ -63,14 +78,14 @@ func cmdSign(_ context.Context, e env, g globalFlags, args []string) error {
 	timeout := c.Flags.Int("timeout", 0, "seconds the person has to answer")
 	reason := c.Flags.String("reason", "", "markdown shown to the person")
 	reasonFile := c.Flags.String("reason-file", "", "read the Reason from this file (- for stdin)")
-	format := c.Flags.String("format", formatSignature, "output: signature, json, xml or form")
+	format := c.Flags.String("format", formatFields, "output: fields (LegalId, Signature, Issued and Nonce), or the whole request as json, xml or form")
 	if err := c.parse(args, e.getenv); err != nil {
 		return err
 	}
 	switch *format {
-	case formatSignature, formatJSON, formatXML, formatForm:
+	case formatFields, formatJSON, formatXML, formatForm:
 	default:
-		return cli.Usagef("--format %q: want signature, json, xml or form", *format)
+		return cli.Usagef("--format %q: want fields, json, xml or form", *format)
 	}
 	switch {
 	case *reason != "" && *reasonFile != "":
@@ -108,8 +123,8 @@ func cmdSign(_ context.Context, e env, g globalFlags, args []string) error {
 
 	var out []byte
 	switch *format {
-	case formatSignature:
-		out = []byte(base64.StdEncoding.EncodeToString(req.Signature) + "\n")
+	case formatFields:
+		out = signedFields(req)
 	case formatJSON:
 		out, err = requestJSON(req)
 	case formatXML:
@@ -210,6 +225,21 @@ func requestXML(r api.Request) ([]byte, error) {
 	}
 	b.WriteString("</MFA>\n")
 	return b.Bytes(), nil
+}
+
+// signedFields are what signing adds to a request, one "Name: value" line
+// each, in the order the encodings carry them.
+func signedFields(r api.Request) []byte {
+	var b bytes.Buffer
+	for _, f := range [...][2]string{
+		{api.FieldLegalID, r.LegalID},
+		{api.FieldSignature, base64.StdEncoding.EncodeToString(r.Signature)},
+		{api.FieldIssued, r.Issued},
+		{api.FieldNonce, r.Nonce},
+	} {
+		fmt.Fprintf(&b, "%s: %s\n", f[0], f[1])
+	}
+	return b.Bytes()
 }
 
 // requestForm is the url-encoded body, fields in canonical order.

@@ -124,9 +124,18 @@ func TestSignFormats(t *testing.T) {
 		last = at
 	}
 
+	// The default prints what a caller adds to the fields it has: every
+	// one the signature covers, and the signature, which verifies.
 	r = runCmd(t, env, "", args...)
-	if sig, err := base64.StdEncoding.DecodeString(strings.TrimSpace(r.stdout)); r.err != nil || err != nil || len(sig) != 64 {
-		t.Fatalf("default format = %q, %v; want one base64 signature", r.stdout, r.err)
+	added := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		name, value, _ := strings.Cut(line, ": ")
+		added[name] = value
+	}
+	fieldsSig, _ := base64.StdEncoding.DecodeString(added["Signature"])
+	fieldsReq := api.Request{PNR: "19791231-1234", Country: "SE", Timeout: 60, Reason: "Log in", LegalID: added["LegalId"], Issued: added["Issued"], Nonce: added["Nonce"]}
+	if r.err != nil || len(added) != 4 || fieldsReq.LegalID != "bank@legal.broker.test" || !ed25519.Verify(pub, fieldsReq.SigningForm(), fieldsSig) {
+		t.Fatalf("default format = %q, %v; want LegalId, Signature, Issued and Nonce that verify", r.stdout, r.err)
 	}
 	r = runCmd(t, env, "", append(args, "--format", "xml")...)
 	if r.err != nil || !strings.HasPrefix(r.stdout, `<?xml version="1.0" encoding="UTF-8"?>
