@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/legalmfa/mfa/identity"
@@ -179,5 +181,48 @@ func TestDeviceIDOf(t *testing.T) {
 			t.Errorf("two keys share device ID %q", id)
 		}
 		seen[id] = true
+	}
+}
+
+// TestLoadOrCreateSecret: the first call makes the secret, later ones read
+// it; processes racing to make it all get the one that was written; a
+// file that is not a whole secret is refused by name, not used.
+func TestLoadOrCreateSecret(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "pnr-hash.key")
+	const racers = 16
+	got := make([][]byte, racers)
+	errs := make([]error, racers)
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = identity.LoadOrCreateSecret(path, 32)
+		}()
+	}
+	wg.Wait()
+	for i := range racers {
+		if errs[i] != nil || len(got[i]) != 32 || !bytes.Equal(got[i], got[0]) {
+			t.Fatalf("racer %d: %x, %v; racer 0 got %x", i, got[i], errs[i], got[0])
+		}
+	}
+	again, err := identity.LoadOrCreateSecret(path, 32)
+	if err != nil || !bytes.Equal(again, got[0]) {
+		t.Fatalf("read again: %x, %v", again, err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file mode: %v, %v", fi, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "sub", ".new-*")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+	short := filepath.Join(dir, "short.key")
+	if err := os.WriteFile(short, []byte("abc"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := identity.LoadOrCreateSecret(short, 32); err == nil || !strings.Contains(err.Error(), "short.key has 3 bytes") {
+		t.Fatalf("a short secret: %v", err)
 	}
 }

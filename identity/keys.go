@@ -26,8 +26,6 @@ func GenerateKey() (ed25519.PrivateKey, error) {
 
 // WriteKeyFile stores a private key as PKCS#8 PEM, readable by its owner only.
 // It refuses to overwrite an existing file: losing a key loses an identity.
-// The file appears complete or not at all: it is written and synced under a
-// temporary name, then linked into place, which fails if the name is taken.
 func WriteKeyFile(path string, key ed25519.PrivateKey) error {
 	if len(key) != ed25519.PrivateKeySize {
 		return fmt.Errorf("%w: private key has %d bytes, an Ed25519 key has %d", ErrInvalid, len(key), ed25519.PrivateKeySize)
@@ -36,32 +34,42 @@ func WriteKeyFile(path string, key ed25519.PrivateKey) error {
 	if err != nil {
 		return fmt.Errorf("encode key: %w", err)
 	}
+	return createFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+}
+
+// createFile creates path with data, readable by its owner only, unless
+// the name is taken (an error wrapping os.ErrExist). The file appears
+// complete or not at all: it is written and synced under a temporary name,
+// then linked into place, which fails if the name is taken, so of several
+// processes creating it at once exactly one wins and a crash leaves no
+// short file behind.
+func createFile(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create key directory: %w", err)
+		return fmt.Errorf("create directory of %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(dir, ".key-*")
+	tmp, err := os.CreateTemp(dir, ".new-*")
 	if err != nil {
-		return fmt.Errorf("create key file: %w", err)
+		return fmt.Errorf("create %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
 	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
-		return fmt.Errorf("key file permissions: %w", err)
+		return fmt.Errorf("permissions of %s: %w", path, err)
 	}
-	if err := pem.Encode(tmp, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return fmt.Errorf("write key file %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("sync key file %s: %w", path, err)
+		return fmt.Errorf("sync %s: %w", path, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close key file %s: %w", path, err)
+		return fmt.Errorf("close %s: %w", path, err)
 	}
 	if err := os.Link(tmp.Name(), path); err != nil {
-		return fmt.Errorf("create key file: %w", err)
+		return fmt.Errorf("create %s: %w", path, err)
 	}
 	return syncDir(dir)
 }
@@ -70,13 +78,35 @@ func WriteKeyFile(path string, key ed25519.PrivateKey) error {
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("open key directory: %w", err)
+		return fmt.Errorf("open directory %s: %w", dir, err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync key directory: %w", err)
+		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// LoadOrCreateSecret reads a random secret of size bytes from path,
+// creating it the first time as createFile does: replicas starting at once
+// on a shared file all end up with the one that was written first.
+func LoadOrCreateSecret(path string, size int) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		b = make([]byte, size)
+		rand.Read(b) // never fails: crypto/rand aborts the process instead
+		err = createFile(path, b)
+		if errors.Is(err, os.ErrExist) {
+			b, err = os.ReadFile(path) // another process was first: use theirs
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("secret %s: %w", path, err)
+	}
+	if len(b) != size {
+		return nil, fmt.Errorf("secret %s has %d bytes, want %d: it was not made by the broker; remove it to make a new one", path, len(b), size)
+	}
+	return b, nil
 }
 
 // ReadKeyFile loads a PKCS#8 PEM Ed25519 private key.

@@ -7,7 +7,6 @@ package service
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -231,7 +230,7 @@ func (s *Service) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hashKey, err := LoadOrCreateSecret(cfg.PNRHashKeyFile, 32)
+	hashKey, err := identity.LoadOrCreateSecret(cfg.PNRHashKeyFile, 32)
 	if err != nil {
 		return fmt.Errorf("PNR hash key: %w", err)
 	}
@@ -555,30 +554,4 @@ func (s *Service) stop() {
 	if s.releaseDataDir != nil {
 		s.releaseDataDir()
 	}
-}
-
-// LoadOrCreateSecret reads a random secret from path, creating it (owner
-// read-only) the first time.
-func LoadOrCreateSecret(path string, size int) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if len(b) < size {
-			return nil, fmt.Errorf("secret %s has %d bytes, want %d", path, len(b), size)
-		}
-		return b, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	b = make([]byte, size)
-	rand.Read(b) // never fails: crypto/rand aborts the process instead
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("create secret: %w", err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("write secret: %w", err)
-	}
-	return b, f.Close()
 }
