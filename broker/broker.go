@@ -111,8 +111,15 @@ func WithReadinessCheck(check func(context.Context) error) Option {
 // person be correlated without the personal number in them.
 func WithPNRHashKey(key []byte) Option { return func(b *Broker) { b.pnrHash = newPNRHasher(key) } }
 
-// WithClock replaces time.Now, for tests of validity windows.
-func WithClock(now func() time.Time) Option { return func(b *Broker) { b.now = now } }
+// WithClock replaces time.Now, for tests of validity windows; nil keeps
+// time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(b *Broker) {
+		if now != nil {
+			b.now = now
+		}
+	}
+}
 
 // New assembles a broker. brokerKey is the public half of the key that
 // signs pushes; devices learn it from GET /Broker.

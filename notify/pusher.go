@@ -31,6 +31,10 @@ var (
 	ErrSuperseded = errors.New("superseded by a newer request for the same identity")
 )
 
+// publishTimeout bounds the pusher's waits on NATS: setting up its
+// subscriptions, and flushing the last withdrawals when it closes.
+const publishTimeout = 5 * time.Second
+
 // Pusher is the broker's side of the protocol: it pushes a request to the
 // devices of the identities asked, waits for the first valid signed answer,
 // and withdraws the request from every other device when it ends. Pending
@@ -118,12 +122,6 @@ type PusherOption func(*Pusher)
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) PusherOption { return func(p *Pusher) { p.log = l } }
 
-// WithPublishTimeout bounds the pusher's waits on NATS: setting up its
-// subscriptions, and flushing the last withdrawals when it closes.
-func WithPublishTimeout(d time.Duration) PusherOption {
-	return func(p *Pusher) { p.publishTimeout = d }
-}
-
 // NewPusher sets up the broker's subscriptions on nc, which should be made
 // with nats.NoEcho: the pusher need not hear its own pushes. key signs
 // every push; domain names the broker in them.
@@ -133,7 +131,7 @@ func NewPusher(ctx context.Context, nc *nats.Conn, key ed25519.PrivateKey, domai
 		withdrawSecret: newSecret(),
 		instance:       NewInstanceID(),
 		log:            slog.Default(),
-		publishTimeout: 5 * time.Second,
+		publishTimeout: publishTimeout,
 		pending:        make(map[string]*pendingRequest),
 		byDevice:       make(map[string]map[string]*pendingRequest),
 		closed:         make(chan struct{}),

@@ -78,6 +78,10 @@ type Config struct {
 	SignatureWindow time.Duration
 	MaxPending      int
 
+	// Clock replaces time.Now for the broker's decisions (validity windows,
+	// signature windows), for tests that must not wait for time to pass.
+	Clock func() time.Time
+
 	// The process around the service: how long Shutdown may take, and its
 	// log.
 	ShutdownTimeout time.Duration
@@ -276,6 +280,7 @@ func (s *Service) start(ctx context.Context) error {
 		broker.WithNotMeBlock(s.blocks, cfg.NotMeBlock),
 		broker.WithReplayGuard(replays, cfg.SignatureWindow),
 		broker.WithMaxPending(cfg.MaxPending),
+		broker.WithClock(cfg.Clock),
 	); err != nil {
 		return err
 	}

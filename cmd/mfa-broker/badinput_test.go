@@ -6,14 +6,15 @@ import (
 	"encoding/base64"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/legalmfa/mfa/broker/operator"
+	"github.com/legalmfa/mfa/internal/poll"
 	"github.com/legalmfa/mfa/notify"
 	"github.com/legalmfa/mfa/notify/notifytest"
 )
@@ -85,10 +86,7 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(100 * time.Millisecond)
-	if n := d.PromptCount(); n != 0 {
-		t.Fatalf("bad requests pushed %d prompts", n)
-	}
+	tb.barrier(d, "19791231-1234", "SE")
 	if r := tb.do(http.MethodGet, "/readyz", "", "", nil); r.status != 200 {
 		t.Fatalf("broker not ready after bad input: %d %s", r.status, r.body)
 	}
@@ -312,8 +310,14 @@ func TestNoPNRInLogsOrSubjects(t *testing.T) {
 	}
 	tb.postMFA(context.Background(), "json", mfaBody{PNR: pnr + "0", COUNTRY: "SE", Timeout: 2, Reason: "unknown"}, "")
 	tb.postMFA(context.Background(), "json", mfaBody{PNR: pnr, COUNTRY: "SE", Timeout: 0, Reason: "bad"}, "")
-	spy.Flush()
-	time.Sleep(100 * time.Millisecond)
+	// The barrier: the broker sends in order, so once the spy has the push
+	// of one more request, it has everything the broker sent before.
+	tb.postMFA(context.Background(), "json", mfaBody{PNR: pnr, COUNTRY: "SE", Timeout: 2, Reason: "spy barrier"}, "")
+	poll.Until(t, "the barrier's push at the spy", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.ContainsFunc(payloads, func(p []byte) bool { return bytes.Contains(p, []byte("spy barrier")) })
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if len(subjects) < 6 {

@@ -119,8 +119,7 @@ import (
 // not an outage, so WithLazyOpen does not wait it out.
 var ErrIndexConflict = errors.New("an index exists with other options than this broker's")
 
-// DefaultDatabase is the database used when neither the URI's path nor
-// WithDatabase names one.
+// DefaultDatabase is the database used when the URI's path names none.
 const DefaultDatabase = "mfa"
 
 // Store is an identity.Store in MongoDB. It holds one *mongo.Client, which
@@ -157,7 +156,6 @@ type Store struct {
 var _ identity.Store = (*Store)(nil)
 
 type config struct {
-	database       string
 	opTimeout      time.Duration
 	openTimeout    time.Duration
 	probeInterval  time.Duration
@@ -170,9 +168,6 @@ type config struct {
 
 // Option configures Open.
 type Option func(*config)
-
-// WithDatabase names the database, overriding the URI's path.
-func WithDatabase(name string) Option { return func(c *config) { c.database = name } }
 
 // WithOperationTimeout bounds each call to MongoDB (3 s by default). A
 // caller's context with an earlier deadline wins.
@@ -247,8 +242,8 @@ func WithAvailabilityFunc(f func(available bool, err error)) Option {
 }
 
 // Open connects to the MongoDB at uri, pings it and creates the indexes,
-// all within the open timeout. The database is WithDatabase's, else the
-// URI's path, else DefaultDatabase. An unreachable server is
+// all within the open timeout. The database is the URI's path, else
+// DefaultDatabase. An unreachable server is
 // identity.ErrUnavailable; a malformed URI is identity.ErrInvalid.
 func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	cfg := config{
@@ -269,11 +264,9 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 		// The driver's message may quote the URI, password and all.
 		return nil, fmt.Errorf("mongostore: %w: the MongoDB URI %s is malformed", identity.ErrInvalid, redact(uri))
 	}
-	if cfg.database == "" {
-		cfg.database = cs.Database
-	}
-	if cfg.database == "" {
-		cfg.database = DefaultDatabase
+	database := cs.Database
+	if database == "" {
+		database = DefaultDatabase
 	}
 	hosts := strings.Join(cs.Hosts, ",")
 	if cs.Scheme == connstring.SchemeMongoDBSRV {
@@ -295,14 +288,14 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: %w: connect to %s: %v", identity.ErrUnavailable, hosts, err)
 	}
-	db := client.Database(cfg.database)
+	db := client.Database(database)
 	s := &Store{
 		client:     client,
 		ids:        db.Collection(CollIdentities),
 		refs:       db.Collection(CollReferences),
 		changes:    db.Collection(CollChanges),
 		cfg:        cfg,
-		log:        cfg.logger.With("component", "mongostore", "mongodb", hosts, "database", cfg.database),
+		log:        cfg.logger.With("component", "mongostore", "mongodb", hosts, "database", database),
 		hosts:      hosts,
 		done:       make(chan struct{}),
 		kick:       make(chan struct{}, 1),

@@ -104,10 +104,6 @@ func Start(t testing.TB) string {
 	return uri
 }
 
-// IsFerretDB reports whether Start's databases are on FerretDB rather than
-// on the server named by MFA_TEST_MONGODB_URI.
-func IsFerretDB() bool { return os.Getenv(EnvURI) == "" }
-
 func unavailable(t testing.TB, err error) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
