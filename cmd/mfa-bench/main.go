@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command mfa-bench loads an MFA broker the way relying parties and people
 // do, and measures it against the least any correct broker must do.
 //
