@@ -4,14 +4,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/legalmfa/mfa/bus"
@@ -86,41 +83,21 @@ func TestExternalServerConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	url := bustest.StartConfigured(t, creds.ServerAuthConfig()).ClientURL()
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "nats.conf")
-	text := "listen: 127.0.0.1:-1\njetstream { store_dir: " + strconv.Quote(filepath.Join(dir, "js")) + " }\n" +
-		creds.ServerAuthConfig()
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	opts, err := server.ProcessConfigFile(conf)
-	if err != nil {
-		t.Fatalf("generated config does not load: %v\n%s", err, text)
-	}
-	opts.NoLog, opts.NoSigs = true, true
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server did not start")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-
 	store, err := boltstore.Open(filepath.Join(dir, "identities.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close(context.Background())
-	brokerConn := bustest.Connect(t, srv.ClientURL(), creds.ConnectOptions()...)
+	brokerConn := bustest.Connect(t, url, creds.ConnectOptions()...)
 	auth, err := bus.StartAuthService(brokerConn, creds, store, bustest.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer auth.Close()
 
-	if nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(0)); err == nil {
+	if nc, err := nats.Connect(url, nats.MaxReconnects(0)); err == nil {
 		nc.Close()
 		t.Fatal("anonymous client connected to the configured server")
 	}
@@ -135,7 +112,7 @@ func TestExternalServerConfig(t *testing.T) {
 	}
 	devOpts, _ := notify.DeviceConnectOptions(devKey)
 	perm := &bustest.PermissionErrors{}
-	nc, err := nats.Connect(srv.ClientURL(), append(devOpts, nats.ErrorHandler(perm.Handler))...)
+	nc, err := nats.Connect(url, append(devOpts, nats.ErrorHandler(perm.Handler))...)
 	if err != nil {
 		t.Fatalf("approved device refused by the configured server: %v", err)
 	}

@@ -8,12 +8,15 @@ import (
 	"context"
 	"crypto/ed25519"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/legalmfa/mfa/bus"
@@ -146,4 +149,34 @@ func (p *PermissionErrors) All() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.errs...)
+}
+
+// StartConfigured starts a nats-server, as an operator would, from a
+// configuration file with listen and JetStream set and conf (such as the
+// authorization block mfa-broker nats-config prints) added. A
+// configuration that does not load fails the test; the server stops when
+// the test ends, if the test has not stopped it.
+func StartConfigured(t testing.TB, conf string) *server.Server {
+	t.Helper()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "nats.conf")
+	text := "listen: 127.0.0.1:-1\njetstream { store_dir: " + strconv.Quote(filepath.Join(dir, "js")) + " }\n" + conf
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(file)
+	if err != nil {
+		t.Fatalf("the configuration does not load: %v\n%s", err, text)
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("the configured NATS server did not start")
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	return srv
 }

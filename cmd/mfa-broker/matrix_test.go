@@ -5,16 +5,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/legalmfa/mfa/bus/bustest"
 	"github.com/legalmfa/mfa/internal/poll"
 	"github.com/legalmfa/mfa/notify"
 	"github.com/legalmfa/mfa/notify/notifytest"
@@ -92,38 +89,20 @@ func TestExternalNATS(t *testing.T) {
 	if err := run(context.Background(), []string{"nats-config", "--data-dir", dataDir}, &conf, &conf, func(string) string { return "" }); err != nil {
 		t.Fatalf("nats-config: %v\n%s", err, conf.String())
 	}
-	confFile := filepath.Join(t.TempDir(), "nats.conf")
-	text := "listen: 127.0.0.1:-1\njetstream { store_dir: " + strconv.Quote(filepath.Join(t.TempDir(), "js")) + " }\n" +
-		conf.String()
-	if err := os.WriteFile(confFile, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	opts, err := natsserver.ProcessConfigFile(confFile)
-	if err != nil {
-		t.Fatalf("nats-config output does not load: %v\n%s", err, text)
-	}
-	opts.NoLog, opts.NoSigs = true, true
-	ext, err := natsserver.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ext.Start()
-	if !ext.ReadyForConnections(10 * time.Second) {
-		t.Fatal("external NATS did not start")
-	}
-	t.Cleanup(func() { ext.Shutdown(); ext.WaitForShutdown() })
+	ext := bustest.StartConfigured(t, conf.String())
+	extURL := ext.ClientURL()
 
 	tb := startBroker(t, func(c *config) {
 		c.DataDir = dataDir
-		c.NATSURL = ext.ClientURL()
-		c.NATSDeviceURL = ext.ClientURL()
+		c.NATSURL = extURL
+		c.NATSDeviceURL = extURL
 		c.NATSListen = "127.0.0.1:1" // must not be used
 	})
 	if tb.srv.EmbeddedNATS() {
 		t.Fatal("an embedded NATS server was started despite --nats-url")
 	}
-	if tb.info.NATSURL != ext.ClientURL() {
-		t.Fatalf("devices are told %s, want %s", tb.info.NATSURL, ext.ClientURL())
+	if tb.info.NATSURL != extURL {
+		t.Fatalf("devices are told %s, want %s", tb.info.NATSURL, extURL)
 	}
 	tb.person("19020202-0002", "NO", notifytest.Always(notify.Approve))
 	if o := tb.postMFA(context.Background(), "json", mfaBody{PNR: "19020202-0002", COUNTRY: "NO", Timeout: 30, Reason: "external"}, ""); o.code != "approved" {
@@ -132,7 +111,7 @@ func TestExternalNATS(t *testing.T) {
 	if r := tb.do(http.MethodGet, "/readyz", "", "", nil); r.status != http.StatusOK {
 		t.Fatalf("readyz: %d %s", r.status, r.body)
 	}
-	if nc, err := nats.Connect(ext.ClientURL(), nats.MaxReconnects(0)); err == nil {
+	if nc, err := nats.Connect(extURL, nats.MaxReconnects(0)); err == nil {
 		nc.Close()
 		t.Fatal("an anonymous client connected to the external server")
 	}

@@ -76,12 +76,10 @@ func runIdentity(ctx context.Context, e env, args []string) error {
 	if verb != "list" {
 		c.Args = true
 	}
-	positional, err := c.Parse(args[1:], e.getenv)
+	positional, op, err := reach(c, &cfg, args[1:], e.getenv)
 	if err != nil {
 		return err
 	}
-	cfg.Defaults()
-	op := operator.New(cfg.AdminSocket)
 	ctx, cancel := context.WithTimeout(ctx, operatorTimeout)
 	defer cancel()
 	if verb == "list" {
@@ -172,12 +170,10 @@ func runBlock(ctx context.Context, e env, args []string) error {
 		return cli.Usagef("block: unknown command %q: use list or remove", verb)
 	}
 	dataDirFlags(c, &cfg)
-	positional, err := c.Parse(args[1:], e.getenv)
+	positional, op, err := reach(c, &cfg, args[1:], e.getenv)
 	if err != nil {
 		return err
 	}
-	cfg.Defaults()
-	op := operator.New(cfg.AdminSocket)
 	ctx, cancel := context.WithTimeout(ctx, operatorTimeout)
 	defer cancel()
 	if verb == "list" {
@@ -204,6 +200,17 @@ func runBlock(ctx context.Context, e env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "lifted block %s (it would have lasted until %s)\n", b.Key, formatTime(b.Until))
 	return nil
+}
+
+// reach parses an operator command's arguments and returns them with a
+// client of the broker the data directory names.
+func reach(c *cli.Command, cfg *config, args []string, getenv func(string) string) ([]string, *operator.Client, error) {
+	positional, err := c.Parse(args, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.Defaults()
+	return positional, operator.New(cfg.AdminSocket), nil
 }
 
 func printIdentities(w io.Writer, all []broker.AdminIdentity) error {
