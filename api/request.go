@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/simplemd"
 )
 
 // Field names, spelled exactly as the spec spells them in every encoding.
@@ -292,6 +293,9 @@ func checkReason(v string) (string, *Error) {
 	}
 	if r, bad := firstControl(v, true); bad {
 		return "", Errorf(CodeInvalidField, FieldReason, "Reason contains the control or invisible character U+%04X, which could disguise what the person reads", r)
+	}
+	if _, err := simplemd.Parse(v); err != nil {
+		return "", Errorf(CodeInvalidField, FieldReason, "Reason is outside the markdown devices show: %v (see Reason markdown in the README)", err)
 	}
 	return v, nil
 }

@@ -221,14 +221,16 @@ func validatePropertyValue(v string) error {
 }
 
 // IsDisguising reports the invisible characters that can make a name shown
-// on a device read as something else: bidirectional embeddings, overrides
-// and isolates, zero-width space, line and paragraph separators, and the
-// byte-order mark. Zero-width joiners stay allowed; scripts need them.
+// on a device read as something else: bidirectional embeddings, overrides,
+// isolates and marks, zero-width space, line and paragraph separators, and
+// the byte-order mark. Zero-width joiners stay allowed; scripts need them.
 func IsDisguising(r rune) bool {
 	switch {
 	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
 		return true
 	case r == 0x200b, r == 0x2028, r == 0x2029, r == 0xfeff:
+		return true
+	case r == 0x200e, r == 0x200f, r == 0x061c: // left-to-right, right-to-left and Arabic letter marks
 		return true
 	}
 	return false

@@ -132,7 +132,7 @@ func TestBrowserForm(t *testing.T) {
 	tb := startBroker(t)
 	tb.person("19791231-1234", "SE", notifytest.Always(notify.Approve))
 	const browserAccept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-	form := "PNR=19791231-1234&COUNTRY=SE&Timeout=30&Reason=%3Cscript%3Ealert(1)%3C%2Fscript%3E&LegalId=&Signature="
+	form := "PNR=19791231-1234&COUNTRY=SE&Timeout=30&Reason=%5C%3Cscript%3Ealert(1)%5C%3C%2Fscript%3E&LegalId=&Signature="
 	r := tb.do(http.MethodPost, "/MFA", "application/x-www-form-urlencoded", browserAccept, strings.NewReader(form))
 	if r.status != 200 || !strings.Contains(string(r.body), "<h1>Approved</h1>") {
 		t.Fatalf("%d:\n%s", r.status, r.body)
@@ -140,7 +140,7 @@ func TestBrowserForm(t *testing.T) {
 	if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
 		t.Fatalf("no restrictive CSP on the result page: %q", csp)
 	}
-	if !strings.Contains(string(r.body), "&lt;script&gt;alert(1)&lt;/script&gt;") || strings.Contains(string(r.body), "<script>alert") {
+	if !strings.Contains(string(r.body), `\&lt;script&gt;alert(1)\&lt;/script&gt;`) || strings.Contains(string(r.body), "<script>alert") {
 		t.Fatalf("the result page does not show the Reason asked, escaped:\n%s", r.body)
 	}
 	// A field error names the field and does not repeat the value at all.

@@ -145,7 +145,7 @@ func TestFormInBrowser(t *testing.T) {
 		t.Fatalf("the device was shown requester %+v, want %s verified", r, rpID)
 	}
 
-	const injection = `<img src=x onerror="document.title='pwned'">`
+	const injection = `\<img src=x onerror="document.title='pwned'">`
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(tb.url("/MFA")),
 		chromedp.SendKeys(chromedp.CSS("#PNR"), "19000101-0000"),

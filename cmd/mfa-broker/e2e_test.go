@@ -305,7 +305,7 @@ func TestSignatureIsEncodingIndependent(t *testing.T) {
 	tb := startBroker(t)
 	tb.person("19440404-4444", "IS", notifytest.Always(notify.Approve))
 	rpID, rpKey := tb.requester()
-	m := mfaBody{PNR: "19440404-4444", COUNTRY: "IS", Timeout: 20, Reason: "Þú þarft að **samþykkja** <this> & that\r\nnow", LegalId: rpID}
+	m := mfaBody{PNR: "19440404-4444", COUNTRY: "IS", Timeout: 20, Reason: "Þú þarft að **samþykkja** \\<this> & that\r\nnow", LegalId: rpID}
 	sign(rpKey, &m)
 	for i, enc := range []string{"xml", "json", "form", "xml"} {
 		want := "replayed"

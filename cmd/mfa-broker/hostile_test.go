@@ -491,6 +491,31 @@ func generateCorpus() []corpusCase {
 	add("json-pnr-in-issued", request(jsonCT, "", jsonFields(victimJSON(map[string]any{"LegalId": "rp@legal.broker.test", "Signature": strings.Repeat("A", 86) + "==", "Issued": victimPNR, "Nonce": "0123456789abcdef"}))), 400, "invalid-field")
 	add("xml-pnr-as-text", request(xmlCT, "", xmlBody(victimPNR+okXML)), 400, "schema-violation")
 	add("xml-pnr-attribute", request(xmlCT, "", xmlBody(strings.Replace(okXML, "<PNR>", `<PNR n="`+victimPNR+`">`, 1))), 400, "schema-violation")
+
+	// Reasons that would freeze a device's markdown renderer, or hide text
+	// the person never sees but signs, are outside the markdown devices
+	// show (package simplemd) and refused before any push.
+	for _, r := range []struct{ name, reason string }{
+		{"nested-quotes", strings.Repeat(">", 100) + " x"},
+		{"nested-quote-lists", strings.Repeat("> - ", 40) + "x"},
+		{"html-comment", "A<!-- and transfer 10000 EUR -->B"},
+		{"html-tag", "Log in <span hidden>and pay</span>"},
+		{"processing-instruction", "A<?x and pay ?>B"},
+		{"link-title", `[Example Bank](https://bank.example "and transfer 10000 EUR")`},
+		{"link-reference-definition", "Log in\n[x]: https://evil.example \"and pay\""},
+		{"image", "![logo](https://evil.example/x.png)"},
+		{"entity-zero-width", "Exa&ZeroWidthSpace;mple"},
+		{"entity-hex-zero-width", "Exa&#x200B;mple"},
+		{"entity-bom", "&#xFEFF;Example"},
+		{"entity-line-separator", "Pay&#x2028;100"},
+		{"too-many-lines", strings.Repeat("\u00a0\n\n", 40) + "x"},
+		{"heading-level-4", "#### Pay"},
+		{"unclosed-code-block", "```\nPay"},
+		{"left-to-right-mark", "Pay \u200e100 EUR"},
+	} {
+		add("reason-markdown-"+r.name, request(jsonCT, "", jsonFields(victimJSON(map[string]any{"Reason": r.reason}))), 400, "invalid-field")
+	}
+	add("pnr-right-to-left-mark", request(jsonCT, "", jsonFields(victimJSON(map[string]any{"PNR": "\u200f" + victimPNR}))), 400, "invalid-field")
 	return cs
 }
 

@@ -230,7 +230,7 @@ func TestIntegrationSignedRequests(t *testing.T) {
 		{"xml", "application/xml"},
 		{"form", "application/x-www-form-urlencoded"},
 	} {
-		reason := "Approve the payment of **100 €** to <Example & Co>\n\nreference " + f.format
+		reason := "Approve the payment of **100 €** to \\<Example & Co>\n\nreference " + f.format
 		signed := runCmd(t, bank.env, "", "sign", "--pnr", "19791231-1234", "--country", "SE", "--timeout", "30",
 			"--reason", reason, "--format", f.format)
 		if signed.err != nil {
@@ -241,7 +241,7 @@ func TestIntegrationSignedRequests(t *testing.T) {
 			t.Fatalf("%s: POST /MFA = %d %s\n%s", f.format, status, code, signed.stdout)
 		}
 		line := out.Expect(t, "\n")
-		want := `from verified ` + bank.legalID + ` "Example Bank": Approve the payment of **100 €** to <Example & Co>`
+		want := `from verified ` + bank.legalID + ` "Example Bank": Approve the payment of **100 €** to \<Example & Co>`
 		if !strings.HasPrefix(line, "prompt ") || !strings.Contains(line, want) {
 			t.Fatalf("%s: prompt line %q, want a verified requester: %s", f.format, line, want)
 		}

@@ -341,7 +341,9 @@ func (u *promptUI) redraw() {
 
 func (u *promptUI) status() string {
 	left := u.cur.expires.Sub(u.clock.Now())
-	s := fmt.Sprintf("⏳ expires in %s (at %s)", countdown(left), u.cur.expires.Local().Format("15:04:05"))
+	// Who asks is said again here, on the line that is always on screen:
+	// however long the Reason, the bottom of the view is what shows.
+	s := fmt.Sprintf("⏳ expires in %s (at %s) · %s", countdown(left), u.cur.expires.Local().Format("15:04:05"), askedBy(u.cur.prompt.Push.Requester))
 	switch n := len(u.queue); n {
 	case 0:
 	case 1:
@@ -396,6 +398,14 @@ func (u *promptUI) stop() {
 	u.screen.clear()
 	u.screen.log(msg)
 	u.cur = nil
+}
+
+// askedBy is the requester in the status line: verified or not, first.
+func askedBy(r notify.Requester) string {
+	if r.Verified {
+		return "✔ asked by " + sanitizeLine(r.Name)
+	}
+	return "⚠ asked by an unverified requester at " + remoteIP(r)
 }
 
 // who names the requester in one short phrase.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/legalmfa/mfa/internal/syncbuf"
 	"github.com/legalmfa/mfa/notify"
+	"github.com/legalmfa/mfa/simplemd"
 )
 
 // fakeClock is moved by hand; each advance is one tick the UI receives
@@ -554,5 +555,27 @@ func TestCountdown(t *testing.T) {
 		if got := countdown(tt.d); got != tt.want {
 			t.Errorf("countdown(%s) = %s, want %s", tt.d, got, tt.want)
 		}
+	}
+}
+
+// TestRequesterAlwaysOnScreen: however long the Reason (the most lines the
+// broker accepts, blank ones included), the last line drawn, the one a
+// terminal always shows, says who asks and counts down.
+func TestRequesterAlwaysOnScreen(t *testing.T) {
+	t.Parallel()
+	r := newUIRig(t, onTTY)
+	reason := strings.Repeat("\u00a0\n\n", simplemd.MaxLines/2-1) + "Pay 100 EUR"
+	r.push(r.testPush("req-long", reason))
+	shown := stripSGR(r.out.Expect(t, questionText))
+	lines := strings.Split(strings.TrimSuffix(shown, questionText), "\n")
+	for len(lines) > 0 && strings.TrimSpace(lines[len(lines)-1]) == "" {
+		lines = lines[:len(lines)-1]
+	}
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, "⏳ expires in") || !strings.Contains(last, "✔ asked by Example Bank") {
+		t.Fatalf("the last line is %q; the view:\n%s", last, shown)
+	}
+	if n := len(lines); n > 12 {
+		t.Errorf("%d lines for a Reason of blank lines and one line of text: blank runs are not collapsed", n)
 	}
 }

@@ -1,17 +1,14 @@
 package main
 
 import (
-	"fmt"
 	"regexp"
-	"slices"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
-	"charm.land/glamour/v2"
-	"charm.land/glamour/v2/styles"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/legalmfa/mfa/internal/cli"
+	"github.com/legalmfa/mfa/simplemd"
 )
 
 // Everything shown from a push is attacker-influenced: a requester writes
@@ -66,161 +63,221 @@ func sanitizeText(s string, multiline bool) string {
 // sanitizeLine is sanitizeText for text that must stay on one line.
 func sanitizeLine(s string) string { return sanitizeText(s, false) }
 
-// charRef matches markdown's numeric character references, which the
-// markdown parser turns into the characters they name: &#27; would be an
-// ESC that no filter of the raw text saw.
-var charRef = regexp.MustCompile(`&#([xX][0-9a-fA-F]{1,8}|[0-9]{1,10});`)
-
-// defuseCharRefs escapes the '&' of numeric references to dangerous
-// characters (and to U+0000), so they show as text.
-func defuseCharRefs(md string) string {
-	return charRef.ReplaceAllStringFunc(md, func(ref string) string {
-		num := ref[2 : len(ref)-1]
-		base := 10
-		if num[0] == 'x' || num[0] == 'X' {
-			num, base = num[1:], 16
-		}
-		n, err := strconv.ParseUint(num, base, 32)
-		if err != nil || n > utf8.MaxRune || n == 0 || dangerous(rune(n)) {
-			return "&amp;" + ref[1:]
-		}
-		return ref
-	})
+// palette is a style's SGR codes; notty's are all empty.
+type palette struct {
+	heading, bold, italic, code, rule, marker string
 }
 
-// filterTerminal keeps only SGR sequences (colours, bold, underline) from
-// rendered output, and drops every other escape sequence and control. The
-// renderer itself emits OSC 8 hyperlinks, whose target can differ from the
-// visible text; without them the URL is printed beside the text.
-func filterTerminal(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c == 0x1b {
-			i = skipEscape(s, i, &b)
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-		switch {
-		case r == '\n':
-			b.WriteByte('\n')
-		case r == '\t':
-			b.WriteString("    ")
-		case r == utf8.RuneError && size <= 1:
-			b.WriteRune('\ufffd')
-		case dangerous(r):
-			// dropped
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-// skipEscape consumes the escape sequence starting at s[i] (an ESC),
-// copying it to b only when it is a complete SGR sequence, and returns the
-// index after it.
-func skipEscape(s string, i int, b *strings.Builder) int {
-	start := i
-	i++
-	if i >= len(s) {
-		return i
-	}
-	switch s[i] {
-	case '[': // CSI: parameters, intermediates, one final byte
-		i++
-		for i < len(s) && s[i] >= 0x30 && s[i] <= 0x3f {
-			i++
-		}
-		inter := i
-		for i < len(s) && s[i] >= 0x20 && s[i] <= 0x2f {
-			i++
-		}
-		if i < len(s) && s[i] >= 0x40 && s[i] <= 0x7e {
-			if s[i] == 'm' && inter == i {
-				b.WriteString(s[start : i+1])
-			}
-			return i + 1
-		}
-		return i
-	case ']', 'P', 'X', '^', '_': // OSC, DCS, SOS, PM, APC: up to BEL or ST
-		for i++; i < len(s); i++ {
-			if s[i] == 0x07 {
-				return i + 1
-			}
-			if s[i] == 0x1b && i+1 < len(s) && s[i+1] == '\\' {
-				return i + 2
-			}
-		}
-		return i
-	}
-	return i + 1 // a two-byte escape such as ESC 7 or ESC c
-}
-
-// trailingPadding is the run of spaces and SGR codes the renderer pads
-// each line with to the wrap width; dropping it keeps lines as wide as
-// their text, which the terminal screen relies on to count rows.
-var trailingPadding = regexp.MustCompile(`(?:\x1b\[[0-9;:]*m| )+$`)
-
-// markdown renders Reason text for the terminal.
-type markdown struct {
-	tr *glamour.TermRenderer
+// palettes are the styles --style names.
+var palettes = map[string]palette{
+	styleDark:  {heading: "1;96", bold: "1", italic: "3", code: "38;5;216", rule: "38;5;244", marker: "38;5;244"},
+	styleLight: {heading: "1;34", bold: "1", italic: "3", code: "38;5;124", rule: "38;5;246", marker: "38;5;246"},
+	styleNoTTY: {},
 }
 
 // styleNames lists the styles --style accepts besides "auto".
-func styleNames() []string {
-	names := make([]string, 0, len(styles.DefaultStyles))
-	for n := range styles.DefaultStyles {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
+func styleNames() []string { return []string{styleDark, styleLight, styleNoTTY} }
+
+// markdown renders a Reason for the terminal: the subset package simplemd
+// defines, which the broker holds every Reason to. Its cost is linear in
+// the Reason, and every character of the text shows; only the markup goes.
+type markdown struct {
+	p     palette
+	plain bool // no colours: headings keep their #s to be seen as headings
+	width int
 }
 
-// newMarkdown makes a renderer with a fixed style, so output does not
-// depend on probing the terminal (which tests and pipes cannot answer).
 func newMarkdown(style string, width int) (*markdown, error) {
-	cfg, ok := styles.DefaultStyles[style]
+	p, ok := palettes[style]
 	if !ok {
 		return nil, cli.Usagef("style %q: want auto or one of %s", style, strings.Join(styleNames(), ", "))
 	}
-	c := *cfg
-	// The prompt draws its own gutter; the style's margin would only
-	// indent the Reason further.
-	noMargin := uint(0)
-	c.Document.Margin = &noMargin
-	tr, err := glamour.NewTermRenderer(glamour.WithStyles(c), glamour.WithWordWrap(width))
-	if err != nil {
-		return nil, fmt.Errorf("markdown renderer: %w", err)
-	}
-	return &markdown{tr: tr}, nil
+	return &markdown{p: p, plain: style == styleNoTTY, width: max(width, 20)}, nil
 }
 
-// render turns untrusted markdown into lines safe to print: controls are
-// neutralised before parsing, and the output is filtered again after.
+// render turns a Reason into lines safe to print. A Reason outside the
+// subset (which a broker that checks Reasons never sends) is shown as
+// written, line by line: nothing in it is hidden.
 func (m *markdown) render(md string) string {
-	md = defuseCharRefs(sanitizeText(md, true))
-	out, err := m.tr.Render(md)
+	md = strings.ReplaceAll(sanitizeText(md, true), "\t", "    ")
+	lines, err := simplemd.Parse(md)
 	if err != nil {
-		out = md // the sanitised source still says what was asked
-	}
-	lines := strings.Split(filterTerminal(out), "\n")
-	for i, l := range lines {
-		trimmed := trailingPadding.ReplaceAllString(l, "")
-		if strings.Contains(trimmed, "\x1b[") {
-			trimmed += "\x1b[0m"
+		var out []string
+		for _, l := range strings.Split(md, "\n") {
+			out = append(out, m.wrap([]simplemd.Span{{Text: l}}, "", "")...)
 		}
-		lines[i] = trimmed
+		return strings.Join(trimBlank(out), "\n")
 	}
+	var out []string
+	blank := false
+	for _, l := range lines {
+		if l.Kind == simplemd.Blank {
+			// A run of blank lines is one: they cannot push the rest away.
+			if !blank {
+				out = append(out, "")
+			}
+			blank = true
+			continue
+		}
+		blank = false
+		switch l.Kind {
+		case simplemd.Heading1, simplemd.Heading2, simplemd.Heading3:
+			prefix := ""
+			if m.plain {
+				prefix = strings.Repeat("#", int(l.Kind-simplemd.Heading1)+1) + " "
+			}
+			out = append(out, m.wrap(withStyle(l.Spans, simplemd.Bold), m.sgr(m.p.marker, prefix), strings.Repeat(" ", len(prefix)))...)
+		case simplemd.Bullet:
+			out = append(out, m.wrap(l.Spans, m.sgr(m.p.marker, "• "), "  ")...)
+		case simplemd.Numbered:
+			out = append(out, m.wrap(l.Spans, m.sgr(m.p.marker, l.Number+" "), strings.Repeat(" ", len(l.Number)+1))...)
+		case simplemd.Code:
+			out = append(out, m.hardWrap(l.Spans[0].Text, m.p.code)...)
+		case simplemd.Rule:
+			out = append(out, m.sgr(m.p.rule, strings.Repeat("─", min(m.width, 40))))
+		default:
+			out = append(out, m.wrap(l.Spans, "", "")...)
+		}
+	}
+	return strings.Join(trimBlank(out), "\n")
+}
+
+// withStyle adds a style to every span: a heading's text is bold.
+func withStyle(spans []simplemd.Span, s simplemd.Style) []simplemd.Span {
+	out := make([]simplemd.Span, len(spans))
+	for i, sp := range spans {
+		out[i] = simplemd.Span{Text: sp.Text, Style: sp.Style | s}
+	}
+	return out
+}
+
+// sgr wraps text in an SGR code and a reset; with no code, the text.
+func (m *markdown) sgr(code, text string) string {
+	if code == "" || text == "" {
+		return text
+	}
+	return "\x1b[" + code + "m" + text + "\x1b[0m"
+}
+
+func (m *markdown) spanCode(s simplemd.Style) string {
+	var codes []string
+	if s&simplemd.Bold != 0 && m.p.bold != "" {
+		codes = append(codes, m.p.bold)
+	}
+	if s&simplemd.Italic != 0 && m.p.italic != "" {
+		codes = append(codes, m.p.italic)
+	}
+	if s&simplemd.Monospace != 0 && m.p.code != "" {
+		codes = append(codes, m.p.code)
+	}
+	return strings.Join(codes, ";")
+}
+
+// word is a run of text without spaces, in one style.
+type word struct {
+	text  string
+	style simplemd.Style
+	// glued: no space before it; it goes on the word before in another
+	// style ("**100**EUR", "a*b*c").
+	glued bool
+}
+
+// words splits spans at spaces, runs of which count as one.
+func words(spans []simplemd.Span) []word {
+	var out []word
+	space := false
+	for _, sp := range spans {
+		for i, f := range strings.Split(sp.Text, " ") {
+			if i > 0 {
+				space = true
+			}
+			if f == "" {
+				continue
+			}
+			out = append(out, word{text: f, style: sp.Style, glued: !space && len(out) > 0})
+			space = false
+		}
+	}
+	return out
+}
+
+// wrap lays spans out in lines of at most m.width columns, the first
+// starting with first and the rest with indent. A word longer than a line
+// is broken where the line ends.
+func (m *markdown) wrap(spans []simplemd.Span, first, indent string) []string {
+	var lines []string
+	var cur strings.Builder
+	cur.WriteString(first)
+	col, empty := ansi.StringWidth(first), true
+	newLine := func() {
+		lines = append(lines, cur.String())
+		cur.Reset()
+		cur.WriteString(indent)
+		col, empty = ansi.StringWidth(indent), true
+	}
+	for _, w := range words(spans) {
+		sep := !empty && !w.glued
+		if sep && col+1+ansi.StringWidth(w.text) > m.width {
+			newLine()
+			sep = false
+		}
+		if sep {
+			cur.WriteByte(' ')
+			col++
+		}
+		code := m.spanCode(w.style)
+		text := w.text
+		for text != "" && col+ansi.StringWidth(text) > m.width {
+			if col >= m.width {
+				newLine()
+				continue
+			}
+			head, tail := cutWidth(text, m.width-col)
+			cur.WriteString(m.sgr(code, head))
+			newLine()
+			text = tail
+		}
+		if text != "" {
+			cur.WriteString(m.sgr(code, text))
+			col += ansi.StringWidth(text)
+		}
+		empty = false
+	}
+	return append(lines, cur.String())
+}
+
+// cutWidth splits s after at most cols columns (at least one rune).
+func cutWidth(s string, cols int) (string, string) {
+	w := 0
+	for i, r := range s {
+		rw := ansi.StringWidth(string(r))
+		if w+rw > cols && i > 0 {
+			return s[:i], s[i:]
+		}
+		w += rw
+	}
+	return s, ""
+}
+
+// hardWrap lays out a code line as written, broken where lines end.
+func (m *markdown) hardWrap(text, code string) []string {
+	var out []string
+	for ansi.StringWidth(text) > m.width {
+		head, tail := cutWidth(text, m.width)
+		out = append(out, m.sgr(code, head))
+		text = tail
+	}
+	return append(out, m.sgr(code, text))
+}
+
+func trimBlank(lines []string) []string {
 	for len(lines) > 0 && visibleBlank(lines[0]) {
 		lines = lines[1:]
 	}
 	for len(lines) > 0 && visibleBlank(lines[len(lines)-1]) {
 		lines = lines[:len(lines)-1]
 	}
-	return strings.Join(lines, "\n")
+	return lines
 }
 
 var sgr = regexp.MustCompile(`\x1b\[[0-9;:]*m`)

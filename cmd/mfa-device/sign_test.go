@@ -44,7 +44,7 @@ func appliedDir(t *testing.T, legalID string) (string, ed25519.PrivateKey) {
 
 // hostileReason exercises escaping in every encoding: markup characters,
 // quotes, line breaks of every kind, a tab, and non-ASCII text.
-const hostileReason = "# Log in to <Example & \"Bank\">\r\n\n* amount: 100 €\r* ref: a+b=c&d=%20\t]]>\n"
+const hostileReason = "# Log in to \\<Example & \"Bank\">\r\n\n* amount: 100 €\r* ref: a+b=c&d=%20\t]]>\n"
 
 func TestSignEncodingsVerifyAtTheDecoder(t *testing.T) {
 	t.Parallel()
