@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -16,6 +18,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/internal/loglimit"
 	"github.com/legalmfa/mfa/notify"
 )
 
@@ -99,7 +102,12 @@ authorization {
     auth_users: [ %s ]
   }
 }
-`, c.UserPublicKey(), c.IssuerPublicKey(), c.UserPublicKey())
+# Every client's limits, as the embedded server has them: the callout
+# cannot set them per device.
+max_payload: %d
+max_subscriptions: %d
+max_closed_clients: %d
+`, c.UserPublicKey(), c.IssuerPublicKey(), c.UserPublicKey(), MaxPayload, MaxSubscriptions, maxClosedClients)
 }
 
 // DevicePermissions are everything a device may do on NATS.
@@ -123,12 +131,53 @@ type AuthService struct {
 	now     func() time.Time
 	timeout time.Duration
 	sub     *nats.Subscription
+
+	// conns counts a device's open connections, where the server can
+	// tell (the embedded one); nil where it cannot.
+	conns    ConnectionCounter
+	maxConns int
+	// grants are the connections let in per device key since the server
+	// last counted; they are not in its count yet.
+	mu     sync.Mutex
+	grants map[string][]time.Time
+	admits int
 }
+
+// ConnectionCounter tells how many connections a NATS user has open, as of
+// the count's time; a device's connections are its device ID's.
+// EmbeddedServer is one.
+type ConnectionCounter interface {
+	Connections(user string) (open int, counted time.Time)
+}
+
+// MaxDeviceConnections is how many connections one device key may hold
+// open at once: a phone needs one, and a few more cover reconnects racing
+// the server's notice that the old connection is gone.
+const MaxDeviceConnections = 4
+
+// AuthOption configures an AuthService.
+type AuthOption func(*AuthService)
+
+// WithConnectionLimit refuses a device more than max open connections, as
+// counted by c.
+func WithConnectionLimit(c ConnectionCounter, max int) AuthOption {
+	return func(a *AuthService) { a.conns, a.maxConns = c, max }
+}
+
+// refusalLogBurst bounds the refused connections logged per minute: anyone
+// can make the broker refuse a connection, as often as they like.
+const refusalLogBurst = 20
 
 // StartAuthService answers callouts on nc, which must be the broker's own
 // connection (an auth user). Replicas share the work in a queue group.
-func StartAuthService(nc *nats.Conn, creds *BrokerCredentials, dir KeyDirectory, log *slog.Logger) (*AuthService, error) {
-	a := &AuthService{creds: creds, dir: dir, log: log, now: time.Now, timeout: 2 * time.Second}
+func StartAuthService(nc *nats.Conn, creds *BrokerCredentials, dir KeyDirectory, log *slog.Logger, opts ...AuthOption) (*AuthService, error) {
+	a := &AuthService{
+		creds: creds, dir: dir, now: time.Now, timeout: 2 * time.Second, grants: map[string][]time.Time{},
+		log: slog.New(loglimit.New(log.Handler(), time.Minute, refusalLogBurst)),
+	}
+	for _, o := range opts {
+		o(a)
+	}
 	sub, err := nc.QueueSubscribe(authCalloutSubject, "mfa-auth", a.handle)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to authorization callouts: %w", err)
@@ -150,7 +199,8 @@ func (a *AuthService) handle(m *nats.Msg) {
 	resp := jwt.NewAuthorizationResponseClaims(req.UserNkey)
 	resp.Audience = req.Server.ID
 	if authErr != nil {
-		a.log.Info("NATS connection refused", "client", req.ClientInformation.Host, "name", req.ClientInformation.Name, "reason", authErr)
+		// The name is the client's to choose: shown short and quoted.
+		a.log.Info("NATS connection refused", "client", req.ClientInformation.Host, "name", clip(req.ClientInformation.Name), "reason", authErr)
 		resp.Error = "not authorized"
 	} else {
 		a.log.Debug("device connected", "device", dev, "client", req.ClientInformation.Host)
@@ -200,12 +250,16 @@ func (a *AuthService) authorize(req *jwt.AuthorizationRequestClaims) (string, st
 		return "", "", fmt.Errorf("identity %s is %s and not valid now", id.ID, id.State)
 	}
 	dev := identity.DeviceIDOf(key)
+	if err := a.admit(dev, now); err != nil {
+		return "", "", fmt.Errorf("device %s: %w", dev, err)
+	}
 	uc := jwt.NewUserClaims(req.UserNkey)
 	uc.Audience = globalAccount
 	uc.Name = dev
 	uc.Permissions = DevicePermissions(dev)
-	// A small payload limit: answers and syncs are tiny.
-	uc.Limits.Payload = 8 * 1024
+	// No limits here: nats-server applies a user JWT's limits only in
+	// operator mode. Every client's are the server's options (server.go),
+	// and the pusher refuses an oversized answer before reading it.
 	expires := now.Add(maxDeviceSession)
 	if id.To.Before(expires) {
 		expires = id.To
@@ -216,6 +270,48 @@ func (a *AuthService) authorize(req *jwt.AuthorizationRequestClaims) (string, st
 		return "", "", fmt.Errorf("encode device credentials: %w", err)
 	}
 	return token, dev, nil
+}
+
+// admit counts a connection about to be let in for a device against its
+// limit: what the server counted open, and what was let in since. The
+// server knows a device's connections by the name its credentials give
+// them, the device ID.
+func (a *AuthService) admit(user string, now time.Time) error {
+	if a.conns == nil {
+		return nil
+	}
+	open, counted := a.conns.Connections(user)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	recent := a.grants[user][:0]
+	for _, t := range a.grants[user] {
+		if t.After(counted) {
+			recent = append(recent, t)
+		}
+	}
+	if open+len(recent) >= a.maxConns {
+		a.grants[user] = recent
+		return fmt.Errorf("already %d connections open, at most %d", open+len(recent), a.maxConns)
+	}
+	a.grants[user] = append(recent, now)
+	// Now and then, forget devices whose grants the server has counted.
+	if a.admits++; a.admits%1024 == 0 {
+		for u, ts := range a.grants {
+			if len(ts) == 0 || !ts[len(ts)-1].After(counted) {
+				delete(a.grants, u)
+			}
+		}
+	}
+	return nil
+}
+
+// clip shows a client-chosen value in a log line: quoted, and cut short.
+func clip(s string) string {
+	const max = 64
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return strconv.Quote(s)
 }
 
 // decodeNonceSignature accepts the encodings NATS clients use.

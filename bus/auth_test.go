@@ -5,10 +5,12 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/legalmfa/mfa/bus"
@@ -120,4 +122,82 @@ func TestExternalServerConfig(t *testing.T) {
 	nc.Subscribe(">", func(*nats.Msg) {})
 	nc.Flush()
 	poll.Until(t, "the server's permission error", func() bool { return perm.Has("Subscription to \">\"") })
+}
+
+// TestDeviceLimits: an approved device cannot make the server hold more
+// for it than a device needs: subscriptions, connections, and what the
+// server keeps about connections that closed.
+func TestDeviceLimits(t *testing.T) {
+	t.Parallel()
+	r := bustest.Start(t)
+	key, _ := identity.GenerateKey()
+	r.Identity("rogue@legal.broker.test", key, identity.Approved)
+	dev := identity.DeviceIDOf(key.Public().(ed25519.PublicKey))
+
+	// Subscriptions: past the limit the server cuts the connection off.
+	perm := &bustest.PermissionErrors{}
+	nc, err := bustest.DeviceConn(r.URL, key, nats.ErrorHandler(perm.Handler), nats.MaxReconnects(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range bus.MaxSubscriptions + 10 {
+		if _, err := nc.Subscribe(notify.DeviceInbox(dev)+".x"+strconv.Itoa(i), func(*nats.Msg) {}); err != nil {
+			break
+		}
+	}
+	nc.Flush()
+	poll.Until(t, "the connection cut off for too many subscriptions", func() bool {
+		return nc.IsClosed() || perm.Has("maximum subscriptions")
+	})
+	nc.Close()
+
+	// Closed connections: the server keeps a few, not every one with every
+	// subscription it had.
+	for n := range 40 {
+		k, _ := identity.GenerateKey()
+		r.Identity("cycle"+strconv.Itoa(n)+"@legal.broker.test", k, identity.Approved)
+		c, err := bustest.DeviceConn(r.URL, k, nats.MaxReconnects(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kdev := identity.DeviceIDOf(k.Public().(ed25519.PublicKey))
+		for i := range 100 {
+			c.Subscribe(notify.DeviceInbox(kdev)+".y"+strconv.Itoa(i), func(*nats.Msg) {})
+		}
+		c.Flush()
+		c.Close()
+	}
+	cz, err := r.Server.Connz(&server.ConnzOptions{State: server.ConnClosed, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cz.Total > 16 {
+		t.Errorf("the server keeps %d closed connections", cz.Total)
+	}
+
+	// Connections: one key holds at most MaxDeviceConnections at once.
+	var open []*nats.Conn
+	for range bus.MaxDeviceConnections {
+		var c *nats.Conn
+		poll.Until(t, "a connection within the limit", func() bool {
+			c, err = bustest.DeviceConn(r.URL, key, nats.MaxReconnects(0))
+			return err == nil
+		})
+		open = append(open, c)
+	}
+	if c, err := bustest.DeviceConn(r.URL, key, nats.MaxReconnects(0)); err == nil {
+		c.Close()
+		t.Fatalf("a device key opened %d connections", bus.MaxDeviceConnections+1)
+	}
+	// Another device is not held back by this one's limit.
+	other, _ := identity.GenerateKey()
+	r.Identity("other@legal.broker.test", other, identity.Approved)
+	if c, err := bustest.DeviceConn(r.URL, other); err != nil {
+		t.Fatalf("another device: %v", err)
+	} else {
+		c.Close()
+	}
+	for _, c := range open {
+		c.Close()
+	}
 }

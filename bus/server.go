@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -36,6 +38,13 @@ type ServerConfig struct {
 // EmbeddedServer is a nats-server with JetStream running in this process.
 type EmbeddedServer struct {
 	*server.Server
+
+	// A count of each user's open connections, taken at most every
+	// connectionsEvery: the authorization callout asks it of every device
+	// that connects (see Connections).
+	mu          sync.Mutex
+	connections map[string]int
+	counted     time.Time
 }
 
 // StartServer starts the embedded NATS server and waits until it accepts
@@ -69,9 +78,13 @@ func StartServer(cfg ServerConfig) (*EmbeddedServer, error) {
 		StoreDir:   cfg.StoreDir,
 		// The broker process handles signals itself.
 		NoSigs: true,
-		// Pushes are small; a tight payload limit bounds abuse.
-		MaxPayload: 64 * 1024,
-		Nkeys:      []*server.NkeyUser{{Nkey: cfg.Credentials.UserPublicKey()}},
+		// Every client's limits, the broker's own connection included: the
+		// authorization callout cannot set them per device (nats-server
+		// applies a user JWT's limits only in operator mode).
+		MaxPayload:       MaxPayload,
+		MaxSubs:          MaxSubscriptions,
+		MaxClosedClients: maxClosedClients,
+		Nkeys:            []*server.NkeyUser{{Nkey: cfg.Credentials.UserPublicKey()}},
 		AuthCallout: &server.AuthCallout{
 			Issuer:    cfg.Credentials.IssuerPublicKey(),
 			AuthUsers: []string{cfg.Credentials.UserPublicKey()},
@@ -113,7 +126,45 @@ func StartServer(cfg ServerConfig) (*EmbeddedServer, error) {
 		}
 	}
 	starting.Store(false)
-	return &EmbeddedServer{s}, nil
+	return &EmbeddedServer{Server: s}, nil
+}
+
+// Limits every client of the broker's NATS has, on the embedded server and,
+// through ServerAuthConfig, on an external one.
+const (
+	// MaxPayload bounds a message. The largest the broker sends is a push:
+	// a Reason of 2,000 characters and a requester's name, JSON-escaped.
+	MaxPayload = 64 * 1024
+	// MaxSubscriptions bounds one connection's subscriptions. A device
+	// needs three; the broker's connection a few dozen. A rogue device
+	// subscribing without end under its own inbox is cut off here.
+	MaxSubscriptions = 256
+	// maxClosedClients is how many closed connections the server keeps
+	// for its monitoring, each with every subscription it had; the broker
+	// serves no monitoring, so a few are enough.
+	maxClosedClients = 16
+)
+
+// connectionsEvery bounds how often Connections counts: a count walks
+// every connection, and a reconnecting fleet asks for each device.
+const connectionsEvery = 5 * time.Second
+
+// Connections is how many open connections the user (for a device, the
+// device ID its credentials name it by) has, as of a count at most connectionsEvery old, taken at counted.
+func (e *EmbeddedServer) Connections(user string) (open int, counted time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.connections == nil || time.Since(e.counted) > connectionsEvery {
+		e.connections = map[string]int{}
+		e.counted = time.Now()
+		cz, err := e.Connz(&server.ConnzOptions{Username: true, State: server.ConnOpen, Limit: math.MaxInt32})
+		if err == nil {
+			for _, c := range cz.Conns {
+				e.connections[c.AuthorizedUser]++
+			}
+		}
+	}
+	return e.connections[user], e.counted
 }
 
 // addressFree checks that nothing listens on a TCP address, so that a

@@ -255,6 +255,19 @@ func AnswerForm(push Push, pushBytes []byte, d Decision) []byte {
 // characters of lower-case base32.
 func NewRequestID() string { return strings.ToLower(rand.Text()) }
 
+// IsRequestID reports whether s has the form of a request ID.
+func IsRequestID(s string) bool {
+	if len(s) != 26 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
+}
+
 // NewInstanceID names one running broker process in answer subjects.
 func NewInstanceID() string { return strings.ToLower(rand.Text()[:16]) }
 

@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/legalmfa/mfa/bus/bustest"
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/internal/poll"
+	"github.com/legalmfa/mfa/internal/syncbuf"
 	"github.com/legalmfa/mfa/notify"
 )
 
@@ -679,4 +682,68 @@ func TestBurstIsNotRefused(t *testing.T) {
 	if refused > 0 {
 		t.Errorf("%d of %d requests in a burst refused", refused, burst)
 	}
+}
+
+// TestAnswerFloodIsCheap: an approved device flooding the broker with
+// oversized answers and answers naming huge request IDs costs a few log
+// lines, not one each, and another person's answer still goes through.
+func TestAnswerFloodIsCheap(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	var logs syncbuf.Buffer
+	p := r.replica(notify.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	alice := r.startedDevice("alice@legal.broker.test")
+	rogue := r.device("rogue@legal.broker.test")
+	q := question(time.Minute, alice)
+	ch := make(chan askResult, 1)
+	go func() {
+		out, err := p.Ask(context.Background(), q)
+		ch <- askResult{out, err}
+	}()
+	prompt := nextPrompt(t, alice)
+	// The broker process holding the request, from its answer subject.
+	instance := prompt.Push.AnswerSubject[strings.LastIndex(prompt.Push.AnswerSubject, ".")+1:]
+
+	stop := make(chan struct{})
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		huge := marshalJSON(t, notify.Answer{Version: notify.ProtocolVersion, RequestID: strings.Repeat("r", 7000), Decision: notify.Approve})
+		big := make([]byte, 60_000)
+		subject := notify.AnswerSubject(rogue.ID(), instance)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			msg := huge
+			if sent.Load()%2 == 0 {
+				msg = big
+			}
+			if err := rogue.conn.Publish(subject, msg); err != nil {
+				return
+			}
+			sent.Add(1)
+		}
+	}()
+	poll.Until(t, "the flood under way", func() bool { return sent.Load() > 2000 })
+	start := time.Now()
+	if err := alice.Answer(context.Background(), prompt, notify.Approve); err != nil {
+		t.Fatalf("Alice's answer during the flood: %v", err)
+	}
+	took := time.Since(start)
+	if res := result(t, ch); res.err != nil || res.out.Decision != notify.Approve {
+		t.Fatalf("Alice's request during the flood: %+v %v", res.out, res.err)
+	}
+	close(stop)
+	wg.Wait()
+	rogue.conn.Flush()
+	lines := strings.Count(logs.String(), "\n")
+	if n := sent.Load(); lines > 50 || strings.Contains(logs.String(), strings.Repeat("r", 100)) {
+		t.Fatalf("%d flooding answers made %d log lines (or logged the request ID):\n%.2000s", n, lines, logs.String())
+	}
+	t.Logf("%d flooding answers: %d log lines, %d bytes of log; Alice's answer took %v", sent.Load(), lines, len(logs.String()), took)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/internal/loglimit"
 )
 
 // Errors Ask returns besides the caller's own context error.
@@ -47,6 +48,10 @@ type Pusher struct {
 	instance       string
 	log            *slog.Logger
 	publishTimeout time.Duration
+	// refusals logs what devices sent that was refused, rate-limited.
+	refusals *slog.Logger
+	// answerRates bounds each device's answers per second.
+	answerRates *deviceRates
 
 	mu       sync.Mutex
 	pending  map[string]*pendingRequest
@@ -139,6 +144,10 @@ func NewPusher(ctx context.Context, nc *nats.Conn, key ed25519.PrivateKey, domai
 	for _, o := range opts {
 		o(p)
 	}
+	// What devices send, any device can send as often as it likes: its
+	// refusals are logged a few a minute, not once each.
+	p.refusals = slog.New(loglimit.New(p.log.Handler(), time.Minute, refusalLogBurst))
+	p.answerRates = newDeviceRates()
 	subscribe := []struct {
 		subject string
 		handle  nats.MsgHandler
@@ -386,9 +395,11 @@ func (p *Pusher) handleAnswer(m *nats.Msg) {
 			}
 		}
 	}
-	out, dev, requestID, err := p.checkAnswer(m)
+	out, dev, requestID, err := p.checkAnswer(m, arrived)
 	if err != nil {
-		p.log.Info("answer refused", "request", requestID, "err", err)
+		// requestID is a well-formed one or "": a device's arbitrary text
+		// goes to no log.
+		p.refusals.Info("answer refused", "device", dev, "request", requestID, "err", err)
 		reply(err)
 		return
 	}
@@ -409,16 +420,38 @@ func (p *Pusher) handleAnswer(m *nats.Msg) {
 	reply(nil)
 }
 
+// Bounds on what devices send, checked before anything is read: an answer
+// is a few hundred bytes, a sync lists at most maxHeld prompts.
+const (
+	maxAnswerBytes = 4 << 10
+	maxSyncBytes   = 8 << 10
+)
+
+// refusalLogBurst bounds the refusals of devices' messages logged per
+// minute and message.
+const refusalLogBurst = 20
+
 // checkAnswer returns the outcome an answer stands for, and the device and
 // request it answers.
-func (p *Pusher) checkAnswer(m *nats.Msg) (Outcome, string, string, error) {
+func (p *Pusher) checkAnswer(m *nats.Msg, now time.Time) (Outcome, string, string, error) {
 	dev, _, ok := parseAnswerSubject(m.Subject)
 	if !ok {
 		return Outcome{}, "", "", errors.New("malformed answer subject")
 	}
+	// Cheap checks first: a device flooding the broker costs it a map
+	// look-up per message, and holds up no one else's answers.
+	if !p.answerRates.allow(dev, now) {
+		return Outcome{}, dev, "", errors.New("too many answers from this device")
+	}
+	if len(m.Data) > maxAnswerBytes {
+		return Outcome{}, dev, "", fmt.Errorf("the answer has %d bytes, at most %d", len(m.Data), maxAnswerBytes)
+	}
 	var a Answer
 	if err := json.Unmarshal(m.Data, &a); err != nil {
-		return Outcome{}, dev, "", fmt.Errorf("malformed answer: %w", err)
+		return Outcome{}, dev, "", errors.New("malformed answer: not the answer's JSON")
+	}
+	if !IsRequestID(a.RequestID) {
+		return Outcome{}, dev, "", errors.New("malformed answer: no such request ID")
 	}
 	requestID := a.RequestID
 	p.mu.Lock()
@@ -490,9 +523,12 @@ func (p *Pusher) endOlder(dev, newest string, issued int64) {
 func (p *Pusher) handleSync(m *nats.Msg) {
 	dev := strings.TrimPrefix(m.Subject, syncPrefix)
 	var sr syncRequest
-	if len(m.Data) > 0 {
+	switch {
+	case len(m.Data) > maxSyncBytes:
+		p.refusals.Info("sync too large; the prompts it lists are not looked at", "device", dev, "bytes", len(m.Data))
+	case len(m.Data) > 0:
 		if err := json.Unmarshal(m.Data, &sr); err != nil {
-			p.log.Info("malformed sync", "device", dev, "err", err)
+			p.refusals.Info("malformed sync; the prompts it lists are not looked at", "device", dev)
 			sr = syncRequest{}
 		}
 	}

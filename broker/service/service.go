@@ -245,7 +245,11 @@ func (s *Service) start(ctx context.Context) error {
 		return err
 	}
 	// The callout must answer before any device can connect.
-	if s.auth, err = bus.StartAuthService(s.nc, creds, s.store, log); err != nil {
+	var authOpts []bus.AuthOption
+	if s.nats != nil {
+		authOpts = append(authOpts, bus.WithConnectionLimit(s.nats, bus.MaxDeviceConnections))
+	}
+	if s.auth, err = bus.StartAuthService(s.nc, creds, s.store, log, authOpts...); err != nil {
 		return err
 	}
 	if s.pusher, err = notify.NewPusher(ctx, s.nc, brokerKey, cfg.Domain,

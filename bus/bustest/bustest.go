@@ -62,7 +62,7 @@ func Start(t testing.TB) *Bus {
 	}
 	t.Cleanup(func() { store.Close(context.Background()) })
 	nc := Connect(t, srv.ClientURL(), append(creds.ConnectOptions(), nats.NoEcho())...)
-	auth, err := bus.StartAuthService(nc, creds, store, Quiet())
+	auth, err := bus.StartAuthService(nc, creds, store, Quiet(), bus.WithConnectionLimit(srv, bus.MaxDeviceConnections))
 	if err != nil {
 		t.Fatal(err)
 	}
