@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/identity/boltstore"
 	"github.com/legalmfa/mfa/internal/poll"
+	"github.com/legalmfa/mfa/internal/syncbuf"
 	"github.com/legalmfa/mfa/notify"
 )
 
@@ -200,4 +202,27 @@ func TestDeviceLimits(t *testing.T) {
 	for _, c := range open {
 		c.Close()
 	}
+}
+
+// TestRefusalsDoNotFloodTheLog: anyone can have a connection refused, as
+// often as they like, with a name of their choosing; the log gets a few
+// short lines a minute, not one long line each.
+func TestRefusalsDoNotFloodTheLog(t *testing.T) {
+	t.Parallel()
+	var logs syncbuf.Buffer
+	r := bustest.StartLogged(t, slog.New(slog.NewTextHandler(&logs, nil)))
+	stranger, _ := identity.GenerateKey()
+	opts, _ := notify.DeviceConnectOptions(stranger)
+	const attempts = 200
+	for range attempts {
+		if nc, err := nats.Connect(r.URL, append(opts, nats.Name(strings.Repeat("n", 2000)), nats.MaxReconnects(0))...); err == nil {
+			nc.Close()
+			t.Fatal("a stranger connected")
+		}
+	}
+	out := logs.String()
+	if n := strings.Count(out, "NATS connection refused"); n == 0 || n > 21 || strings.Contains(out, strings.Repeat("n", 100)) {
+		t.Fatalf("%d refusals logged (or the whole name):\n%.1500s", n, out)
+	}
+	t.Logf("%d refused connections: %d bytes of log, %.1f per attempt", attempts, len(out), float64(len(out))/attempts)
 }

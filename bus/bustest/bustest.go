@@ -43,6 +43,12 @@ type Bus struct {
 // Start starts a bus on a random port; everything stops when the test ends.
 func Start(t testing.TB) *Bus {
 	t.Helper()
+	return StartLogged(t, Quiet())
+}
+
+// StartLogged is Start with the authorization callout logging to log.
+func StartLogged(t testing.TB, log *slog.Logger) *Bus {
+	t.Helper()
 	key, err := identity.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +68,7 @@ func Start(t testing.TB) *Bus {
 	}
 	t.Cleanup(func() { store.Close(context.Background()) })
 	nc := Connect(t, srv.ClientURL(), append(creds.ConnectOptions(), nats.NoEcho())...)
-	auth, err := bus.StartAuthService(nc, creds, store, Quiet(), bus.WithConnectionLimit(srv, bus.MaxDeviceConnections))
+	auth, err := bus.StartAuthService(nc, creds, store, log, bus.WithConnectionLimit(srv, bus.MaxDeviceConnections))
 	if err != nil {
 		t.Fatal(err)
 	}
