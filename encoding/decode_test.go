@@ -3,6 +3,7 @@ package encoding_test
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	utf16pkg "unicode/utf16"
 
 	"github.com/legalmfa/mfa/api"
 
@@ -437,4 +439,58 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += n
 	return n, err
+}
+
+// utf16 encodes s as UTF-16, with a byte-order mark when asked.
+func utf16(s string, big, bom bool) string {
+	u := utf16pkg.Encode([]rune(s))
+	if bom {
+		u = append([]uint16{0xfeff}, u...)
+	}
+	var out []byte
+	for _, c := range u {
+		if big {
+			out = binary.BigEndian.AppendUint16(out, c)
+		} else {
+			out = binary.LittleEndian.AppendUint16(out, c)
+		}
+	}
+	return string(out)
+}
+
+// TestXMLWellFormedness: what XML allows etree to be strict about, and
+// what it allows that the decoder once refused.
+func TestXMLWellFormedness(t *testing.T) {
+	t.Parallel()
+	d := newDecoder(t)
+	ok := validFields().with("Reason", "Godkänn köp").xml()
+	twoNS := strings.Replace(ok, `xmlns="http://waher.se/Schema/MFA.xsd"`, `xmlns="http://attacker.example/" xmlns="http://waher.se/Schema/MFA.xsd"`, 1)
+	for _, c := range []struct {
+		name, contentType, body string
+		code                    api.Code
+	}{
+		{"two xmlns", "text/xml", twoNS, api.CodeMalformed},
+		{"an attribute twice", "text/xml", strings.Replace(ok, "<PNR>", `<PNR a="1" a="2">`, 1), api.CodeMalformed},
+		{"xml prefix rebound", "text/xml", strings.Replace(ok, `xmlns="http://waher.se/Schema/MFA.xsd"`, `xmlns="http://waher.se/Schema/MFA.xsd" xmlns:xml="urn:other"`, 1), api.CodeMalformed},
+		{"UTF-8 byte-order mark", "text/xml", "\ufeff" + ok, ""},
+		{"UTF-16LE, mark and charset", "application/xml; charset=utf-16", utf16(ok, false, true), ""},
+		{"UTF-16BE, mark and charset", "application/xml; charset=utf-16", utf16(ok, true, true), ""},
+		{"UTF-16LE, mark only", "text/xml", utf16(ok, false, true), ""},
+		{"UTF-16BE, mark only", "text/xml", utf16(ok, true, true), ""},
+	} {
+		req, err := decode(t, d, c.contentType, c.body)
+		switch {
+		case c.code == "" && err != nil:
+			t.Errorf("%s: refused: %s", c.name, err.Message)
+		case c.code == "" && req.Reason != "Godkänn köp":
+			t.Errorf("%s: Reason %q", c.name, req.Reason)
+		case c.code != "" && (err == nil || err.Code != c.code):
+			t.Errorf("%s: %v, want %s", c.name, err, c.code)
+		}
+	}
+	// The parser's complaint names the line, not the text there.
+	_, err := decode(t, d, "text/xml", strings.Replace(ok, "<PNR>19791231-1234</PNR>", "<P19791231-1234>x</PNR>", 1))
+	if err == nil || err.Code != api.CodeMalformed || strings.Contains(err.Message, "19791231") {
+		t.Errorf("mismatched tags: %v", err)
+	}
 }

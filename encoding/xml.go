@@ -2,6 +2,7 @@ package encoding
 
 import (
 	"bytes"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/beevik/etree"
 	"golang.org/x/text/encoding/htmlindex"
+	"golang.org/x/text/encoding/unicode"
 
 	"github.com/legalmfa/mfa/schema"
 )
@@ -23,7 +25,17 @@ const maxXMLDepth = 16
 const requestElement = "MFA"
 
 func (d *Decoder) decodeXML(body []byte, charset string) (api.Fields, *api.Error) {
-	settings := etree.ReadSettings{MaxDepth: maxXMLDepth, CharsetReader: transcodeCharset}
+	settings := etree.ReadSettings{MaxDepth: maxXMLDepth, CharsetReader: transcodeCharset, PreserveDuplicateAttrs: true}
+	// A byte-order mark says the encoding when no charset does: UTF-16 is
+	// XML's other encoding every parser must read (XML 1.0, 4.3.3).
+	if charset == "" {
+		switch {
+		case bytes.HasPrefix(body, []byte{0xff, 0xfe}):
+			charset = "utf-16le"
+		case bytes.HasPrefix(body, []byte{0xfe, 0xff}):
+			charset = "utf-16be"
+		}
+	}
 	if charset != "" && !isUTF8Label(charset) {
 		// The Content-Type's charset overrides the XML declaration (RFC 7303),
 		// so transcode up front and then ignore what the declaration says.
@@ -36,6 +48,8 @@ func (d *Decoder) decodeXML(body []byte, charset string) (api.Fields, *api.Error
 		}
 		settings.CharsetReader = func(_ string, input io.Reader) (io.Reader, error) { return input, nil }
 	}
+	// The byte-order mark is not text outside the root: it goes.
+	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
 	doc := etree.NewDocument()
 	doc.ReadSettings = settings
 	if err := doc.ReadFromBytes(body); err != nil {
@@ -43,7 +57,16 @@ func (d *Decoder) decodeXML(body []byte, charset string) (api.Fields, *api.Error
 		if errors.As(err, &unsupported) {
 			return api.Fields{}, api.Errorf(api.CodeUnsupportedMediaType, "", "%v", unsupported)
 		}
-		return api.Fields{}, api.Errorf(api.CodeMalformed, "", "the body is not well-formed XML: %v", err)
+		// The parser's own words quote the document, which may hold a
+		// personal number: say where, not what.
+		var syntax *xml.SyntaxError
+		if errors.As(err, &syntax) {
+			return api.Fields{}, api.Errorf(api.CodeMalformed, "", "the body is not well-formed XML (line %d)", syntax.Line)
+		}
+		return api.Fields{}, api.Errorf(api.CodeMalformed, "", "the body is not well-formed XML")
+	}
+	if err := checkAttributes(&doc.Element); err != nil {
+		return api.Fields{}, err
 	}
 	if hasDirective(&doc.Element) {
 		return api.Fields{}, api.Errorf(api.CodeMalformed, "", "DOCTYPE and other <!…> declarations are not allowed in MFA requests")
@@ -108,6 +131,28 @@ func textContent(e *etree.Element) string {
 		}
 	}
 	return b.String()
+}
+
+// checkAttributes refuses what XML forbids and etree lets through: an
+// attribute given twice on one element (two xmlns, the last of which
+// would win), and the xml prefix bound to anything (XML Namespaces, 3).
+func checkAttributes(e *etree.Element) *api.Error {
+	seen := make(map[string]bool, len(e.Attr))
+	for _, a := range e.Attr {
+		if seen[a.FullKey()] {
+			return api.Errorf(api.CodeMalformed, "", "an attribute appears twice on element %s, which is not well-formed XML", fieldName(e.Tag))
+		}
+		seen[a.FullKey()] = true
+		if a.Space == "xmlns" && (a.Key == "xml" || a.Key == "xmlns") {
+			return api.Errorf(api.CodeMalformed, "", "the prefixes xml and xmlns cannot be bound, which this document does")
+		}
+	}
+	for _, c := range e.ChildElements() {
+		if err := checkAttributes(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func hasDirective(e *etree.Element) bool {
@@ -218,6 +263,10 @@ func (e unsupportedCharsetError) Error() string {
 func transcodeCharset(label string, input io.Reader) (io.Reader, error) {
 	if isUTF8Label(label) {
 		return input, nil
+	}
+	if l := strings.ToLower(label); l == "utf-16" || l == "utf16" {
+		// The byte-order mark says which UTF-16; little-endian without one.
+		return unicode.UTF16(unicode.LittleEndian, unicode.UseBOM).NewDecoder().Reader(input), nil
 	}
 	enc, err := htmlindex.Get(label)
 	if err != nil {
