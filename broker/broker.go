@@ -153,27 +153,51 @@ func New(registry Registry, asker Asker, decoder *encoding.Decoder, brokerKey ed
 func (b *Broker) Handler() (http.Handler, error) {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	// A trailing slash is a 404, not a redirect: gin builds the redirect's
+	// target from X-Forwarded-Prefix, which anyone can send.
+	r.RedirectTrailingSlash = false
 	r.ContextWithFallback = true
 	if err := r.SetTrustedProxies(b.trustedProxies); err != nil {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
 	r.Use(b.recoverPanic, b.accessLog)
-	r.GET("/", b.handleIndex)
-	r.GET("/MFA", b.handleForm)
+	// Every resource that answers GET answers HEAD (RFC 9110, 9.3.2):
+	// net/http sends the headers and drops the body.
+	get := func(path string, h gin.HandlerFunc) {
+		r.GET(path, h)
+		r.HEAD(path, h)
+	}
+	get("/", b.handleIndex)
+	get("/MFA", b.handleForm)
 	r.POST("/MFA", b.handleMFA)
-	r.GET("/Schema/MFA.xsd", b.handleSchema)
-	r.GET("/Broker", b.handleBrokerInfo)
+	get("/Schema/MFA.xsd", b.handleSchema)
+	get("/Broker", b.handleBrokerInfo)
 	r.POST("/Identities", b.handleApply)
-	r.GET("/Identities/:id", b.handlePublicIdentity)
-	r.GET("/healthz", b.handleHealth)
-	r.GET("/readyz", b.handleReady)
+	get("/Identities/:id", b.handlePublicIdentity)
+	get("/healthz", b.handleHealth)
+	get("/readyz", b.handleReady)
 	r.NoRoute(func(c *gin.Context) {
 		b.fail(c, "", &api.Error{Code: api.CodeNotFound, Message: "there is no resource at " + quotePath(c.Request.URL.Path)})
 	})
 	r.NoMethod(func(c *gin.Context) {
 		b.fail(c, "", &api.Error{Code: api.CodeMethodNotAllowed, Message: "method " + c.Request.Method + " is not allowed on " + quotePath(c.Request.URL.Path)})
 	})
-	return r, nil
+	return closeAfterChunked(r), nil
+}
+
+// closeAfterChunked closes an HTTP/1.1 connection after answering a
+// request whose body came chunked. RFC 9112 (6.3) requires closing after a
+// request with both Transfer-Encoding and Content-Length, a smuggling
+// attempt; net/http drops the Content-Length before a handler sees the
+// request, so every chunked request's connection is closed. Clients send
+// bodies this small with a Content-Length, and lose nothing.
+func closeAfterChunked(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // BeginShutdown makes new MFA requests fail fast with 503 while pending

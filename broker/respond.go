@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -148,7 +149,14 @@ func (b *Broker) write(c *gin.Context, mt encoding.MediaType, r api.Response) {
 	c.Data(r.Code.Status(), string(mt)+"; charset=utf-8", body)
 }
 
+var digitRun = regexp.MustCompile(`[0-9]{4}`)
+
+// quotePath shows a request's path in a message, unless it holds a run of
+// four digits or more, which may be a personal number put in the path.
 func quotePath(p string) string {
+	if digitRun.MatchString(p) {
+		return "this path"
+	}
 	if len(p) > 100 {
 		p = p[:100] + "…"
 	}

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -361,5 +366,58 @@ func TestRootPointsTheWay(t *testing.T) {
 	}
 	if tb.info.Version == "" {
 		t.Error("GET /Broker names no version")
+	}
+}
+
+// TestHTTPFraming: a request smuggled with both Content-Length and
+// chunked Transfer-Encoding closes its connection after the answer, so a
+// request pipelined behind it is not served; HEAD works wherever GET does;
+// X-Forwarded-Prefix, which anyone can send, steers no redirect.
+func TestHTTPFraming(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	addr := strings.TrimPrefix(tb.srv.HTTPURL(), "http://")
+	body := `{"PNR":"1","COUNTRY":"SE","Timeout":1,"Reason":"x"}`
+	smuggled := fmt.Sprintf("POST /MFA HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(body), body) +
+		"GET /healthz HTTP/1.1\r\nHost: b\r\n\r\n"
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte(smuggled)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if !resp.Close {
+		t.Fatalf("the answer to a smuggled request keeps the connection open (%d)", resp.StatusCode)
+	}
+	if second, err := http.ReadResponse(br, nil); err == nil {
+		t.Fatalf("the request pipelined behind it was served: %d", second.StatusCode)
+	}
+
+	for _, path := range []string{"/", "/MFA", "/Schema/MFA.xsd", "/Broker", "/healthz", "/readyz"} {
+		if r := tb.do(http.MethodHead, path, "", "", nil); r.status != http.StatusOK || len(r.body) != 0 {
+			t.Errorf("HEAD %s: %d with %d bytes", path, r.status, len(r.body))
+		}
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, tb.url("/MFA/"), nil)
+	req.Header.Set("X-Forwarded-Prefix", "/evilexample")
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	r, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if loc := r.Header.Get("Location"); strings.Contains(loc, "evil") {
+		t.Fatalf("X-Forwarded-Prefix steered a redirect to %q", loc)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 
 	"github.com/legalmfa/mfa/internal/poll"
 	"github.com/legalmfa/mfa/notify"
@@ -515,8 +517,26 @@ func generateCorpus() []corpusCase {
 	} {
 		add("reason-markdown-"+r.name, request(jsonCT, "", jsonFields(victimJSON(map[string]any{"Reason": r.reason}))), 400, "invalid-field")
 	}
+	// XML that is not well-formed though etree reads it, and XML that is.
+	nobodyXML := xmlFields("19000101-0000", "SE", "30", "Log in")
+	add("xml-two-xmlns", request(xmlCT, "", []byte(`<MFA xmlns="http://attacker.example/" xmlns="http://waher.se/Schema/MFA.xsd">`+okXML+`</MFA>`)), 400, "malformed")
+	add("xml-rebound-xml-prefix", request(xmlCT, "", []byte(`<MFA xmlns="http://waher.se/Schema/MFA.xsd" xmlns:xml="urn:other">`+okXML+`</MFA>`)), 400, "malformed")
+	add("xml-utf8-bom", request(xmlCT, "", append([]byte("\xef\xbb\xbf"), xmlBody(nobodyXML)...)), 404, "unknown-person")
+	add("xml-utf16-bom", request("text/xml; charset=utf-16", "", utf16LE(string(xmlBody(nobodyXML)))), 404, "unknown-person")
+	// HEAD where GET works; no redirect steered by X-Forwarded-Prefix.
+	add("http-head-form", []byte("HEAD /MFA HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"), 200, "")
+	add("http-forwarded-prefix", []byte("GET /MFA/ HTTP/1.1\r\nHost: b\r\nX-Forwarded-Prefix: /evilexample\r\nConnection: close\r\n\r\n"), 404, "not-found")
 	add("pnr-right-to-left-mark", request(jsonCT, "", jsonFields(victimJSON(map[string]any{"PNR": "\u200f" + victimPNR}))), 400, "invalid-field")
 	return cs
+}
+
+// utf16LE is s in UTF-16, little-endian, after a byte-order mark.
+func utf16LE(s string) []byte {
+	out := []byte{0xff, 0xfe}
+	for _, c := range utf16.Encode([]rune(s)) {
+		out = binary.LittleEndian.AppendUint16(out, c)
+	}
+	return out
 }
 
 // personalNumbers finds what a request says about people: the victim's
