@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 
 	"github.com/legalmfa/mfa/api"
@@ -147,13 +147,19 @@ func decodeStrictJSON(c *gin.Context, limit int64, v any) error {
 	if err != nil {
 		return &api.Error{Code: api.CodeMalformed, Message: "the request body could not be read"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return &api.Error{Code: api.CodeMalformed, Message: "the body is not the expected JSON: " + err.Error()}
+	if !json.Valid(body) {
+		return &api.Error{Code: api.CodeMalformed, Message: "the body is not valid JSON, or has data after it"}
 	}
-	if dec.More() {
-		return &api.Error{Code: api.CodeMalformed, Message: "the body has data after the JSON object"}
+	if err := exactKeys(body, reflect.TypeOf(v)); err != nil {
+		return &api.Error{Code: api.CodeMalformed, Message: err.Error()}
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		// The type error names the field, not the value.
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return &api.Error{Code: api.CodeMalformed, Message: fmt.Sprintf("field %s must be JSON %s", typeErr.Field, typeErr.Type.Kind())}
+		}
+		return &api.Error{Code: api.CodeMalformed, Message: "the body is not the expected JSON"}
 	}
 	return nil
 }

@@ -173,12 +173,24 @@ func TestIdentityApplicationErrors(t *testing.T) {
 		{"unknown field", "application/json", `{"Properties":[],"PublicKey":"","Proof":"","State":"Approved"}`, 400, "malformed"},
 		{"bad key", "application/json", `{"Properties":[{"Name":"PNR","Value":"1"}],"PublicKey":"AAAA","Proof":""}`, 400, "invalid-field"},
 		{"bad proof", "application/json", `{"Properties":[{"Name":"PNR","Value":"1"},{"Name":"COUNTRY","Value":"SE"}],"PublicKey":"` + base64.StdEncoding.EncodeToString(make([]byte, 32)) + `","Proof":"` + base64.StdEncoding.EncodeToString(make([]byte, 64)) + `"}`, 400, "invalid-field"},
+		// Held as strictly as /MFA: exact names, each once, nothing after.
+		{"field name in another case", "application/json", `{"Properties":[],"PublicKey":"","pRoOf":""}`, 400, "malformed"},
+		{"property field in another case", "application/json", `{"Properties":[{"name":"PNR","Value":"1"}],"PublicKey":"","Proof":""}`, 400, "malformed"},
+		{"Properties twice", "application/json", `{"Properties":[],"Properties":[{"Name":"PNR","Value":"1"}],"PublicKey":"","Proof":""}`, 400, "malformed"},
+		{"trailing data", "application/json", `{"Properties":[],"PublicKey":"","Proof":""} {}`, 400, "malformed"},
 	}
 	for _, c := range cases {
 		r := tb.do(http.MethodPost, "/Identities", c.contentType, "", strings.NewReader(c.body))
 		if r.status != c.status || !strings.Contains(string(r.body), `"`+c.code+`"`) {
 			t.Errorf("%s: %d %s", c.name, r.status, r.body)
 		}
+	}
+	// An identity that is not there: 404, the ID not echoed, nor the
+	// store's name.
+	long := strings.Repeat("x", 8000) + "@legal.broker.test"
+	r := tb.do(http.MethodGet, "/Identities/"+long, "", "", nil)
+	if r.status != http.StatusNotFound || strings.Contains(string(r.body), "xxxx") || strings.Contains(string(r.body), "store") || len(r.body) > 200 {
+		t.Errorf("GET /Identities/<8000 characters>: %d %s", r.status, r.body)
 	}
 }
 
