@@ -27,6 +27,10 @@ type Store interface {
 	// given time whose PNR and COUNTRY properties equal the given ones
 	// exactly. It is the MFA lookup, and is answered from an index.
 	FindValid(ctx context.Context, pnr, country string, at time.Time) ([]Identity, error)
+	// FindPerson returns every identity, in any state, whose PNR and
+	// COUNTRY properties equal the given ones, ordered by ID: what an
+	// operator reviews before approving one more for the same person.
+	FindPerson(ctx context.Context, pnr, country string) ([]Identity, error)
 	// List returns identities ordered by ID, after the ID in q.After, at most
 	// q.Limit of them (0: no limit), restricted to q.State when set.
 	List(ctx context.Context, q Query) ([]Identity, error)

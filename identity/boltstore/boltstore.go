@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -40,6 +42,7 @@ var (
 	bucketReferences = []byte("references")
 	bucketMeta       = []byte("meta")
 	metaFormat       = []byte("format")
+	metaIndex        = []byte("index")
 )
 
 // Store is an identity.Store kept in a bbolt file. It is safe for
@@ -126,7 +129,35 @@ func initialise(tx *bolt.Tx) error {
 			return err
 		}
 	}
+	if got, _ := binary.Uvarint(meta.Get(metaIndex)); got != indexVersion {
+		if err := rebuildReferences(tx); err != nil {
+			return fmt.Errorf("rebuild the reference index: %w", err)
+		}
+		return meta.Put(metaIndex, binary.AppendUvarint(nil, indexVersion))
+	}
 	return nil
+}
+
+// rebuildReferences writes the references bucket anew from the identities,
+// for a file whose index has an older layout.
+func rebuildReferences(tx *bolt.Tx) error {
+	if err := tx.DeleteBucket(bucketReferences); err != nil {
+		return err
+	}
+	refs, err := tx.CreateBucket(bucketReferences)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketIdentities).ForEach(func(k, v []byte) error {
+		id, err := decodeRecord(k, v)
+		if err != nil {
+			return fmt.Errorf("identity %s: %w", k, err)
+		}
+		if key := referenceKey(id); key != nil {
+			return refs.Put(key, nil)
+		}
+		return nil
+	})
 }
 
 // view and update run a transaction and mark failures that do not come from
@@ -304,23 +335,18 @@ func (s *Store) FindValid(ctx context.Context, pnr, country string, at time.Time
 	if pnr == "" || country == "" {
 		return nil, nil
 	}
-	prefix := referencePrefix(country, pnr)
+	person := referencePrefix(country, pnr)
+	approved, _ := stateCode(identity.Approved)
+	prefix := append(person[:], approved)
 	var out []identity.Identity
 	err := s.view(func(tx *bolt.Tx) error {
 		ids := tx.Bucket(bucketIdentities)
 		c := tx.Bucket(bucketReferences).Cursor()
-		for k, _ := c.Seek(prefix[:]); k != nil && bytes.HasPrefix(k, prefix[:]); k, _ = c.Next() {
-			key := k[referencePrefixLen:]
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			key := k[len(prefix):]
 			v := ids.Get(key)
 			if v == nil {
 				return fmt.Errorf("%w: reference index names missing identity %s", identity.ErrUnavailable, key)
-			}
-			// Most people have one identity, but the index also holds
-			// every rejected or retired one; skip those undecoded.
-			if st, err := peekState(v); err != nil {
-				return fmt.Errorf("%w: identity %s: %w", identity.ErrUnavailable, key, err)
-			} else if st != identity.Approved {
-				continue
 			}
 			id, err := decodeRecord(key, v)
 			if err != nil {
@@ -337,6 +363,43 @@ func (s *Store) FindValid(ctx context.Context, pnr, country string, at time.Time
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: find valid: %w", err)
 	}
+	return out, nil
+}
+
+// FindPerson returns every identity of the person, in any state, ordered
+// by ID.
+func (s *Store) FindPerson(ctx context.Context, pnr, country string) ([]identity.Identity, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("boltstore: find person: %w", err)
+	}
+	if pnr == "" || country == "" {
+		return nil, nil
+	}
+	prefix := referencePrefix(country, pnr)
+	var out []identity.Identity
+	err := s.view(func(tx *bolt.Tx) error {
+		ids := tx.Bucket(bucketIdentities)
+		c := tx.Bucket(bucketReferences).Cursor()
+		for k, _ := c.Seek(prefix[:]); k != nil && bytes.HasPrefix(k, prefix[:]); k, _ = c.Next() {
+			key := k[len(prefix)+1:] // past the state's code
+			v := ids.Get(key)
+			if v == nil {
+				return fmt.Errorf("%w: reference index names missing identity %s", identity.ErrUnavailable, key)
+			}
+			id, err := decodeRecord(key, v)
+			if err != nil {
+				return fmt.Errorf("%w: identity %s: %w", identity.ErrUnavailable, key, err)
+			}
+			if id.Property(identity.PropPNR) == pnr && id.Property(identity.PropCountry) == country {
+				out = append(out, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: find person: %w", err)
+	}
+	slices.SortFunc(out, func(a, b identity.Identity) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 

@@ -346,3 +346,81 @@ func crashChild(t *testing.T, path string) {
 		fmt.Fprintln(os.Stdout, "created", id.ID)
 	}
 }
+
+// TestRebuildsOlderIndex: a file whose reference index has the first
+// layout (no state in the key) is rebuilt when opened, and its lookups
+// work.
+func TestRebuildsOlderIndex(t *testing.T) {
+	s, path := openTemp(t)
+	ctx := context.Background()
+	approved := conformance.Approved(t, "19900101-1234", "SE")
+	pending := conformance.Person(t, "19900101-1234", "SE")
+	for _, id := range []identity.Identity{approved, pending} {
+		if err := s.Create(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Back to layout 1: prefix ‖ ID, and no index version.
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketReferences); err != nil {
+			return err
+		}
+		refs, err := tx.CreateBucket(bucketReferences)
+		if err != nil {
+			return err
+		}
+		for _, id := range []identity.Identity{approved, pending} {
+			p := referencePrefix("SE", "19900101-1234")
+			if err := refs.Put(append(p[:], id.ID...), nil); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Delete(metaIndex)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close(ctx)
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	found, err := s.FindValid(ctx, "19900101-1234", "SE", time.Now())
+	if err != nil || len(found) != 1 || found[0].ID != approved.ID {
+		t.Fatalf("FindValid after the rebuild: %v, %v", found, err)
+	}
+	all, err := s.FindPerson(ctx, "19900101-1234", "SE")
+	if err != nil || len(all) != 2 {
+		t.Fatalf("FindPerson after the rebuild: %v, %v", all, err)
+	}
+}
+
+// BenchmarkFindValidAmongApplications: the MFA lookup of a person one of
+// whose identity is approved and 6,000 applied for with the same PNR
+// (anyone can apply): it reads the approved one only.
+//
+//	go test -run '^$' -bench AmongApplications ./identity/boltstore/
+func BenchmarkFindValidAmongApplications(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "identities.db")
+	s, err := Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	ctx := context.Background()
+	if err := s.Create(ctx, conformance.Approved(b, "19900101-1234", "SE")); err != nil {
+		b.Fatal(err)
+	}
+	for range 6000 {
+		if err := s.Create(ctx, conformance.Person(b, "19900101-1234", "SE")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if found, err := s.FindValid(ctx, "19900101-1234", "SE", time.Now()); err != nil || len(found) != 1 {
+			b.Fatalf("%d found, %v", len(found), err)
+		}
+	}
+}

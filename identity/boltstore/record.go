@@ -184,12 +184,20 @@ func referencePrefix(country, pnr string) [referencePrefixLen]byte {
 }
 
 // referenceKey is the references-bucket key of an identity, or nil for an
-// identity that cannot be looked up by PNR and COUNTRY.
+// identity that cannot be looked up by PNR and COUNTRY: the person's
+// prefix, the state's code, the ID. With the state in the key, the MFA
+// lookup seeks the person's Approved identities and reads no other, however
+// many applications carry the same PNR (index version 2).
 func referenceKey(id identity.Identity) []byte {
 	pnr, country := id.Property(identity.PropPNR), id.Property(identity.PropCountry)
-	if pnr == "" || country == "" {
+	code, ok := stateCode(id.State)
+	if pnr == "" || country == "" || !ok {
 		return nil
 	}
 	p := referencePrefix(country, pnr)
-	return append(p[:], id.ID...)
+	return append(append(p[:], code), id.ID...)
 }
+
+// indexVersion is the layout of the index keys, in the meta bucket; Open
+// rebuilds the indexes of a file with an older one.
+const indexVersion = 2

@@ -110,8 +110,9 @@ func TestReferenceKey(t *testing.T) {
 	id := sampleRecord()
 	ref := referenceKey(id)
 	p := referencePrefix("SE", "19900101-1234")
-	if !bytes.HasPrefix(ref, p[:]) || string(ref[len(p):]) != id.ID {
-		t.Errorf("reference key %x is not prefix ‖ ID", ref)
+	code, _ := stateCode(id.State)
+	if !bytes.HasPrefix(ref, p[:]) || ref[len(p)] != code || string(ref[len(p)+1:]) != id.ID {
+		t.Errorf("reference key %x is not prefix ‖ state ‖ ID", ref)
 	}
 	// Framing: moving bytes between the fields must change the prefix.
 	for _, other := range [][2]string{{"SE1", "9900101-1234"}, {"S", "E19900101-1234"}, {"19900101-1234", "SE"}, {"se", "19900101-1234"}} {

@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) identity.Store) {
 		{"FindValidStates", testFindValidStates},
 		{"FindValidWithoutPNR", testFindValidWithoutPNR},
 		{"FindValidManyForOnePerson", testFindValidMany},
+		{"FindPerson", testFindPerson},
 		{"List", testList},
 		{"ListPagination", testListPagination},
 		{"AllowedTransitions", testAllowedTransitions},
@@ -587,6 +588,38 @@ func testFindValidMany(t *testing.T, s identity.Store) {
 		t.Errorf("FindValid returned %d identities, want %d", len(got), len(want))
 	}
 	sameIDs(t, "FindValid for a person with 50 identities", got, want...)
+}
+
+// testFindPerson: every identity of a person in any state, in ID order,
+// as it is now (an approval moves it, it stays found), and no one else's.
+func testFindPerson(t *testing.T, s identity.Store) {
+	ctx := context.Background()
+	const pnr, country = "199001011234", "SE"
+	var want []identity.Identity
+	for _, st := range []identity.State{identity.Created, identity.Approved, identity.Rejected, identity.Obsoleted, identity.Compromised} {
+		want = append(want, inState(t, s, pnr, country, st))
+	}
+	pending := Person(t, pnr, country)
+	create(t, s, pending)
+	approved := transition(t, s, pending.ID, approval(window()))
+	want = append(want, approved)
+	create(t, s, Approved(t, pnr, "NO"), Approved(t, "199001011233", country))
+	slices.SortFunc(want, func(a, b identity.Identity) int { return strings.Compare(a.ID, b.ID) })
+	got, err := s.FindPerson(ctx, pnr, country)
+	if err != nil {
+		t.Fatalf("FindPerson: %v", err)
+	}
+	if strings.Join(ids(got), " ") != strings.Join(ids(want), " ") {
+		t.Fatalf("FindPerson: %q, want %q in ID order", ids(got), ids(want))
+	}
+	for i := range want {
+		if got[i].State != want[i].State {
+			t.Errorf("FindPerson: %s is %s, want %s", got[i].ID, got[i].State, want[i].State)
+		}
+	}
+	if got, err := s.FindPerson(ctx, "199001011299", country); err != nil || len(got) != 0 {
+		t.Errorf("FindPerson for nobody: %q, %v", ids(got), err)
+	}
 }
 
 func testList(t *testing.T, s identity.Store) {

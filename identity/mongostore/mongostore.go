@@ -519,8 +519,41 @@ func lookupFilter(pnr, country string, at time.Time) bson.D {
 	}
 }
 
+// FindPerson returns every identity of the person, in any state, ordered
+// by ID: from the references, on the lookup index's first two keys.
+func (s *Store) FindPerson(ctx context.Context, pnr, country string) ([]identity.Identity, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("mongostore: find person: %w", err)
+	}
+	if pnr == "" || country == "" || identity.ValidateProperties([]identity.Property{{Name: identity.PropPNR, Value: pnr}, {Name: identity.PropCountry, Value: country}}) != nil {
+		return nil, nil
+	}
+	octx, cancel, err := s.begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: find person: %w", err)
+	}
+	defer cancel()
+	out, err := s.findReferenced(octx, bson.D{{Key: "country", Value: country}, {Key: "pnr", Value: pnr}}, func(id identity.Identity) bool {
+		return id.Property(identity.PropPNR) == pnr && id.Property(identity.PropCountry) == country
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: find person: %w", err)
+	}
+	return out, nil
+}
+
 func (s *Store) findValid(ctx context.Context, pnr, country string, at time.Time) ([]identity.Identity, error) {
-	cur, err := s.refs.Find(ctx, lookupFilter(pnr, country, at),
+	return s.findReferenced(ctx, lookupFilter(pnr, country, at), func(id identity.Identity) bool {
+		return id.ValidAt(at) && id.Property(identity.PropPNR) == pnr && id.Property(identity.PropCountry) == country
+	})
+}
+
+// findReferenced reads the identities the references matching refFilter
+// name, keeping those keep holds for: the identity is the truth, and a
+// reference left behind by an unfinished write, or one that disagrees,
+// changes nothing.
+func (s *Store) findReferenced(ctx context.Context, refFilter bson.D, keep func(identity.Identity) bool) ([]identity.Identity, error) {
+	cur, err := s.refs.Find(ctx, refFilter,
 		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(maxPerPerson))
 	if err != nil {
 		return nil, s.classify(ctx, "find references", err)
@@ -549,11 +582,9 @@ func (s *Store) findValid(ctx context.Context, pnr, country string, at time.Time
 	if err != nil {
 		return nil, err
 	}
-	// The identity is the truth: a reference left behind by an unfinished
-	// write, or one that disagrees, changes nothing.
 	out := found[:0]
 	for _, id := range found {
-		if id.ValidAt(at) && id.Property(identity.PropPNR) == pnr && id.Property(identity.PropCountry) == country {
+		if keep(id) {
 			out = append(out, id)
 		}
 	}
