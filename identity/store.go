@@ -39,6 +39,11 @@ type Store interface {
 	// on meanwhile gives ErrConflict; a change the life cycle does not allow
 	// gives ErrTransition.
 	Transition(ctx context.Context, id string, c Change) (Identity, error)
+	// PurgeApplications deletes the identities still Created (applied for,
+	// never decided) that were created before the given time, and returns
+	// how many it deleted. Their keys may apply again. An identity decided
+	// meanwhile is not deleted.
+	PurgeApplications(ctx context.Context, appliedBefore time.Time) (int, error)
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store.

@@ -454,6 +454,54 @@ func (s *Store) List(ctx context.Context, q identity.Query) ([]identity.Identity
 	return out, nil
 }
 
+// PurgeApplications deletes old undecided applications in one transaction,
+// reading only the state byte of the identities it keeps.
+func (s *Store) PurgeApplications(ctx context.Context, appliedBefore time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("boltstore: purge applications: %w", err)
+	}
+	n := 0
+	err := s.update(func(tx *bolt.Tx) error {
+		ids, keys, refs := tx.Bucket(bucketIdentities), tx.Bucket(bucketKeys), tx.Bucket(bucketReferences)
+		var old []identity.Identity
+		err := ids.ForEach(func(k, v []byte) error {
+			if st, err := peekState(v); err != nil || st != identity.Created {
+				return err
+			}
+			id, err := decodeRecord(k, v)
+			if err != nil {
+				return fmt.Errorf("%w: identity %s: %w", identity.ErrUnavailable, k, err)
+			}
+			if id.Created.Before(appliedBefore) {
+				old = append(old, id)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range old {
+			if err := ids.Delete([]byte(id.ID)); err != nil {
+				return err
+			}
+			if err := keys.Delete(id.PublicKey); err != nil {
+				return err
+			}
+			if ref := referenceKey(id); ref != nil {
+				if err := refs.Delete(ref); err != nil {
+					return err
+				}
+			}
+		}
+		n = len(old)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("boltstore: purge applications: %w", err)
+	}
+	return n, nil
+}
+
 // Transition applies c to the identity in one transaction, so two operators
 // acting at once cannot both succeed: bbolt runs one writer at a time and
 // Change.Apply refuses the second, whose From no longer matches.

@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) identity.Store) {
 		{"FindValidWithoutPNR", testFindValidWithoutPNR},
 		{"FindValidManyForOnePerson", testFindValidMany},
 		{"FindPerson", testFindPerson},
+		{"PurgeApplications", testPurgeApplications},
 		{"List", testList},
 		{"ListPagination", testListPagination},
 		{"AllowedTransitions", testAllowedTransitions},
@@ -619,6 +620,44 @@ func testFindPerson(t *testing.T, s identity.Store) {
 	}
 	if got, err := s.FindPerson(ctx, "199001011299", country); err != nil || len(got) != 0 {
 		t.Errorf("FindPerson for nobody: %q, %v", ids(got), err)
+	}
+}
+
+// testPurgeApplications: only undecided applications older than the
+// limit go, with their index entries, and their keys may apply again.
+func testPurgeApplications(t *testing.T, s identity.Store) {
+	ctx := context.Background()
+	const pnr, country = "199001011234", "SE"
+	old := Person(t, pnr, country)
+	old.Created, old.Updated = time.Now().Add(-10*24*time.Hour), time.Now().Add(-10*24*time.Hour)
+	recent := Person(t, pnr, country)
+	recent.Created, recent.Updated = time.Now().Add(-time.Hour), time.Now().Add(-time.Hour)
+	oldApproved := Approved(t, pnr, country)
+	oldApproved.Created = old.Created
+	oldRejected := Person(t, pnr, country)
+	oldRejected.Created, oldRejected.State = old.Created, identity.Rejected
+	create(t, s, old, recent, oldApproved, oldRejected)
+	n, err := s.PurgeApplications(ctx, time.Now().Add(-7*24*time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("PurgeApplications: %d, %v; want 1", n, err)
+	}
+	if _, err := s.Get(ctx, old.ID); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("the old application is still there: %v", err)
+	}
+	if _, err := s.GetByPublicKey(ctx, old.PublicKey); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("the old application's key still finds it: %v", err)
+	}
+	person, err := s.FindPerson(ctx, pnr, country)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameIDs(t, "the person after the purge", person, recent, oldApproved, oldRejected)
+	again := Person(t, pnr, country)
+	again.PublicKey = old.PublicKey
+	again.Created, again.Updated = time.Now(), time.Now()
+	create(t, s, again)
+	if n, err := s.PurgeApplications(ctx, time.Now().Add(-7*24*time.Hour)); err != nil || n != 0 {
+		t.Errorf("a second purge: %d, %v", n, err)
 	}
 }
 

@@ -474,6 +474,59 @@ func (s *Store) GetByPublicKey(ctx context.Context, key ed25519.PublicKey) (iden
 	return out, nil
 }
 
+// purgeBatch bounds the applications one pass of PurgeApplications reads.
+const purgeBatch = 1000
+
+// PurgeApplications deletes old undecided applications one by one, each
+// only if it is still Created, and its reference only once it is gone: an
+// operator approving one at the same moment either wins, and it stays, or
+// finds it gone.
+func (s *Store) PurgeApplications(ctx context.Context, appliedBefore time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("mongostore: purge applications: %w", err)
+	}
+	filter := bson.D{
+		{Key: "state", Value: string(identity.Created)},
+		{Key: "created", Value: bson.D{{Key: "$lt", Value: date(appliedBefore)}}},
+	}
+	n := 0
+	for {
+		octx, cancel, err := s.begin(ctx)
+		if err != nil {
+			return n, fmt.Errorf("mongostore: purge applications: %w", err)
+		}
+		cur, err := s.ids.Find(octx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(purgeBatch))
+		var found []struct {
+			ID string `bson:"_id"`
+		}
+		if err == nil {
+			err = cur.All(octx, &found)
+		}
+		if err != nil {
+			cancel()
+			return n, fmt.Errorf("mongostore: purge applications: %w", s.classify(octx, "find applications", err))
+		}
+		for _, f := range found {
+			res, err := s.ids.DeleteOne(octx, append(bson.D{{Key: "_id", Value: f.ID}}, filter...))
+			if err != nil {
+				cancel()
+				return n, fmt.Errorf("mongostore: purge applications: %w", s.classify(octx, "delete application", err))
+			}
+			if res.DeletedCount == 1 {
+				n++
+				if _, err := s.refs.DeleteOne(octx, bson.D{{Key: "_id", Value: f.ID}}); err != nil {
+					cancel()
+					return n, fmt.Errorf("mongostore: purge applications: %w", s.classify(octx, "delete reference", err))
+				}
+			}
+		}
+		cancel()
+		if len(found) < purgeBatch {
+			return n, nil
+		}
+	}
+}
+
 // maxPerPerson bounds how many references one lookup reads. A person has
 // one identity per device; thousands would be an attack or a bug.
 const maxPerPerson = 1000
