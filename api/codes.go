@@ -42,6 +42,7 @@ const (
 	CodeMethodNotAllowed     Code = "method-not-allowed"
 	CodeNotFound             Code = "not-found"
 	CodeConflict             Code = "conflict"
+	CodeApplicationsClosed   Code = "applications-closed"
 	CodePushUnavailable      Code = "push-unavailable"
 	CodeStoreUnavailable     Code = "store-unavailable"
 	CodeShuttingDown         Code = "shutting-down"
@@ -58,7 +59,7 @@ func Codes() []Code {
 		CodeMalformed, CodeSchemaViolation, CodeMissingField, CodeUnknownField,
 		CodeDuplicateField, CodeInvalidField,
 		CodeUnsupportedMediaType, CodeBodyTooLarge, CodeNotAcceptable,
-		CodeMethodNotAllowed, CodeNotFound, CodeConflict,
+		CodeMethodNotAllowed, CodeNotFound, CodeConflict, CodeApplicationsClosed,
 		CodePushUnavailable, CodeStoreUnavailable, CodeShuttingDown, CodeTooBusy, CodeInternalError,
 	}
 }
@@ -68,7 +69,7 @@ func (c Code) Status() int {
 	switch c {
 	case CodeApproved:
 		return http.StatusOK
-	case CodeDenied, CodeDeniedNotMe, CodeBlocked:
+	case CodeDenied, CodeDeniedNotMe, CodeBlocked, CodeApplicationsClosed:
 		return http.StatusForbidden
 	case CodeSuperseded:
 		return http.StatusConflict

@@ -16,6 +16,7 @@ import (
 	"github.com/legalmfa/mfa/api"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/legalmfa/mfa/encoding"
 	"github.com/legalmfa/mfa/identity"
@@ -62,13 +63,17 @@ type Broker struct {
 	trustedProxies   []string
 	readiness        []func(context.Context) error
 
-	callerLimit     *keyedLimiter
-	identityLimit   *keyedLimiter
-	blocks          Blocklist
-	notMeBlock      time.Duration
-	replays         ReplayGuard
-	signatureWindow time.Duration
-	maxPending      int
+	callerLimit         *keyedLimiter
+	identityLimit       *keyedLimiter
+	signedIdentityLimit *keyedLimiter
+	applyLimit          *keyedLimiter
+	applicationsClosed  bool
+	bodies              *semaphore.Weighted
+	blocks              Blocklist
+	notMeBlock          time.Duration
+	replays             ReplayGuard
+	signatureWindow     time.Duration
+	maxPending          int
 
 	shuttingDown atomic.Bool
 }

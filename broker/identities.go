@@ -63,10 +63,14 @@ func (b *Broker) handleApply(c *gin.Context) {
 		b.fail(c, encoding.MediaJSON, err)
 		return
 	}
-	// Applications are open to anyone, so they share the caller's budget:
-	// a flood of them cannot fill the store.
-	if wait := b.callerLimit.take(b.now(), "ip:"+c.ClientIP()); wait > 0 {
-		b.fail(c, encoding.MediaJSON, &retryError{err: fmt.Errorf("%w from this address: wait %d s", ErrRateLimited, retryAfter(wait)), wait: wait})
+	if b.applicationsClosed {
+		b.fail(c, encoding.MediaJSON, &api.Error{Code: api.CodeApplicationsClosed, Message: "this broker takes no applications: identities are enrolled by its operator"})
+		return
+	}
+	// Applications are open to anyone, so they have a budget of their own:
+	// a flood of them cannot fill the store, nor spend MFA requests'.
+	if wait := b.applyLimit.take(b.now(), "ip:"+c.ClientIP()); wait > 0 {
+		b.fail(c, encoding.MediaJSON, rateLimited("from this address", wait))
 		return
 	}
 	var req api.ApplicationRequest

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 
 	"github.com/legalmfa/mfa/guard"
@@ -69,8 +70,17 @@ const sweepEvery = 4096
 // take spends one event for every key, all or none, and returns how long
 // to wait when any of them is used up.
 func (l *keyedLimiter) take(now time.Time, keys ...string) time.Duration {
+	_, wait := l.reserve(now, keys...)
+	return wait
+}
+
+// reserve is take, and returns a function that gives the events back: a
+// request charged up front to one budget can be moved to another once it
+// is known whose it is.
+func (l *keyedLimiter) reserve(now time.Time, keys ...string) (refund func(), wait time.Duration) {
+	nothing := func() {}
 	if l == nil || l.rate.Events == 0 {
-		return 0
+		return nothing, 0
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -83,7 +93,6 @@ func (l *keyedLimiter) take(now time.Time, keys ...string) time.Duration {
 		}
 	}
 	reservations := make([]*rate.Reservation, 0, len(keys))
-	var wait time.Duration
 	for _, k := range keys {
 		b := l.buckets[k]
 		if b == nil {
@@ -100,8 +109,13 @@ func (l *keyedLimiter) take(now time.Time, keys ...string) time.Duration {
 		for _, r := range reservations {
 			r.CancelAt(now)
 		}
+		return nothing, wait
 	}
-	return wait
+	return func() {
+		for _, r := range reservations {
+			r.CancelAt(now)
+		}
+	}, 0
 }
 
 // Blocklist records which callers may not ask which people, under keys
@@ -124,8 +138,34 @@ type ReplayGuard interface {
 // signed requests, per remote address otherwise.
 func WithCallerRate(r Rate) Option { return func(b *Broker) { b.callerLimit = newKeyedLimiter(r) } }
 
-// WithIdentityRate limits pushes per identity, against push fatigue.
-func WithIdentityRate(r Rate) Option { return func(b *Broker) { b.identityLimit = newKeyedLimiter(r) } }
+// WithIdentityRate limits pushes per identity, against push fatigue: r
+// for requests nobody signed, signed for requests a verified requester
+// signed. The budgets are apart, so that anyone who knows a person's
+// number and sends unsigned requests cannot spend the one a bank's signed
+// requests need.
+func WithIdentityRate(r, signed Rate) Option {
+	return func(b *Broker) { b.identityLimit, b.signedIdentityLimit = newKeyedLimiter(r), newKeyedLimiter(signed) }
+}
+
+// WithApplyRate limits identity applications per remote address, apart
+// from MFA requests: a person applies once per device.
+func WithApplyRate(r Rate) Option { return func(b *Broker) { b.applyLimit = newKeyedLimiter(r) } }
+
+// WithOpenApplications lets anyone apply for an identity (POST /Identities)
+// when open; closed, applications are refused and identities come another
+// way (an operator's enrolment).
+func WithOpenApplications(open bool) Option { return func(b *Broker) { b.applicationsClosed = !open } }
+
+// WithBodyMemory bounds the request bodies all requests together may hold
+// in memory while they are read: a request that would pass it is answered
+// 503 too-busy at once, however slowly its body was coming.
+func WithBodyMemory(bytes int64) Option {
+	return func(b *Broker) {
+		if bytes > 0 {
+			b.bodies = semaphore.NewWeighted(bytes)
+		}
+	}
+}
 
 // WithNotMeBlock blocks a caller from asking a person again for d after
 // the person answered "not me", recording blocks in list.

@@ -84,6 +84,9 @@ type mfaCall struct {
 	fc     flowContext
 	rec    *mfaRecord
 	format encoding.MediaType // of the answer
+	// refundIP gives back what admit charged the caller's address, for a
+	// request a verified requester signed.
+	refundIP func()
 }
 
 // admit decodes an MFA request and checks what can be checked before the
@@ -97,11 +100,25 @@ func (b *Broker) admit(c *gin.Context) *mfaCall {
 		b.write(c, mt, b.errorResponse(ErrShuttingDown, ""))
 		return nil
 	}
+	// Every request counts against its caller's budget before any work is
+	// done for it: at first against its address; a request whose signature
+	// verifies is moved to its requester's budget (prepare).
+	refundIP, wait := b.callerLimit.reserve(b.now(), "ip:"+c.ClientIP())
+	if wait > 0 {
+		b.write(c, mt, b.errorResponse(rateLimited("from this address", wait), ""))
+		return nil
+	}
 	if ctErr != nil {
 		b.write(c, mt, b.errorResponse(ctErr, ""))
 		return nil
 	}
+	release, ok := b.holdBody(c.Request.ContentLength)
+	if !ok {
+		b.write(c, mt, b.errorResponse(&retryError{err: ErrTooBusy, wait: retryAfterSeconds * time.Second}, ""))
+		return nil
+	}
 	req, err := b.decoder.DecodeContent(c.Request, ct)
+	release()
 	if err != nil {
 		b.write(c, mt, b.errorResponse(err, ""))
 		return nil
@@ -114,7 +131,30 @@ func (b *Broker) admit(c *gin.Context) *mfaCall {
 	}
 	rec.requestID, rec.pnr, rec.signed = notify.NewRequestID(), b.pnrHash.sum(req.Country, req.PNR), req.Signed()
 	rec.reason = req.Reason
-	return &mfaCall{req: req, fc: flowContext{remoteIP: c.ClientIP(), baseURL: b.baseURL(c)}, rec: rec, format: mt}
+	return &mfaCall{req: req, fc: flowContext{remoteIP: c.ClientIP(), baseURL: b.baseURL(c)}, rec: rec, format: mt, refundIP: refundIP}
+}
+
+// holdBody sets aside memory for a request body about to be read: its
+// declared length, or the most a body may have when it declares none. It
+// reports false when the bodies being read already hold the broker's
+// budget; release gives it back.
+func (b *Broker) holdBody(declared int64) (release func(), ok bool) {
+	if b.bodies == nil {
+		return func() {}, true
+	}
+	n := int64(encoding.MaxBodyBytes)
+	if declared >= 0 && declared < n {
+		n = declared
+	}
+	if !b.bodies.TryAcquire(n) {
+		return nil, false
+	}
+	return func() { b.bodies.Release(n) }, true
+}
+
+// rateLimited is the error of a budget used up, by whom, for how long.
+func rateLimited(whose string, wait time.Duration) error {
+	return &retryError{err: fmt.Errorf("%w %s: wait %d s", ErrRateLimited, whose, retryAfter(wait)), wait: wait}
 }
 
 // flowContext is what the flow needs to know of the HTTP request.
@@ -174,15 +214,17 @@ func (b *Broker) prepare(ctx context.Context, call *mfaCall, now time.Time) (not
 	if err != nil {
 		return fail(err)
 	}
-	if err := b.checkReplay(ctx, *req, now); err != nil {
-		return fail(err)
-	}
-	caller := "ip:" + fc.remoteIP
+	caller, identityLimit := "ip:"+fc.remoteIP, b.identityLimit
 	if req.Signed() {
-		caller = "id:" + req.LegalID
-	}
-	if wait := b.callerLimit.take(now, caller); wait > 0 {
-		return fail(&retryError{err: fmt.Errorf("%w from this caller: wait %d s", ErrRateLimited, retryAfter(wait)), wait: wait})
+		// Verified: the requester's budget, not its address's.
+		call.refundIP()
+		caller, identityLimit = "id:"+req.LegalID, b.signedIdentityLimit
+		if wait := b.callerLimit.take(now, caller); wait > 0 {
+			return fail(rateLimited("from this requester", wait))
+		}
+		if err := b.checkIssued(*req, now); err != nil {
+			return fail(err)
+		}
 	}
 	blockKey := b.blockKey(caller, rec.pnr)
 	if b.blocks != nil {
@@ -211,23 +253,33 @@ func (b *Broker) prepare(ctx context.Context, call *mfaCall, now time.Time) (not
 		q.Targets = append(q.Targets, notify.Target{LegalID: id.ID, PublicKey: id.PublicKey})
 		keys = append(keys, id.ID)
 	}
-	if wait := b.identityLimit.take(now, keys...); wait > 0 {
-		return fail(&retryError{err: fmt.Errorf("%w for this person: wait %d s", ErrRateLimited, retryAfter(wait)), wait: wait})
+	if wait := identityLimit.take(now, keys...); wait > 0 {
+		return fail(rateLimited("for this person", wait))
+	}
+	// The nonce is spent last, once nothing else can refuse the request:
+	// a request refused for a limit may be sent again as it was.
+	if err := b.spendNonce(ctx, *req); err != nil {
+		return fail(err)
 	}
 	rec.devices = len(q.Targets)
 	return q, blockKey, nil
 }
 
-// checkReplay accepts a signed request only near the time it says it was
-// signed, and only once: its nonce is remembered across every replica for
-// longer than that window.
-func (b *Broker) checkReplay(ctx context.Context, req api.Request, now time.Time) error {
-	if !req.Signed() {
-		return nil
-	}
+// checkIssued accepts a signed request only near the time it says it was
+// signed.
+func (b *Broker) checkIssued(req api.Request, now time.Time) error {
 	if skew := now.Sub(req.IssuedAt); skew > b.signatureWindow || skew < -b.signatureWindow {
 		return fmt.Errorf("%w: Issued %s is more than %s from the broker's time %s", ErrSignatureExpired,
 			req.Issued, b.signatureWindow, now.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// spendNonce accepts a signed request only once: its nonce is remembered
+// across every replica for longer than the signature window.
+func (b *Broker) spendNonce(ctx context.Context, req api.Request) error {
+	if !req.Signed() {
+		return nil
 	}
 	first, err := b.replays.FirstUse(ctx, b.pnrHash.of("nonce", req.LegalID, req.Nonce))
 	if err != nil {

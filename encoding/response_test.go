@@ -192,7 +192,7 @@ func TestStatusTable(t *testing.T) {
 		api.CodeMalformed: 400, api.CodeSchemaViolation: 400, api.CodeMissingField: 400,
 		api.CodeUnknownField: 400, api.CodeDuplicateField: 400, api.CodeInvalidField: 400,
 		api.CodeUnsupportedMediaType: 415, api.CodeBodyTooLarge: 413, api.CodeNotAcceptable: 406,
-		api.CodeMethodNotAllowed: 405, api.CodeNotFound: 404, api.CodeConflict: 409,
+		api.CodeMethodNotAllowed: 405, api.CodeNotFound: 404, api.CodeConflict: 409, api.CodeApplicationsClosed: 403,
 		api.CodePushUnavailable: 503, api.CodeStoreUnavailable: 503, api.CodeShuttingDown: 503,
 		api.CodeInternalError: 500,
 	}

@@ -72,11 +72,20 @@ type Config struct {
 
 	// Abuse limits (see broker.WithCallerRate and friends). Zero is no
 	// limit: DefaultConfig has the limits a broker should run with.
-	CallerRate      broker.Rate
-	IdentityRate    broker.Rate
-	NotMeBlock      time.Duration
-	SignatureWindow time.Duration
-	MaxPending      int
+	CallerRate         broker.Rate
+	IdentityRate       broker.Rate
+	SignedIdentityRate broker.Rate
+	ApplyRate          broker.Rate
+	NotMeBlock         time.Duration
+	SignatureWindow    time.Duration
+	MaxPending         int
+	// MaxBodyMemory bounds the request bodies being read at once, in bytes.
+	MaxBodyMemory int64
+
+	// ApplicationsClosed refuses POST /Identities; ApplicationExpiry
+	// deletes applications no operator decided on within it (0: never).
+	ApplicationsClosed bool
+	ApplicationExpiry  time.Duration
 
 	// Clock replaces time.Now for the broker's decisions (validity windows,
 	// signature windows), for tests that must not wait for time to pass.
@@ -94,26 +103,30 @@ type Config struct {
 // Config leaves unset, and a test holds the README's table to it.
 func DefaultConfig() Config {
 	return Config{
-		HTTPAddr:          ":8080",
-		DataDir:           "mfa-data",
-		Domain:            "localhost",
-		MongoDBTimeout:    3 * time.Second,
-		NATSListen:        ":4222",
-		NATSReplicas:      1,
-		MaxTimeout:        300 * time.Second,
-		IdentityValidity:  2 * 365 * 24 * time.Hour,
-		TLSMinVersion:     "1.3",
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxConnections:    100_000,
-		CallerRate:        broker.Rate{Events: 3000, Per: time.Minute},
-		IdentityRate:      broker.Rate{Events: 6, Per: time.Minute},
-		NotMeBlock:        24 * time.Hour,
-		SignatureWindow:   5 * time.Minute,
-		MaxPending:        100_000,
-		ShutdownTimeout:   30 * time.Second,
-		LogLevel:          "info",
-		LogFormat:         "text",
+		HTTPAddr:           ":8080",
+		DataDir:            "mfa-data",
+		Domain:             "localhost",
+		MongoDBTimeout:     3 * time.Second,
+		NATSListen:         ":4222",
+		NATSReplicas:       1,
+		MaxTimeout:         300 * time.Second,
+		IdentityValidity:   2 * 365 * 24 * time.Hour,
+		TLSMinVersion:      "1.3",
+		ReadHeaderTimeout:  10 * time.Second,
+		IdleTimeout:        2 * time.Minute,
+		MaxConnections:     100_000,
+		CallerRate:         broker.Rate{Events: 3000, Per: time.Minute},
+		IdentityRate:       broker.Rate{Events: 6, Per: time.Minute},
+		SignedIdentityRate: broker.Rate{Events: 6, Per: time.Minute},
+		ApplyRate:          broker.Rate{Events: 10, Per: time.Hour},
+		MaxBodyMemory:      32 << 20,
+		ApplicationExpiry:  7 * 24 * time.Hour,
+		NotMeBlock:         24 * time.Hour,
+		SignatureWindow:    5 * time.Minute,
+		MaxPending:         100_000,
+		ShutdownTimeout:    30 * time.Second,
+		LogLevel:           "info",
+		LogFormat:          "text",
 	}
 }
 
@@ -191,6 +204,7 @@ type Service struct {
 	httpLn, adminLn net.Listener
 	httpTLS         *tls.Config
 	releaseDataDir  func()
+	stopPurging     func()
 	serveErr        chan error
 	httpURL         string
 	natsURL         string
@@ -280,13 +294,19 @@ func (s *Service) start(ctx context.Context) error {
 		broker.WithPNRHashKey(hashKey),
 		broker.WithReadinessCheck(s.natsReady),
 		broker.WithCallerRate(cfg.CallerRate),
-		broker.WithIdentityRate(cfg.IdentityRate),
+		broker.WithIdentityRate(cfg.IdentityRate, cfg.SignedIdentityRate),
+		broker.WithApplyRate(cfg.ApplyRate),
+		broker.WithOpenApplications(!cfg.ApplicationsClosed),
+		broker.WithBodyMemory(cfg.MaxBodyMemory),
 		broker.WithNotMeBlock(s.blocks, cfg.NotMeBlock),
 		broker.WithReplayGuard(replays, cfg.SignatureWindow),
 		broker.WithMaxPending(cfg.MaxPending),
 		broker.WithClock(cfg.Clock),
 	); err != nil {
 		return err
+	}
+	if cfg.ApplicationExpiry > 0 {
+		s.startPurging(cfg.ApplicationExpiry)
 	}
 	if err := s.serve(); err != nil {
 		return err
@@ -297,6 +317,40 @@ func (s *Service) start(ctx context.Context) error {
 	}
 	log.Info("broker started", "http", s.httpURL, "nats", s.natsURL, "admin", cfg.AdminSocket, "domain", cfg.Domain, "data", cfg.DataDir, "store", storeName)
 	return nil
+}
+
+// startPurging deletes, now and then, the applications no operator decided
+// on within expiry, so that anyone applying without end cannot fill the
+// store or the operator's queue.
+func (s *Service) startPurging(expiry time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	s.stopPurging = func() {
+		cancel()
+		<-done
+	}
+	every := min(max(expiry/4, time.Second), time.Hour)
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			pctx, pcancel := context.WithTimeout(ctx, time.Minute)
+			n, err := s.store.PurgeApplications(pctx, time.Now().Add(-expiry))
+			pcancel()
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.log.Warn("applications not purged", "err", err)
+			case n > 0:
+				s.log.Info("applications no operator decided on purged", "count", n, "older than", expiry)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 }
 
 // openStore opens MongoDB when a URI is configured, else the embedded
@@ -539,6 +593,9 @@ func (s *Service) stop() {
 	}
 	if s.adminLn != nil {
 		s.adminLn.Close()
+	}
+	if s.stopPurging != nil {
+		s.stopPurging()
 	}
 	if s.pusher != nil {
 		s.pusher.Close(context.Background())

@@ -105,7 +105,16 @@ func serverFlags(c *cli.Command, cfg *config) {
 	fs.StringVar(&cfg.PNRHashKeyFile, "pnr-hash-key-file", "", "key of the hash that names people in logs and blocks (default <data-dir>/pnr-hash.key)")
 	fs.Var(seconds{&cfg.ShutdownTimeout}, "shutdown-timeout", "how long a graceful shutdown may take")
 	fs.Var(rateFlag{&cfg.CallerRate}, "rate-caller", "requests allowed per caller (requester identity, or remote address when unsigned), as N/duration; 0 for no limit")
-	fs.Var(rateFlag{&cfg.IdentityRate}, "rate-identity", "pushes allowed per identity, as N/duration; 0 for no limit")
+	fs.Var(rateFlag{&cfg.IdentityRate}, "rate-identity", "pushes per identity that unsigned requests may cause, as N/duration; 0 for no limit")
+	fs.Var(rateFlag{&cfg.SignedIdentityRate}, "rate-identity-signed", "pushes per identity that signed requests may cause, a budget unsigned ones cannot spend, as N/duration; 0 for no limit")
+	fs.Var(rateFlag{&cfg.ApplyRate}, "rate-apply", "identity applications allowed per remote address, as N/duration; 0 for no limit")
+	fs.BoolFunc("open-applications", "let anyone apply for an identity (POST /Identities); false refuses applications (default true)", func(v string) error {
+		open, err := strconv.ParseBool(v)
+		cfg.ApplicationsClosed = !open
+		return err
+	})
+	fs.Var(seconds{&cfg.ApplicationExpiry}, "application-expiry", "how long an application may wait for an operator before it is deleted; 0 for never")
+	fs.Int64Var(&cfg.MaxBodyMemory, "max-body-memory", d.MaxBodyMemory, "bytes of request bodies all requests together may hold while they are read; past it, 503 too-busy")
 	fs.Var(seconds{&cfg.NotMeBlock}, "not-me-block", "how long a caller may not ask a person again after the person answered 'not me'")
 	fs.Var(seconds{&cfg.SignatureWindow}, "signature-window", "how far a signed request's Issued time may be from the broker's clock")
 	fs.IntVar(&cfg.MaxPending, "max-pending", d.MaxPending, "most MFA requests waiting for an answer at once; more get 503 too-busy")

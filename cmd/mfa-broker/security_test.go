@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/broker"
+	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/internal/poll"
 	"github.com/legalmfa/mfa/notify"
 	"github.com/legalmfa/mfa/notify/notifytest"
@@ -26,11 +29,11 @@ func TestPushFatigueRateLimits(t *testing.T) {
 		c.IdentityRate = broker.Rate{Events: 2, Per: time.Minute}
 		c.CallerRate = broker.Rate{Events: callerBudget, Per: time.Minute}
 	})
-	// Three applications from this address: 3 of its budget.
+	// Applications have a budget of their own: none of this one is used.
 	d := tb.person("19330303-0001", "SE", notifytest.Always(notify.Deny))
 	tb.person("19330303-0002", "SE", notifytest.Always(notify.Approve))
 	rpID, rpKey := tb.requester()
-	used := 3
+	used := 0
 
 	m := mfaBody{PNR: "19330303-0001", COUNTRY: "SE", Timeout: 10, Reason: "again"}
 	for i := 0; i < 2; i++ {
@@ -52,8 +55,17 @@ func TestPushFatigueRateLimits(t *testing.T) {
 	if n := d.PromptCount(); n != 2 {
 		t.Fatalf("the person was pushed %d times, want 2", n)
 	}
-	// The caller's own limit counts every request, unknown people too: it
-	// also slows down anyone probing which personal numbers exist.
+	// A verified requester is counted as itself: its signed requests leave
+	// the address's budget as it was.
+	for range 3 {
+		sm := mfaBody{PNR: "19330303-0002", COUNTRY: "SE", Timeout: 10, Reason: "signed", LegalId: rpID}
+		sign(rpKey, &sm)
+		if o := tb.postMFA(context.Background(), "json", sm, ""); o.code != "approved" {
+			t.Fatalf("signed request: %s %s", o.code, o.message)
+		}
+	}
+	// The caller's own limit counts every other request, unknown people
+	// too: it also slows down anyone probing which numbers exist.
 	for ; used < callerBudget; used++ {
 		if o := tb.postMFA(context.Background(), "json", mfaBody{PNR: "nobody-" + strconv.Itoa(used), COUNTRY: "SE", Timeout: 10, Reason: "probe"}, ""); o.code != "unknown-person" {
 			t.Fatalf("probe %d within the budget: %s", used, o.code)
@@ -62,25 +74,46 @@ func TestPushFatigueRateLimits(t *testing.T) {
 	if o := tb.postMFA(context.Background(), "json", mfaBody{PNR: "nobody-x", COUNTRY: "SE", Timeout: 10, Reason: "probe"}, ""); o.code != "rate-limited" {
 		t.Fatalf("request %d from one caller: %s", callerBudget+1, o.code)
 	}
-	// A signed requester is counted as itself, not by address.
-	sm := mfaBody{PNR: "19330303-0002", COUNTRY: "SE", Timeout: 10, Reason: "signed", LegalId: rpID}
-	sign(rpKey, &sm)
-	if o := tb.postMFA(context.Background(), "json", sm, ""); o.code != "approved" {
-		t.Fatalf("signed requester limited by the address's use: %s %s", o.code, o.message)
-	}
 }
 
-// TestApplicationFlood: identity applications count against the caller's
-// budget, so nobody can fill the store with them.
+// TestApplicationFlood: identity applications have a budget of their own
+// per address, so nobody can fill the store with them, nor spend the MFA
+// requests' budget; an operator can close applications; and applications
+// nobody decided on expire.
 func TestApplicationFlood(t *testing.T) {
 	t.Parallel()
-	tb := startBroker(t, func(c *config) { c.CallerRate = broker.Rate{Events: 3, Per: time.Minute} })
+	tb := startBroker(t, func(c *config) {
+		c.ApplyRate = broker.Rate{Events: 3, Per: time.Minute}
+		c.CallerRate = broker.Rate{Events: 3, Per: time.Minute}
+	})
 	for i := 0; i < 3; i++ {
 		tb.applyIdentity("PNR", strconv.Itoa(i), "COUNTRY", "SE")
 	}
 	r := tb.do(http.MethodPost, "/Identities", "application/json", "", strings.NewReader(`{"Properties":[],"PublicKey":"","Proof":""}`))
 	if r.status != http.StatusTooManyRequests || !strings.Contains(string(r.body), `"rate-limited"`) || r.header.Get("Retry-After") == "" {
 		t.Fatalf("fourth application: %d %s", r.status, r.body)
+	}
+	if o := tb.postMFA(context.Background(), "json", mfaBody{PNR: "nobody", COUNTRY: "SE", Timeout: 10, Reason: "x"}, ""); o.code != "unknown-person" {
+		t.Fatalf("an MFA request after the applications: %s, want the caller's budget untouched", o.code)
+	}
+
+	closed := startBroker(t, func(c *config) { c.ApplicationsClosed = true })
+	r = closed.do(http.MethodPost, "/Identities", "application/json", "", strings.NewReader(`{"Properties":[],"PublicKey":"","Proof":""}`))
+	if r.status != http.StatusForbidden || !strings.Contains(string(r.body), `"applications-closed"`) {
+		t.Fatalf("an application to a closed broker: %d %s", r.status, r.body)
+	}
+
+	expiring := startBroker(t, func(c *config) { c.ApplicationExpiry = 2 * time.Second })
+	approved := expiring.person("19330303-0009", "SE", nil)
+	pending, _ := expiring.applyIdentity("PNR", "19330303-0009", "COUNTRY", "SE")
+	poll.Until(t, "the undecided application deleted", func() bool {
+		return expiring.do(http.MethodGet, "/Identities/"+url.PathEscape(pending), "", "", nil).status == http.StatusNotFound
+	})
+	if r := expiring.do(http.MethodGet, "/Identities/"+url.PathEscape(approved.LegalID), "", "", nil); r.status != http.StatusOK {
+		t.Fatalf("the approved identity: %d %s", r.status, r.body)
+	}
+	if !strings.Contains(expiring.logs.String(), "applications no operator decided on purged") {
+		t.Error("the purge was not logged")
 	}
 }
 
@@ -302,5 +335,89 @@ func TestBlockListAndRemove(t *testing.T) {
 	}
 	if out, err := a.operator("block", "remove", "no.such"); err == nil || !strings.Contains(err.Error(), "not-found") {
 		t.Fatalf("lifting a block that is not there: %v\n%s", err, out)
+	}
+}
+
+// TestUnsignedCannotLockOut: whoever knows a person's number can use up
+// the pushes unsigned requests may cause that person, and no more: a
+// verified requester's signed request still reaches the person.
+func TestUnsignedCannotLockOut(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t, func(c *config) {
+		c.IdentityRate = broker.Rate{Events: 3, Per: time.Minute}
+		c.SignedIdentityRate = broker.Rate{Events: 3, Per: time.Minute}
+	})
+	tb.person("19330303-0020", "SE", notifytest.Always(notify.Approve))
+	rpID, rpKey := tb.requester()
+	m := mfaBody{PNR: "19330303-0020", COUNTRY: "SE", Timeout: 10, Reason: "unsigned"}
+	for i := range 3 {
+		if o := tb.postMFA(context.Background(), "json", m, ""); o.code != "approved" {
+			t.Fatalf("unsigned request %d: %s", i+1, o.code)
+		}
+	}
+	if o := tb.postMFA(context.Background(), "json", m, ""); o.code != "rate-limited" {
+		t.Fatalf("fourth unsigned request: %s, want rate-limited", o.code)
+	}
+	sm := mfaBody{PNR: "19330303-0020", COUNTRY: "SE", Timeout: 10, Reason: "signed", LegalId: rpID}
+	sign(rpKey, &sm)
+	if o := tb.postMFA(context.Background(), "json", sm, ""); o.code != "approved" {
+		t.Fatalf("the bank's signed request after the unsigned ones: %s", o.code)
+	}
+}
+
+// TestCallerLimitBeforeWork: every request counts against its caller's
+// budget before the broker works on it, refused ones too; and a signed
+// request refused for a limit keeps its nonce, so sent again once the
+// budget allows, it is not taken for a replay.
+func TestCallerLimitBeforeWork(t *testing.T) {
+	t.Parallel()
+	var later atomic.Int64
+	tb := startBroker(t, func(c *config) {
+		c.CallerRate = broker.Rate{Events: 20, Per: time.Minute}
+		c.SignedIdentityRate = broker.Rate{Events: 1, Per: time.Minute}
+		c.Clock = func() time.Time { return time.Now().Add(time.Duration(later.Load())) }
+	})
+	count := func(send func(i int) outcome) map[string]int {
+		codes := map[string]int{}
+		for i := range 50 {
+			codes[send(i).code]++
+		}
+		return codes
+	}
+	malformed := count(func(int) outcome {
+		r := tb.do(http.MethodPost, "/MFA", "application/json", "application/json", strings.NewReader(`{"PNR":`))
+		return tb.parseOutcome(r, "application/json")
+	})
+	if malformed["malformed"] != 20 || malformed["rate-limited"] != 30 {
+		t.Fatalf("50 malformed requests with a budget of 20: %v", malformed)
+	}
+
+	other := startBroker(t, func(c *config) { c.CallerRate = broker.Rate{Events: 20, Per: time.Minute} })
+	key, _ := identity.GenerateKey()
+	unknown := count(func(i int) outcome {
+		m := mfaBody{PNR: "19330303-0030", COUNTRY: "SE", Timeout: 10, Reason: "x", LegalId: fmt.Sprintf("nobody%d@legal.broker.test", i)}
+		sign(key, &m)
+		return other.postMFA(context.Background(), "json", m, "")
+	})
+	if unknown["unknown-requester"] != 20 || unknown["rate-limited"] != 30 {
+		t.Fatalf("50 requests signed by unknown requesters with a budget of 20: %v", unknown)
+	}
+
+	tb.person("19330303-0031", "SE", notifytest.Always(notify.Approve))
+	rpID, rpKey := tb.requester()
+	first := mfaBody{PNR: "19330303-0031", COUNTRY: "SE", Timeout: 10, Reason: "first", LegalId: rpID}
+	sign(rpKey, &first)
+	second := mfaBody{PNR: "19330303-0031", COUNTRY: "SE", Timeout: 10, Reason: "second", LegalId: rpID}
+	sign(rpKey, &second)
+	later.Store(int64(time.Minute)) // a fresh minute for the caller's budget
+	if o := tb.postMFA(context.Background(), "json", first, ""); o.code != "approved" {
+		t.Fatalf("first signed request: %s", o.code)
+	}
+	if o := tb.postMFA(context.Background(), "json", second, ""); o.code != "rate-limited" {
+		t.Fatalf("second signed request within the minute: %s, want rate-limited", o.code)
+	}
+	later.Store(int64(2*time.Minute + time.Second))
+	if o := tb.postMFA(context.Background(), "json", second, ""); o.code != "approved" {
+		t.Fatalf("the second sent again once the budget allows: %s (%s), want approved", o.code, o.message)
 	}
 }
