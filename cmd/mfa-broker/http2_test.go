@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/legalmfa/mfa/internal/poll"
 	"github.com/legalmfa/mfa/notify"
@@ -135,4 +136,69 @@ func checkHTTP2MFA(t *testing.T, tb *testBroker) {
 		return len(ws) == 1 && ws[0].Why == notify.WhyCancelled
 	})
 	poll.Until(t, "nothing pending", func() bool { return tb.srv.Pending() == 0 })
+}
+
+// TestStalledBodies: many HTTP/2 streams each sending a large body slowly
+// cannot make the broker hold their bodies without bound: past the body
+// memory budget a request is answered 503 too-busy at once, while the
+// ones within it wait for their bodies.
+func TestStalledBodies(t *testing.T) {
+	t.Parallel()
+	const budget, streams, declared = 1 << 20, 40, 65000
+	tb := startBroker(t, func(c *config) { c.MaxBodyMemory = budget })
+	client := h2cClient()
+	type answer struct {
+		status int
+		code   string
+	}
+	answers := make(chan answer, streams)
+	var writers []*io.PipeWriter
+	for range streams {
+		pr, pw := io.Pipe()
+		writers = append(writers, pw)
+		req, err := http.NewRequest(http.MethodPost, tb.url("/MFA"), pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = declared
+		req.Header.Set("Content-Type", "application/json")
+		go func() {
+			resp, err := client.Do(req)
+			if err != nil {
+				answers <- answer{}
+				return
+			}
+			defer resp.Body.Close()
+			var v struct{ Code string }
+			body, _ := io.ReadAll(resp.Body)
+			if i := strings.Index(string(body), `"Code":"`); i >= 0 {
+				v.Code, _, _ = strings.Cut(string(body)[i+8:], `"`)
+			}
+			answers <- answer{resp.StatusCode, v.Code}
+		}()
+		go pw.Write([]byte(`{"Reason":"` + strings.Repeat("a", 1000))) // and then nothing
+	}
+	// Those past the budget are answered while the rest still wait.
+	refused := 0
+	for refused < streams-budget/declared {
+		var a answer
+		select {
+		case a = <-answers:
+		case <-time.After(poll.Patience):
+			t.Fatalf("%d of %d streams answered while bodies stall; want all past the budget", refused, streams)
+		}
+		if a.status != http.StatusServiceUnavailable || a.code != "too-busy" {
+			t.Fatalf("while bodies stall: %d %s, want 503 too-busy", a.status, a.code)
+		}
+		refused++
+	}
+	for _, w := range writers {
+		w.CloseWithError(errors.New("the caller gave up"))
+	}
+	for range streams - refused {
+		<-answers
+	}
+	if r := tb.do(http.MethodGet, "/readyz", "", "", nil); r.status != http.StatusOK {
+		t.Fatalf("after the stalled bodies: %d", r.status)
+	}
 }
