@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/pprof"
@@ -30,6 +31,18 @@ type AdminIdentity struct {
 	Created    time.Time           `json:"Created"`
 	Updated    time.Time           `json:"Updated"`
 	Version    int64               `json:"Version"`
+	// SamePerson lists the other identities with this one's PNR and
+	// COUNTRY: a second phone of the same person, or an impostor, which is
+	// for the operator to tell before approving.
+	SamePerson []SamePerson `json:"SamePerson"`
+}
+
+// SamePerson is another identity of the same PNR and COUNTRY.
+type SamePerson struct {
+	ID      string         `json:"Id"`
+	State   identity.State `json:"State"`
+	Name    string         `json:"Name"`
+	Created time.Time      `json:"Created"`
 }
 
 // Stats is what the broker process is doing, for operators and load tests.
@@ -90,6 +103,10 @@ type TransitionRequest struct {
 	// Created for approve and reject, Approved for obsolete and compromise.
 	// Two operators deciding at once therefore never both win.
 	From identity.State `json:"From,omitempty"`
+	// SamePerson approves an identity although another one, Approved or
+	// waiting, holds the same PNR and COUNTRY: the operator has checked
+	// that both are the person's.
+	SamePerson bool `json:"SamePerson,omitempty"`
 }
 
 // actionStates maps an operator's verb to the state it usually starts from
@@ -144,12 +161,38 @@ func (b *Broker) AdminHandler() http.Handler {
 	return r
 }
 
-func adminIdentity(id identity.Identity) AdminIdentity {
+// adminIdentity is id as the operator sees it, with the other identities
+// of the same person.
+func (b *Broker) adminIdentity(ctx context.Context, id identity.Identity) (AdminIdentity, error) {
+	others, err := b.samePerson(ctx, id)
+	if err != nil {
+		return AdminIdentity{}, err
+	}
 	return AdminIdentity{
 		ID: id.ID, State: id.State, Properties: id.Properties,
 		PublicKey: identity.EncodePublicKey(id.PublicKey), DeviceID: id.DeviceID(),
 		ValidFrom: id.From, ValidTo: id.To, Created: id.Created, Updated: id.Updated, Version: id.Version,
+		SamePerson: others,
+	}, nil
+}
+
+// samePerson lists the other identities with id's PNR and COUNTRY.
+func (b *Broker) samePerson(ctx context.Context, id identity.Identity) ([]SamePerson, error) {
+	out := []SamePerson{}
+	pnr, country := id.Property(identity.PropPNR), id.Property(identity.PropCountry)
+	if pnr == "" || country == "" {
+		return out, nil
 	}
+	all, err := b.registry.FindPerson(ctx, pnr, country)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range all {
+		if o.ID != id.ID {
+			out = append(out, SamePerson{ID: o.ID, State: o.State, Name: o.DisplayName(), Created: o.Created})
+		}
+	}
+	return out, nil
 }
 
 func (b *Broker) handleAdminList(c *gin.Context) {
@@ -177,7 +220,12 @@ func (b *Broker) handleAdminList(c *gin.Context) {
 	}
 	out := AdminList{Identities: make([]AdminIdentity, 0, len(ids))}
 	for _, id := range ids {
-		out.Identities = append(out.Identities, adminIdentity(id))
+		ai, err := b.adminIdentity(c.Request.Context(), id)
+		if err != nil {
+			b.fail(c, encoding.MediaJSON, err)
+			return
+		}
+		out.Identities = append(out.Identities, ai)
 	}
 	if len(ids) == q.Limit {
 		out.Next = ids[len(ids)-1].ID
@@ -191,7 +239,12 @@ func (b *Broker) handleAdminGet(c *gin.Context) {
 		b.fail(c, encoding.MediaJSON, err)
 		return
 	}
-	c.JSON(http.StatusOK, adminIdentity(id))
+	ai, err := b.adminIdentity(c.Request.Context(), id)
+	if err != nil {
+		b.fail(c, encoding.MediaJSON, err)
+		return
+	}
+	c.JSON(http.StatusOK, ai)
 }
 
 func (b *Broker) handleAdminTransition(c *gin.Context) {
@@ -224,6 +277,12 @@ func (b *Broker) handleAdminTransition(c *gin.Context) {
 		}
 		from = st
 	}
+	if to == identity.Approved && !req.SamePerson {
+		if err := b.checkSamePerson(c.Request.Context(), c.Param("id")); err != nil {
+			b.fail(c, encoding.MediaJSON, err)
+			return
+		}
+	}
 	now := b.now().UTC()
 	change := identity.Change{From: from, To: to, At: now}
 	if to == identity.Approved {
@@ -235,5 +294,36 @@ func (b *Broker) handleAdminTransition(c *gin.Context) {
 		return
 	}
 	b.log.Info("identity state changed by operator", "id", id.ID, "from", from, "to", to)
-	c.JSON(http.StatusOK, adminIdentity(id))
+	ai, err := b.adminIdentity(c.Request.Context(), id)
+	if err != nil {
+		b.fail(c, encoding.MediaJSON, err)
+		return
+	}
+	c.JSON(http.StatusOK, ai)
+}
+
+// checkSamePerson refuses to approve an identity while another one holds
+// its PNR and COUNTRY and is Approved or waiting: both would be asked for
+// that person's MFA, and an impostor's approval would count. The operator
+// says it is the same person (SamePerson) once that is checked.
+func (b *Broker) checkSamePerson(ctx context.Context, legalID string) error {
+	id, err := b.registry.Get(ctx, legalID)
+	if err != nil {
+		return err
+	}
+	others, err := b.samePerson(ctx, id)
+	if err != nil {
+		return err
+	}
+	var live []string
+	for _, o := range others {
+		if o.State == identity.Approved || o.State == identity.Created {
+			live = append(live, fmt.Sprintf("%s (%s, %s)", o.ID, o.State, o.Name))
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: other identities hold this PNR and COUNTRY: %s; if they are the same person's, approve with SamePerson (mfa-broker identity approve --same-person)",
+		identity.ErrConflict, strings.Join(live, ", "))
 }

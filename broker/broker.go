@@ -35,6 +35,7 @@ type Asker interface {
 // lookup, requesters' keys, devices' applications, operators' decisions.
 type Registry interface {
 	FindValid(ctx context.Context, pnr, country string, at time.Time) ([]identity.Identity, error)
+	FindPerson(ctx context.Context, pnr, country string) ([]identity.Identity, error)
 	Get(ctx context.Context, id string) (identity.Identity, error)
 	Create(ctx context.Context, id identity.Identity) error
 	List(ctx context.Context, q identity.Query) ([]identity.Identity, error)

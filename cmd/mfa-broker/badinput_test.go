@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -271,7 +272,7 @@ func TestOperatorsRace(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t)
 	for round := 0; round < 5; round++ {
-		id, _ := tb.applyIdentity("PNR", "race", "COUNTRY", "SE")
+		id, _ := tb.applyIdentity("PNR", "race-"+strconv.Itoa(round), "COUNTRY", "SE")
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
 		outs := make([]string, 2)

@@ -41,7 +41,7 @@ another), so two operators deciding at once never both win.
 var identityVerbs = map[string]string{
 	"list":       "Usage: mfa-broker identity list [--state STATE] [--json]\n\nLists identities: ID, state, name, country, when created, valid until.",
 	"show":       "Usage: mfa-broker identity show LEGALID [--json]\n\nShows one identity, properties and all.",
-	"approve":    "Usage: mfa-broker identity approve LEGALID [--valid-for 8760h] [--json]\n\nApproves a Created identity: from now on it is asked for MFA and may sign requests.",
+	"approve":    "Usage: mfa-broker identity approve LEGALID [--valid-for 8760h] [--same-person] [--json]\n\nApproves a Created identity: from now on it is asked for MFA and may sign requests.\nWhile another identity with the same PNR and COUNTRY is Approved or waiting, the\nbroker refuses unless --same-person says they are the one person's (a second\nphone): an impostor applying with someone's number looks just like that.",
 	"reject":     "Usage: mfa-broker identity reject LEGALID [--from STATE] [--json]\n\nRejects an identity: a Created one (the default), or an Approved one with --from Approved.",
 	"obsolete":   "Usage: mfa-broker identity obsolete LEGALID [--from STATE] [--json]\n\nRetires an Approved identity that is no longer used, such as a lost phone's.",
 	"compromise": "Usage: mfa-broker identity compromise LEGALID [--from STATE] [--json]\n\nMarks an Approved identity's key as compromised.",
@@ -65,11 +65,13 @@ func runIdentity(ctx context.Context, e env, args []string) error {
 	dataDirFlags(c, &cfg)
 	asJSON := c.Flags.Bool("json", false, "print JSON instead of text")
 	var state, validFor, from *string
+	samePerson := new(bool)
 	switch verb {
 	case "list":
 		state = c.Flags.String("state", "", "only identities in this state: Created, Approved, Rejected, Obsoleted or Compromised")
 	case "approve":
 		validFor = c.Flags.String("valid-for", "", "how long the approval lasts, e.g. 8760h (default: the broker's --identity-validity)")
+		samePerson = c.Flags.Bool("same-person", false, "approve although another identity, Approved or waiting, has the same PNR and COUNTRY: it is the same person's")
 	case "reject", "obsolete", "compromise":
 		from = c.Flags.String("from", "", "the state the change starts from, e.g. reject --from Approved revokes an approved identity")
 	}
@@ -99,7 +101,7 @@ func runIdentity(ctx context.Context, e env, args []string) error {
 	if verb == "show" {
 		id, err = op.Identity(ctx, positional[0])
 	} else {
-		req := broker.TransitionRequest{}
+		req := broker.TransitionRequest{SamePerson: *samePerson}
 		if validFor != nil {
 			req.ValidFor = *validFor
 		}
@@ -215,12 +217,12 @@ func reach(c *cli.Command, cfg *config, args []string, getenv func(string) strin
 
 func printIdentities(w io.Writer, all []broker.AdminIdentity) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tNAME\tCOUNTRY\tCREATED\tVALID TO")
+	fmt.Fprintln(tw, "ID\tSTATE\tNAME\tCOUNTRY\tCREATED\tVALID TO\tSAME PERSON")
 	for _, id := range all {
 		name := identity.Identity{ID: "-", Properties: id.Properties}.DisplayName()
 		country := identity.Identity{Properties: id.Properties}.Property(identity.PropCountry)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", id.ID, id.State, name, orDash(country),
-			id.Created.Format(time.DateTime), formatTime(id.ValidTo))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id.ID, id.State, name, orDash(country),
+			id.Created.Format(time.DateTime), formatTime(id.ValidTo), samePersonSummary(id.SamePerson))
 	}
 	return tw.Flush()
 }
@@ -233,7 +235,31 @@ func printIdentity(w io.Writer, id broker.AdminIdentity) error {
 	for _, p := range id.Properties {
 		fmt.Fprintf(tw, "%s\t%s\n", p.Name, p.Value)
 	}
+	for _, o := range id.SamePerson {
+		fmt.Fprintf(tw, "Same PNR+COUNTRY\t%s  %s  %q  applied %s\n", o.ID, o.State, o.Name, o.Created.Format(time.DateTime))
+	}
 	return tw.Flush()
+}
+
+// samePersonSummary counts the other identities of the same person by
+// state: "-" when there are none.
+func samePersonSummary(others []broker.SamePerson) string {
+	if len(others) == 0 {
+		return "-"
+	}
+	count := map[identity.State]int{}
+	var order []identity.State
+	for _, o := range others {
+		if count[o.State] == 0 {
+			order = append(order, o.State)
+		}
+		count[o.State]++
+	}
+	parts := make([]string, 0, len(order))
+	for _, st := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", count[st], st))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -421,3 +421,32 @@ func TestCallerLimitBeforeWork(t *testing.T) {
 		t.Fatalf("the second sent again once the budget allows: %s (%s), want approved", o.code, o.message)
 	}
 }
+
+// TestImpersonationIsVisible: someone applying with another person's PNR
+// and COUNTRY is shown to the operator beside that person's identity, at
+// review and at approval, and is not approved without saying so.
+func TestImpersonationIsVisible(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	alice := tb.person("19550505-0055", "SE", notifytest.Always(notify.Approve))
+	impostor, _ := tb.applyIdentity("FIRST", "Mallory", "LAST", "Impostor", "PNR", "19550505-0055", "COUNTRY", "SE")
+
+	out, err := tb.operator("identity", "list", "--state", "Created")
+	if err != nil || !strings.Contains(out, "SAME PERSON") || !strings.Contains(out, "1 Approved") {
+		t.Fatalf("the list does not show the impostor's twin: %v\n%s", err, out)
+	}
+	out, err = tb.operator("identity", "show", impostor)
+	if err != nil || !strings.Contains(out, "Same PNR+COUNTRY") || !strings.Contains(out, alice.LegalID) {
+		t.Fatalf("show does not name the other identity: %v\n%s", err, out)
+	}
+	out, err = tb.operator("identity", "approve", impostor)
+	if err == nil || !strings.Contains(err.Error(), alice.LegalID) || !strings.Contains(err.Error(), "--same-person") {
+		t.Fatalf("a second identity for one person approved without a word: %v\n%s", err, out)
+	}
+	if o := tb.postMFA(context.Background(), "json", mfaBody{PNR: "19550505-0055", COUNTRY: "SE", Timeout: 10, Reason: "only Alice"}, ""); o.code != "approved" || o.evidence["LegalId"] != alice.LegalID {
+		t.Fatalf("MFA for Alice: %s by %s", o.code, o.evidence["LegalId"])
+	}
+	if out, err := tb.operator("identity", "approve", impostor, "--same-person"); err != nil || !strings.Contains(out, "Approved") {
+		t.Fatalf("approve --same-person: %v\n%s", err, out)
+	}
+}
