@@ -476,6 +476,12 @@ func (s *Service) serve() error {
 		Protocols: httpProtocols(),
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: http2MaxStreams,
+			// Flow control bounds what a connection's streams may send
+			// before their handlers read it: one body's worth a stream, a
+			// few in all. Bodies being read are bounded again across every
+			// connection (MaxBodyMemory).
+			MaxReceiveBufferPerStream:     128 << 10,
+			MaxReceiveBufferPerConnection: 1 << 20,
 			// Pending requests send nothing for up to MaxTimeout; pings
 			// find callers that vanished without closing the connection.
 			SendPingTimeout: 30 * time.Second,
