@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 // testBroker is a whole broker, started by the same code as the real one,
 // on random ports with its own data directory.
 type testBroker struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *service.Service
 	cfg    config
 	logs   *syncbuf.Buffer
@@ -56,7 +56,7 @@ type testBroker struct {
 	client *http.Client // trusts the broker's certificate when it has one
 }
 
-func startBroker(t *testing.T, tweak ...func(*config)) *testBroker {
+func startBroker(t testing.TB, tweak ...func(*config)) *testBroker {
 	t.Helper()
 	cfg := config{
 		Config: service.Config{

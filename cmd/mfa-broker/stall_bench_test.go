@@ -35,8 +35,7 @@ func BenchmarkStalledBodies(b *testing.B) {
 }
 
 func stallBodies(b *testing.B, budget int64) {
-	tb := startBroker(&testing.T{}, func(c *config) { c.MaxBodyMemory = budget })
-	defer tb.srv.Shutdown(b.Context())
+	tb := startBroker(b, func(c *config) { c.MaxBodyMemory = budget })
 	heap := func() float64 {
 		runtime.GC()
 		var m runtime.MemStats
