@@ -337,13 +337,27 @@ func (s *Store) FindValid(ctx context.Context, pnr, country string, at time.Time
 	}
 	person := referencePrefix(country, pnr)
 	approved, _ := stateCode(identity.Approved)
-	prefix := append(person[:], approved)
+	// Comparing the properties too makes a hash collision, however
+	// unlikely, unable to send a push to the wrong person.
+	out, err := s.person(append(person[:], approved), func(id identity.Identity) bool {
+		return id.ValidAt(at) && id.Property(identity.PropPNR) == pnr && id.Property(identity.PropCountry) == country
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: find valid: %w", err)
+	}
+	return out, nil
+}
+
+// person reads the identities whose reference keys start with prefix (a
+// person's, or a person's in one state), ordered by state and then ID, and
+// keeps those keep holds for.
+func (s *Store) person(prefix []byte, keep func(identity.Identity) bool) ([]identity.Identity, error) {
 	var out []identity.Identity
 	err := s.view(func(tx *bolt.Tx) error {
 		ids := tx.Bucket(bucketIdentities)
 		c := tx.Bucket(bucketReferences).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			key := k[len(prefix):]
+			key := k[referencePrefixLen+1:] // past the person's hash and the state's code
 			v := ids.Get(key)
 			if v == nil {
 				return fmt.Errorf("%w: reference index names missing identity %s", identity.ErrUnavailable, key)
@@ -352,18 +366,13 @@ func (s *Store) FindValid(ctx context.Context, pnr, country string, at time.Time
 			if err != nil {
 				return fmt.Errorf("%w: identity %s: %w", identity.ErrUnavailable, key, err)
 			}
-			// Comparing the properties too makes a hash collision, however
-			// unlikely, unable to send a push to the wrong person.
-			if id.ValidAt(at) && id.Property(identity.PropPNR) == pnr && id.Property(identity.PropCountry) == country {
+			if keep(id) {
 				out = append(out, id)
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("boltstore: find valid: %w", err)
-	}
-	return out, nil
+	return out, err
 }
 
 // FindPerson returns every identity of the person, in any state, ordered
@@ -376,25 +385,8 @@ func (s *Store) FindPerson(ctx context.Context, pnr, country string) ([]identity
 		return nil, nil
 	}
 	prefix := referencePrefix(country, pnr)
-	var out []identity.Identity
-	err := s.view(func(tx *bolt.Tx) error {
-		ids := tx.Bucket(bucketIdentities)
-		c := tx.Bucket(bucketReferences).Cursor()
-		for k, _ := c.Seek(prefix[:]); k != nil && bytes.HasPrefix(k, prefix[:]); k, _ = c.Next() {
-			key := k[len(prefix)+1:] // past the state's code
-			v := ids.Get(key)
-			if v == nil {
-				return fmt.Errorf("%w: reference index names missing identity %s", identity.ErrUnavailable, key)
-			}
-			id, err := decodeRecord(key, v)
-			if err != nil {
-				return fmt.Errorf("%w: identity %s: %w", identity.ErrUnavailable, key, err)
-			}
-			if id.Property(identity.PropPNR) == pnr && id.Property(identity.PropCountry) == country {
-				out = append(out, id)
-			}
-		}
-		return nil
+	out, err := s.person(prefix[:], func(id identity.Identity) bool {
+		return id.Property(identity.PropPNR) == pnr && id.Property(identity.PropCountry) == country
 	})
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: find person: %w", err)
