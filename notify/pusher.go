@@ -397,6 +397,7 @@ func (p *Pusher) handleAnswer(m *nats.Msg) {
 	}
 	out, dev, requestID, err := p.checkAnswer(m, arrived)
 	if err != nil {
+		p.answerRates.spend(dev, arrived)
 		// requestID is a well-formed one or "": a device's arbitrary text
 		// goes to no log.
 		p.refusals.Info("answer refused", "device", dev, "request", requestID, "err", err)
@@ -440,8 +441,8 @@ func (p *Pusher) checkAnswer(m *nats.Msg, now time.Time) (Outcome, string, strin
 	}
 	// Cheap checks first: a device flooding the broker costs it a map
 	// look-up per message, and holds up no one else's answers.
-	if !p.answerRates.allow(dev, now) {
-		return Outcome{}, dev, "", errors.New("too many answers from this device")
+	if !p.answerRates.allowed(dev, now) {
+		return Outcome{}, dev, "", errors.New("too many refused answers from this device")
 	}
 	if len(m.Data) > maxAnswerBytes {
 		return Outcome{}, dev, "", fmt.Errorf("the answer has %d bytes, at most %d", len(m.Data), maxAnswerBytes)

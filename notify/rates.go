@@ -7,9 +7,11 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Each device may send this many answers a second, in bursts of
-// answerBurst: a person answers a few a minute; anything near the limit is
-// a device flooding the broker.
+// Each device may have this many answers a second refused, in bursts of
+// answerBurst; past that its answers are refused unread. Only refusals
+// count: a device answers once per request, and requests are limited per
+// person already, while a device sending what the broker refuses is
+// flooding it.
 const (
 	answersPerSecond = 10
 	answerBurst      = 20
@@ -28,7 +30,16 @@ func newDeviceRates() *deviceRates {
 	return &deviceRates{buckets: map[string]*rate.Limiter{}}
 }
 
-func (d *deviceRates) allow(dev string, now time.Time) bool {
+// allowed reports whether the device has refusals left to spend.
+func (d *deviceRates) allowed(dev string, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l := d.buckets[dev]
+	return l == nil || l.TokensAt(now) >= 1
+}
+
+// spend counts a refusal against the device.
+func (d *deviceRates) spend(dev string, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.calls++; d.calls%4096 == 0 {
@@ -43,5 +54,5 @@ func (d *deviceRates) allow(dev string, now time.Time) bool {
 		l = rate.NewLimiter(answersPerSecond, answerBurst)
 		d.buckets[dev] = l
 	}
-	return l.AllowN(now, 1)
+	l.AllowN(now, 1)
 }
