@@ -324,8 +324,14 @@ func TestLateDevice(t *testing.T) {
 	d := tb.unstartedPerson("19330303-3333", "EE", notifytest.Always(notify.Approve))
 	// What the broker sends the phone, seen with the broker's credentials:
 	// the push is out before the phone comes online.
-	pushes, err := tb.brokerConn().SubscribeSync(notify.PushSubject(d.ID()))
+	watcher := tb.brokerConn()
+	pushes, err := watcher.SubscribeSync(notify.PushSubject(d.ID()))
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The server must know of the subscription before the push goes out,
+	// or the push passes it by.
+	if err := watcher.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan outcome, 1)
@@ -333,7 +339,12 @@ func TestLateDevice(t *testing.T) {
 		done <- tb.postMFA(context.Background(), "json", mfaBody{PNR: "19330303-3333", COUNTRY: "EE", Timeout: 30, Reason: "Late"}, "")
 	}()
 	if _, err := pushes.NextMsg(10 * time.Second); err != nil {
-		t.Fatalf("no push: %v", err)
+		select {
+		case o := <-done:
+			t.Fatalf("no push; the request ended %d %s", o.status, o.code)
+		default:
+			t.Fatalf("no push: %v", err)
+		}
 	}
 	d.Start() // the phone comes online after the push was sent
 	select {
