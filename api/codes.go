@@ -15,8 +15,10 @@ import (
 // codes are never renamed, and each has exactly one HTTP status.
 type Code string
 
-// Outcome codes. Only CodeApproved has a 2xx status: every other outcome
-// fails closed.
+// Outcome codes. Only CodeApproved has a 200 status: every other outcome
+// fails closed. CodeOrderCreated (201) answers only POST /Orders, which
+// decides nothing; an order still waiting is CodePending, 409, so a
+// client that takes any 2xx of a collect for an approval is still safe.
 const (
 	CodeApproved             Code = "approved"
 	CodeDenied               Code = "denied"
@@ -48,19 +50,27 @@ const (
 	CodeShuttingDown         Code = "shutting-down"
 	CodeTooBusy              Code = "too-busy"
 	CodeInternalError        Code = "internal-error"
+
+	// The codes of orders (POST /Orders, GET and DELETE /Orders/{ref}).
+	CodeOrderCreated Code = "order-created"
+	CodePending      Code = "pending"
+	CodeCancelled    Code = "cancelled"
+	CodeOrderLost    Code = "order-lost"
+	CodeWrongNumber  Code = "wrong-number"
 )
 
 // Codes lists every code in the order the README's table gives them.
 func Codes() []Code {
 	return []Code{
-		CodeApproved, CodeDenied, CodeDeniedNotMe, CodeTimeout, CodeSuperseded, CodeUnknownPerson,
+		CodeApproved, CodeDenied, CodeDeniedNotMe, CodeWrongNumber, CodeTimeout, CodeSuperseded, CodeCancelled, CodeUnknownPerson,
 		CodeBlocked, CodeRateLimited,
 		CodeUnknownRequester, CodeInvalidSignature, CodeSignatureExpired, CodeReplayed,
 		CodeMalformed, CodeSchemaViolation, CodeMissingField, CodeUnknownField,
 		CodeDuplicateField, CodeInvalidField,
 		CodeUnsupportedMediaType, CodeBodyTooLarge, CodeNotAcceptable,
 		CodeMethodNotAllowed, CodeNotFound, CodeConflict, CodeApplicationsClosed,
-		CodePushUnavailable, CodeStoreUnavailable, CodeShuttingDown, CodeTooBusy, CodeInternalError,
+		CodePushUnavailable, CodeStoreUnavailable, CodeShuttingDown, CodeTooBusy, CodeOrderLost, CodeInternalError,
+		CodeOrderCreated, CodePending,
 	}
 }
 
@@ -69,9 +79,11 @@ func (c Code) Status() int {
 	switch c {
 	case CodeApproved:
 		return http.StatusOK
-	case CodeDenied, CodeDeniedNotMe, CodeBlocked, CodeApplicationsClosed:
+	case CodeOrderCreated:
+		return http.StatusCreated
+	case CodeDenied, CodeDeniedNotMe, CodeWrongNumber, CodeBlocked, CodeApplicationsClosed:
 		return http.StatusForbidden
-	case CodeSuperseded:
+	case CodeSuperseded, CodePending, CodeCancelled:
 		return http.StatusConflict
 	case CodeRateLimited:
 		return http.StatusTooManyRequests
@@ -94,7 +106,7 @@ func (c Code) Status() int {
 		return http.StatusMethodNotAllowed
 	case CodeConflict:
 		return http.StatusConflict
-	case CodePushUnavailable, CodeStoreUnavailable, CodeShuttingDown, CodeTooBusy:
+	case CodePushUnavailable, CodeStoreUnavailable, CodeShuttingDown, CodeTooBusy, CodeOrderLost:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

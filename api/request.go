@@ -22,10 +22,12 @@ const (
 	FieldSignature = "Signature"
 	FieldIssued    = "Issued"
 	FieldNonce     = "Nonce"
+	// FieldNumberMatching is a field of orders only (POST /Orders).
+	FieldNumberMatching = "NumberMatching"
 )
 
 // fieldNames lists the request fields in the XML element order.
-var fieldNames = [...]string{FieldPNR, FieldCountry, FieldTimeout, FieldReason, FieldLegalID, FieldSignature, FieldIssued, FieldNonce}
+var fieldNames = [...]string{FieldPNR, FieldCountry, FieldTimeout, FieldReason, FieldLegalID, FieldSignature, FieldIssued, FieldNonce, FieldNumberMatching}
 
 // signedFields are the fields a signed request has and an unsigned one
 // does not; LegalId names the signer.
@@ -59,6 +61,9 @@ type Request struct {
 	Issued   string
 	IssuedAt time.Time
 	Nonce    string
+	// NumberMatching is an order's choice, nil when the request does not
+	// say (the broker's default then applies).
+	NumberMatching *bool
 }
 
 // Signed reports whether the requester signed the request.
@@ -75,16 +80,23 @@ func (r Request) Signed() bool { return r.LegalID != "" }
 //	LegalId:<len>:<LegalId>\n
 //	Issued:<len>:<Issued, as sent>\n
 //	Nonce:<len>:<Nonce>\n
+//	NumberMatching:<len>:true|false\n   only when the order says
+//
+// The last line is there only when the request has the field, so a
+// request without it signs exactly as before the field existed.
 func (r Request) SigningForm() []byte {
-	return identity.NewSignedForm("MFA-Request/1").
+	f := identity.NewSignedForm("MFA-Request/1").
 		Add(FieldPNR, r.PNR).
 		Add(FieldCountry, r.Country).
 		Add(FieldTimeout, strconv.Itoa(r.Timeout)).
 		Add(FieldReason, r.Reason).
 		Add(FieldLegalID, r.LegalID).
 		Add(FieldIssued, r.Issued).
-		Add(FieldNonce, r.Nonce).
-		Bytes()
+		Add(FieldNonce, r.Nonce)
+	if r.NumberMatching != nil {
+		f.Add(FieldNumberMatching, strconv.FormatBool(*r.NumberMatching))
+	}
+	return f.Bytes()
 }
 
 // CheckFields applies the field rules to a request a requester is about to
@@ -140,7 +152,7 @@ func FieldIndex(name string) int {
 func FieldName(i int) string { return fieldNames[i] }
 
 // Optional reports whether the field at position i may be absent: the
-// fields of a signed request.
+// fields of a signed request, and an order's NumberMatching.
 func Optional(i int) bool { return i >= FieldIndex(FieldLegalID) }
 
 // Fields holds a request's values as an encoding carried them, before the
@@ -216,7 +228,25 @@ func (raw *Fields) Build(maxTimeout int) (Request, *Error) {
 			return Request{}, err
 		}
 	}
+	if v, ok := raw.get(FieldNumberMatching); ok {
+		on, err := checkBoolean(FieldNumberMatching, v)
+		if err != nil {
+			return Request{}, err
+		}
+		req.NumberMatching = &on
+	}
 	return req, nil
+}
+
+// checkBoolean accepts the lexical forms of xs:boolean: true, false, 1, 0.
+func checkBoolean(name, v string) (bool, *Error) {
+	switch v {
+	case "true", "1":
+		return true, nil
+	case "false", "0":
+		return false, nil
+	}
+	return false, Errorf(CodeInvalidField, name, "%s must be true or false", name)
 }
 
 // Error messages about a field never repeat its value: a personal number

@@ -13,6 +13,9 @@ type Response struct {
 	// RetryAfter, in seconds, when trying again later may succeed.
 	RetryAfter int       `json:"RetryAfter,omitempty"`
 	Evidence   *Evidence `json:"Evidence,omitempty"`
+	// Order is where an order stands: in every answer of /Orders that
+	// concerns one.
+	Order *Order `json:"Order,omitempty"`
 }
 
 // Evidence lets a relying party verify offline what the device signed.
@@ -29,4 +32,7 @@ type Evidence struct {
 	// Push is exactly the push the device was shown; SignedData names its
 	// SHA-256.
 	Push []byte `json:"Push"`
+	// Match is the number the person picked, for an order with number
+	// matching; SignedData (MFA-Answer/2) holds it too.
+	Match string `json:"Match,omitempty"`
 }

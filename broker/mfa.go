@@ -65,7 +65,7 @@ func (b *Broker) handleForm(c *gin.Context) {
 // goroutine's 16 KiB stack, the runtime halves it, 8 KiB less per pending
 // request.
 func (b *Broker) handleMFA(c *gin.Context) {
-	call := b.admit(c)
+	call := b.admit(c, false)
 	if call == nil {
 		return
 	}
@@ -89,9 +89,10 @@ type mfaCall struct {
 	refundIP func()
 }
 
-// admit decodes an MFA request and checks what can be checked before the
-// flow. It answers a request it refuses itself, and then returns nil.
-func (b *Broker) admit(c *gin.Context) *mfaCall {
+// admit decodes an MFA request, or an order when order is set, and checks
+// what can be checked before the flow. It answers a request it refuses
+// itself, and then returns nil.
+func (b *Broker) admit(c *gin.Context, order bool) *mfaCall {
 	ct, ctErr := encoding.ParseContentType(c.GetHeader("Content-Type"))
 	mt, acceptable := answerFormat(c, ct.Media)
 	rec := &mfaRecord{format: ct.Format, start: time.Now()}
@@ -119,6 +120,10 @@ func (b *Broker) admit(c *gin.Context) *mfaCall {
 	}
 	req, err := b.decoder.DecodeContent(c.Request, ct)
 	release()
+	if err == nil && req.NumberMatching != nil && !order {
+		err = api.Errorf(api.CodeUnknownField, api.FieldNumberMatching,
+			"NumberMatching is a field of orders (POST /Orders): /MFA answers once the person has, too late to show them a number")
+	}
 	if err != nil {
 		b.write(c, mt, b.errorResponse(err, ""))
 		return nil

@@ -69,7 +69,8 @@ func TestErrorResponse(t *testing.T) {
 	}
 }
 
-// TestCodeStatuses: only approved is a 2xx, every code has a status of its
+// TestCodeStatuses: only approved is a 2xx (and order-created, which
+// decides nothing), every code has a status of its
 // own kind, and none falls through to 500 but internal-error.
 func TestCodeStatuses(t *testing.T) {
 	t.Parallel()
@@ -83,7 +84,9 @@ func TestCodeStatuses(t *testing.T) {
 		switch {
 		case c == api.CodeApproved && s != http.StatusOK:
 			t.Errorf("approved is %d", s)
-		case c != api.CodeApproved && s < 400:
+		case c == api.CodeOrderCreated && s != http.StatusCreated:
+			t.Errorf("order-created is %d", s)
+		case c != api.CodeApproved && c != api.CodeOrderCreated && s < 400:
 			t.Errorf("%s is %d: only approved may succeed", c, s)
 		case s == http.StatusInternalServerError && c != api.CodeInternalError:
 			t.Errorf("%s falls through to 500", c)

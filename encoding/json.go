@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -56,6 +57,9 @@ func decodePlainJSON(body []byte) (api.Fields, bool) {
 			return raw, false
 		}
 		i = skipJSONSpace(body, i+1)
+		if api.FieldName(field) == api.FieldNumberMatching {
+			return raw, false // a JSON boolean: the tokenizer reads it
+		}
 		var value []byte
 		if api.FieldName(field) == api.FieldTimeout {
 			value, next, ok = plainJSONInteger(body, i)
@@ -171,7 +175,16 @@ func decodeJSONTokens(body []byte) (api.Fields, *api.Error) {
 // jsonFieldValue checks a field's JSON type. Strings must be strings and
 // Timeout an integer literal; null stands for an absent optional field.
 func jsonFieldValue(name string, tok json.Token) (string, bool, *api.Error) {
-	optional := api.FieldIndex(name) >= api.FieldIndex(api.FieldLegalID)
+	optional := api.Optional(api.FieldIndex(name))
+	if name == api.FieldNumberMatching {
+		switch v := tok.(type) {
+		case bool:
+			return strconv.FormatBool(v), true, nil
+		case nil:
+			return "", false, nil
+		}
+		return "", false, api.Errorf(api.CodeInvalidField, name, "NumberMatching must be a JSON boolean, true or false, not %s", jsonKind(tok))
+	}
 	switch v := tok.(type) {
 	case string:
 		if name == api.FieldTimeout {

@@ -24,6 +24,7 @@ type wireResponse struct {
 	Field      string        `json:"Field,omitempty"`
 	RetryAfter int           `json:"RetryAfter,omitempty"`
 	Evidence   *wireEvidence `json:"Evidence,omitempty"`
+	Order      *api.Order    `json:"Order,omitempty"`
 }
 
 type wireEvidence struct {
@@ -35,6 +36,7 @@ type wireEvidence struct {
 	SignedData   binary `json:"SignedData"`
 	Signature    binary `json:"Signature"`
 	Push         binary `json:"Push"`
+	Match        string `json:"Match,omitempty"`
 }
 
 // binary is bytes an answer carries in standard base64. encoding/json
@@ -55,12 +57,13 @@ func wireBinary(b []byte) binary {
 }
 
 func wire(r api.Response) wireResponse {
-	w := wireResponse{Code: r.Code, Message: r.Message, RequestID: r.RequestID, Field: r.Field, RetryAfter: r.RetryAfter}
+	w := wireResponse{Code: r.Code, Message: r.Message, RequestID: r.RequestID, Field: r.Field, RetryAfter: r.RetryAfter, Order: r.Order}
 	if e := r.Evidence; e != nil {
 		w.Evidence = &wireEvidence{
 			LegalID: e.LegalID, Decision: e.Decision, Algorithm: e.Algorithm,
 			PublicKey: wireBinary(e.PublicKey), PublicKeyURL: e.PublicKeyURL,
 			SignedData: wireBinary(e.SignedData), Signature: wireBinary(e.Signature), Push: wireBinary(e.Push),
+			Match: e.Match,
 		}
 	}
 	return w
@@ -115,6 +118,14 @@ func marshalXML(r api.Response) ([]byte, error) {
 		} {
 			add(ev, f[0], f[1], true)
 		}
+		add(ev, "Match", e.Match, false)
+	}
+	if o := w.Order; o != nil {
+		el := root.CreateElement("Order")
+		add(el, "Ref", o.Ref, true)
+		add(el, "Expires", o.Expires, true)
+		add(el, "Hint", string(o.Hint), false)
+		add(el, "NumberMatch", o.NumberMatch, false)
 	}
 	doc.Indent(2)
 	b, err := doc.WriteToBytes()
@@ -163,6 +174,13 @@ func marshalText(r api.Response) []byte {
 		line("Evidence.SignedData", e.SignedData.String())
 		line("Evidence.Signature", e.Signature.String())
 		line("Evidence.Push", e.Push.String())
+		line("Evidence.Match", e.Match)
+	}
+	if o := w.Order; o != nil {
+		line("Order.Ref", o.Ref)
+		line("Order.Expires", o.Expires)
+		line("Order.Hint", string(o.Hint))
+		line("Order.NumberMatch", o.NumberMatch)
 	}
 	return b.Bytes()
 }
@@ -178,7 +196,12 @@ func SetHeaders(h http.Header, mt MediaType, r api.Response) {
 	}
 	if r.Code.Status() == http.StatusUnauthorized {
 		// RFC 9110 requires a challenge with 401: the requester proves
-		// itself with the MFA Signature field, not an Authorization header.
-		h.Set("WWW-Authenticate", `MFA-Signature realm="MFA"`)
+		// itself with the MFA Signature field, or, collecting an order it
+		// signed, with an Authorization header.
+		if r.Field == "Authorization" {
+			h.Set("WWW-Authenticate", api.OrderAuthScheme+` realm="MFA"`)
+		} else {
+			h.Set("WWW-Authenticate", `MFA-Signature realm="MFA"`)
+		}
 	}
 }

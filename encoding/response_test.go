@@ -32,6 +32,12 @@ func sampleResponses() []api.Response {
 		api.Response{Code: api.CodeInvalidField, Message: `field "Timeout" <&> ]]>`, Field: "Timeout"},
 		api.Response{Code: api.CodeShuttingDown, Message: "bye", RetryAfter: 5},
 		api.Response{Code: api.CodeMalformed, Message: "control \x01 and \xff bytes"},
+		api.Response{Code: api.CodeOrderCreated, Message: "created", RequestID: "abcdefghijklmnopqrstuvwxyz",
+			Order: &api.Order{Ref: "bcdefghijklmnopqrstuvwxyza", Expires: "2026-12-03T10:00:00Z", Hint: api.HintPushed, NumberMatch: "42"}},
+		api.Response{Code: api.CodeWrongNumber, Message: "wrong", RequestID: "abcdefghijklmnopqrstuvwxyz",
+			Evidence: &api.Evidence{LegalID: ev.LegalID, Decision: "approve", Algorithm: "Ed25519", PublicKey: ev.PublicKey,
+				PublicKeyURL: ev.PublicKeyURL, SignedData: []byte("MFA-Answer/2\n"), Signature: ev.Signature, Push: ev.Push, Match: "17"},
+			Order: &api.Order{Ref: "bcdefghijklmnopqrstuvwxyza", Expires: "2026-12-03T10:00:00Z", NumberMatch: "42"}},
 	)
 }
 
@@ -167,6 +173,7 @@ func TestHeaders(t *testing.T) {
 	}{
 		{api.Response{Code: api.CodeShuttingDown, RetryAfter: 5}, "Retry-After", "5"},
 		{api.Response{Code: api.CodeInvalidSignature}, "WWW-Authenticate", `MFA-Signature realm="MFA"`},
+		{api.Response{Code: api.CodeInvalidSignature, Field: "Authorization"}, "WWW-Authenticate", `MFA-Ed25519 realm="MFA"`},
 		{api.Response{Code: api.CodeApproved}, "Cache-Control", "no-store"},
 		{api.Response{Code: api.CodeApproved}, "Vary", "Accept"},
 		{api.Response{Code: api.CodeApproved}, "Content-Type", "application/xml; charset=utf-8"},
@@ -181,7 +188,8 @@ func TestHeaders(t *testing.T) {
 }
 
 // TestStatusTable pins the outcome → status contract the README documents:
-// 2xx only on approval.
+// 2xx only on approval, and on the creation of an order, which decides
+// nothing.
 func TestStatusTable(t *testing.T) {
 	t.Parallel()
 	want := map[api.Code]int{
@@ -195,6 +203,8 @@ func TestStatusTable(t *testing.T) {
 		api.CodeMethodNotAllowed: 405, api.CodeNotFound: 404, api.CodeConflict: 409, api.CodeApplicationsClosed: 403,
 		api.CodePushUnavailable: 503, api.CodeStoreUnavailable: 503, api.CodeShuttingDown: 503,
 		api.CodeInternalError: 500,
+		api.CodeOrderCreated: 201, api.CodePending: 409, api.CodeCancelled: 409, api.CodeOrderLost: 503,
+		api.CodeWrongNumber: 403,
 	}
 	if len(want) != len(api.Codes()) {
 		t.Fatalf("%d codes pinned, %d defined", len(want), len(api.Codes()))
@@ -203,7 +213,7 @@ func TestStatusTable(t *testing.T) {
 		if got := c.Status(); got != want[c] {
 			t.Errorf("%s: status %d, want %d", c, got, want[c])
 		}
-		if c != api.CodeApproved && c.Status() < 300 {
+		if c != api.CodeApproved && c != api.CodeOrderCreated && c.Status() < 300 {
 			t.Errorf("%s has a 2xx status", c)
 		}
 	}

@@ -264,6 +264,20 @@ func (d *Device) receivePush(raw, sig []byte) {
 		return
 	}
 	d.emit(Event{Prompt: &Prompt{Push: push, Raw: raw}})
+	d.report(push, StageDelivered)
+}
+
+// Shown tells the broker holding the request that the person now sees the
+// prompt; the relying party may tell its user so.
+func (d *Device) Shown(p Prompt) { d.report(p.Push, StageShown) }
+
+// report sends a receipt, fire-and-forget: a lost one only leaves the
+// relying party's hint behind.
+func (d *Device) report(push Push, stage Stage) {
+	m := message(push.AnswerSubject, kindReceipt, marshal(receipt{RequestID: push.RequestID, Stage: stage}))
+	if err := d.nc.PublishMsg(m); err != nil {
+		d.cfg.Logger.Debug("receipt not sent", "request", push.RequestID, "err", err)
+	}
 }
 
 // withdraw ends a prompt if the withdrawal's token is the one its signed
@@ -339,18 +353,42 @@ func (d *Device) emit(e Event) {
 	}
 }
 
+// ErrNeedsMatch: an approval of a prompt with number matching must pick
+// one of its MatchChoices.
+var ErrNeedsMatch = errors.New("this request needs the number the requester shows: pick one of the choices")
+
+// ErrWrongNumber: the broker accepted an approval whose number was not the
+// one the requester shows; the request ended as a denial.
+var ErrWrongNumber = errors.New("that was not the number the requester shows: the request was denied")
+
 // Answer signs the decision on a prompt and sends it to the broker holding
 // the request. It returns nil only if the broker accepted it; the prompt is
 // then over, and no withdrawal for it follows (the person's other devices
-// get one).
+// get one). A prompt that needs a number is answered with AnswerMatch.
 func (d *Device) Answer(ctx context.Context, p Prompt, decision Decision) error {
+	return d.AnswerMatch(ctx, p, decision, "")
+}
+
+// AnswerMatch is Answer with the number the person picked, for a prompt
+// whose push has MatchChoices: an approval must pick one of them (else
+// ErrNeedsMatch, nothing sent), a denial need not. When the broker finds
+// the number wrong, the answer still ended the request, as a denial, and
+// AnswerMatch returns ErrWrongNumber.
+func (d *Device) AnswerMatch(ctx context.Context, p Prompt, decision Decision, match string) error {
+	switch {
+	case !p.Push.NeedsMatch() && match != "":
+		return errors.New("this request offers no numbers to pick")
+	case p.Push.NeedsMatch() && decision == Approve && !slices.Contains(p.Push.MatchChoices, match):
+		return ErrNeedsMatch
+	}
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
 	a := Answer{
-		Version: ProtocolVersion, RequestID: p.Push.RequestID, LegalID: p.Push.LegalID, Decision: decision,
-		Signature: ed25519.Sign(d.cfg.Key, AnswerForm(p.Push, p.Raw, decision)),
+		Version: ProtocolVersion, RequestID: p.Push.RequestID, LegalID: p.Push.LegalID, Decision: decision, Match: match,
+		Signature: ed25519.Sign(d.cfg.Key, AnswerForm(p.Push, p.Raw, decision, match)),
 	}
-	if err := d.SendAnswer(ctx, p.Push.AnswerSubject, a); err != nil {
+	reply, err := d.sendAnswer(ctx, p.Push.AnswerSubject, a)
+	if err != nil {
 		return err
 	}
 	// A push resent by a racing sync must not raise the prompt again, and
@@ -358,29 +396,37 @@ func (d *Device) Answer(ctx context.Context, p Prompt, decision Decision) error 
 	d.mu.Lock()
 	d.withdrawn[p.Push.RequestID] = time.Now().Add(time.Hour)
 	d.mu.Unlock()
+	if reply.WrongNumber {
+		return ErrWrongNumber
+	}
 	return nil
 }
 
 // SendAnswer sends an answer as given. Answer is what devices use; this
 // exists so tests and tools can send answers a real device never would.
 func (d *Device) SendAnswer(ctx context.Context, subject string, a Answer) error {
+	_, err := d.sendAnswer(ctx, subject, a)
+	return err
+}
+
+func (d *Device) sendAnswer(ctx context.Context, subject string, a Answer) (AnswerReply, error) {
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
 	m, err := d.nc.RequestWithContext(ctx, subject, marshal(a))
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {
-			return &RefusedError{Reason: "the request is no longer pending"}
+			return AnswerReply{}, &RefusedError{Reason: "the request is no longer pending"}
 		}
-		return fmt.Errorf("send answer: %w", err)
+		return AnswerReply{}, fmt.Errorf("send answer: %w", err)
 	}
 	var r AnswerReply
 	if err := json.Unmarshal(m.Data, &r); err != nil {
-		return fmt.Errorf("answer receipt: %w", err)
+		return AnswerReply{}, fmt.Errorf("answer receipt: %w", err)
 	}
 	if !r.Accepted {
-		return &RefusedError{Reason: r.Error}
+		return r, &RefusedError{Reason: r.Error}
 	}
-	return nil
+	return r, nil
 }
 
 func (d *Device) bound(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -14,7 +14,8 @@ import (
 )
 
 // FuzzDeviceInput feeds arbitrary bytes to everything that decodes what a
-// device or a NATS subject can carry: the broker's answer and sync handlers,
+// device or a NATS subject can carry: the broker's answer, receipt and sync
+// handlers,
 // and the device's push handler. Nothing may panic, no answer without the
 // device's key may win the pending request, no sync may end it, and no
 // unsigned push or unmatched withdrawal may reach the person.
@@ -72,7 +73,7 @@ func FuzzDeviceInput(f *testing.F) {
 	push := req.devices[dev]
 	answer := Answer{Version: ProtocolVersion, RequestID: req.id, LegalID: legalID, Decision: Approve}
 	forged := answer
-	forged.Signature = ed25519.Sign(key, AnswerForm(push.push, push.pushBytes, Approve)) // the broker's key, not the device's
+	forged.Signature = ed25519.Sign(key, AnswerForm(push.push, push.pushBytes, Approve, "")) // the broker's key, not the device's
 	f.Add(marshal(forged), kindPush, "")
 	f.Add(marshal(answer), kindWithdraw, "")
 	f.Add(marshal(syncRequest{Held: []heldPrompt{{RequestID: req.id, Broker: p.instance}, {RequestID: "ended", Broker: p.instance}}}), kindPush, encodeSignature(ed25519.Sign(deviceKey, push.pushBytes)))
@@ -81,9 +82,16 @@ func FuzzDeviceInput(f *testing.F) {
 	// signature is never in the corpus: with it, the push would be genuine.
 	f.Add(push.pushBytes, kindPush, encodeSignature(ed25519.Sign(deviceKey, messageForm(kindPush, push.pushBytes))))
 	f.Add([]byte(`{"Held":[{"RequestId":null}]}`), "", "%%%")
+	f.Add(marshal(receipt{RequestID: req.id, Stage: StageShown}), kindReceipt, "")
+	f.Add(marshal(answer), kindReceipt, "")
 
 	f.Fuzz(func(t *testing.T, data []byte, kind, signature string) {
 		p.handleAnswer(&nats.Msg{Subject: AnswerSubject(dev, p.instance), Data: data})
+		// The same bytes as a receipt, or as whatever kind the input names.
+		asKind := nats.NewMsg(AnswerSubject(dev, p.instance))
+		asKind.Data = data
+		asKind.Header.Set(headerKind, kind)
+		p.handleAnswer(asKind)
 		p.handleSync(&nats.Msg{Subject: SyncSubject(dev), Data: data})
 		p.mu.Lock()
 		won, stillPending := req.decided(), p.pending[req.id] == req

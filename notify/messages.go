@@ -6,7 +6,8 @@
 //
 //	mfa.push.<device>                       pushes and withdrawals (core NATS; every broker listens too)
 //	mfa.sync.<device>                       a device asks every broker for what it missed (request/reply)
-//	mfa.answer.<device>.<broker>            a device's signed answers to one broker process (request/reply)
+//	mfa.answer.<device>.<broker>            a device's signed answers to one broker process (request/reply),
+//	                                        and its receipts: a push delivered, a prompt shown (no reply)
 //
 // Pushes are not stored in NATS: a pending request lives in the memory of
 // the broker process that holds it, and dies with it, so that broker is
@@ -22,6 +23,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/big"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,6 +49,9 @@ const (
 	headerIssued  = "Mfa-Issued"
 	kindPush      = "push"
 	kindWithdraw  = "withdraw"
+	// kindReceipt, on an answer subject, is a device saying how far a
+	// push has got; without it, the message is an answer.
+	kindReceipt = "receipt"
 )
 
 // TimeFormat is how times appear in pushes and signed forms: UTC with
@@ -128,7 +134,16 @@ type Push struct {
 	// and reveals only in this request's withdrawal: the signed push
 	// vouches for the withdrawal, which then needs no signature of its own.
 	WithdrawHash string `json:"WithdrawHash"`
+	// MatchChoices, for an order with number matching, are the numbers the
+	// person picks from: one is what the relying party shows them. An
+	// approval must name the one picked (Answer.Match), signed in
+	// MFA-Answer/2. A device that predates the field approves without a
+	// number, and the broker refuses that approval as from an outdated app.
+	MatchChoices []string `json:"MatchChoices,omitempty"`
 }
+
+// NeedsMatch reports whether the person must pick a number to approve.
+func (p Push) NeedsMatch() bool { return len(p.MatchChoices) > 0 }
 
 // ExpiresAt parses Expires.
 func (p Push) ExpiresAt() (time.Time, error) { return time.Parse(TimeFormat, p.Expires) }
@@ -193,13 +208,47 @@ type Answer struct {
 	RequestID string   `json:"RequestId"`
 	LegalID   string   `json:"LegalId"`
 	Decision  Decision `json:"Decision"`
-	Signature []byte   `json:"Signature"`
+	// Match is the number picked, for a push with MatchChoices; an approval
+	// of such a push must have one, a denial may.
+	Match     string `json:"Match,omitempty"`
+	Signature []byte `json:"Signature"`
 }
 
 // AnswerReply is the broker's receipt for an answer.
 type AnswerReply struct {
 	Accepted bool   `json:"Accepted"`
 	Error    string `json:"Error,omitempty"`
+	// WrongNumber is set when an approval picked a number other than the
+	// one the relying party shows: the answer ended the request, as a
+	// denial.
+	WrongNumber bool `json:"WrongNumber,omitempty"`
+}
+
+// Stage is how far a push has got on a device, which the device tells the
+// broker in a receipt.
+type Stage string
+
+// The stages a device reports.
+const (
+	// StageDelivered: the device has the push.
+	StageDelivered Stage = "delivered"
+	// StageShown: the device shows the prompt to the person.
+	StageShown Stage = "shown"
+)
+
+// Progress is what a pending request's OnProgress hears: a stage a device
+// reached, or Outdated when a device's app could not answer as the
+// request needs (an approval without a number to a push with
+// MatchChoices).
+type Progress struct {
+	Stage    Stage
+	Outdated bool
+}
+
+// receipt is a device's report of a stage, on its answer subject.
+type receipt struct {
+	RequestID string `json:"RequestId"`
+	Stage     Stage  `json:"Stage"`
 }
 
 // syncRequest is what a device that asks what it missed sends: the prompts
@@ -239,17 +288,57 @@ type syncReceipt struct {
 //	Decision:<len>:approve|deny|not-me\n
 //	Expires:<len>:<expiry, TimeFormat>\n
 //	Push:<len>:<hex SHA-256 of the push bytes>\n
-func AnswerForm(push Push, pushBytes []byte, d Decision) []byte {
+//
+// To a push with MatchChoices the answer is MFA-Answer/2, the same with
+// the number picked after the decision ("" for a denial without one):
+//
+//	MFA-Answer/2\n
+//	RequestId, LegalId, Broker, Decision as above
+//	Match:<len>:<the number picked>\n
+//	Expires, Push as above
+func AnswerForm(push Push, pushBytes []byte, d Decision, match string) []byte {
+	if !push.NeedsMatch() {
+		return answerForm("MFA-Answer/1", push, pushBytes, d, nil)
+	}
+	return answerForm("MFA-Answer/2", push, pushBytes, d, &match)
+}
+
+func answerForm(kind string, push Push, pushBytes []byte, d Decision, match *string) []byte {
 	sum := sha256.Sum256(pushBytes)
-	return identity.NewSignedForm("MFA-Answer/1").
+	f := identity.NewSignedForm(kind).
 		Add("RequestId", push.RequestID).
 		Add("LegalId", push.LegalID).
 		Add("Broker", push.Broker).
-		Add("Decision", string(d)).
-		Add("Expires", push.Expires).
+		Add("Decision", string(d))
+	if match != nil {
+		f.Add("Match", *match)
+	}
+	return f.Add("Expires", push.Expires).
 		Add("Push", hex.EncodeToString(sum[:])).
 		Bytes()
 }
+
+// NewMatch draws the number a relying party shows and the choices a
+// device offers: distinct two-digit numbers, the right one among
+// decoys at a random place.
+func NewMatch(choices int) (code string, offered []string) {
+	seen := make(map[string]bool, choices)
+	for len(offered) < choices {
+		n := 10 + randIntN(90)
+		s := strconv.Itoa(n)
+		if seen[s] {
+			continue
+		}
+		seen[s] = true
+		offered = append(offered, s)
+	}
+	return offered[randIntN(choices)], offered
+}
+
+// MatchChoices is how many numbers a device offers: the right one and two
+// decoys, as the common authenticator apps do. A person guessing picks
+// right one time in three, and a wrong pick ends the request.
+const MatchChoices = 3
 
 // NewRequestID returns a fresh random request ID: 128 bits as 26
 // characters of lower-case base32.
@@ -303,4 +392,14 @@ func decodeSignature(s string) ([]byte, error) {
 		return nil, fmt.Errorf("signature header: %w", err)
 	}
 	return sig, nil
+}
+
+// randIntN is a uniform random number in [0, n) from crypto/rand: the
+// number a relying party shows must not be predictable.
+func randIntN(n int) int {
+	v, err := rand.Int(rand.Reader, big.NewInt(int64(n)))
+	if err != nil {
+		panic(err) // crypto/rand does not fail; it aborts the process instead
+	}
+	return int(v.Int64())
 }

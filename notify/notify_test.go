@@ -423,7 +423,7 @@ func TestHostileAnswers(t *testing.T) {
 	p := nextPrompt(t, alice)
 
 	sign := func(key ed25519.PrivateKey, push notify.Push, raw []byte, d notify.Decision) []byte {
-		return ed25519.Sign(key, notify.AnswerForm(push, raw, d))
+		return ed25519.Sign(key, notify.AnswerForm(push, raw, d, ""))
 	}
 	oldSig := sign(alice.key, oldP.Push, oldP.Raw, notify.Approve)
 	tampered := append([]byte(nil), p.Raw...)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,6 +79,14 @@ type pendingRequest struct {
 	// pushed is when the pushes were handed to NATS, answered when the
 	// winning answer arrived.
 	pushed, answered time.Time
+	// onProgress hears the stages devices report (Question.OnProgress);
+	// reached is the furthest so far, outdated the devices whose app was
+	// found outdated. Both under Pusher.mu.
+	onProgress func(Progress)
+	reached    Stage
+	outdated   map[string]bool
+	// match is the number the relying party shows, "" without matching.
+	match string
 }
 
 // decided reports whether an answer won or a newer request superseded
@@ -104,6 +113,16 @@ type Question struct {
 	Reason    string
 	Requester Requester
 	Expires   time.Time
+	// MatchChoices, when set, make every device ask the person to pick one
+	// (Push.MatchChoices); Match is the right one, which the relying party
+	// shows and no device is sent. An approval picking another ends the
+	// request as Outcome.WrongNumber.
+	MatchChoices []string
+	Match        string
+	// OnProgress, when set, hears each new stage a device reports for
+	// this request. It is called on the pusher's message handlers and
+	// must not block.
+	OnProgress func(Progress)
 }
 
 // Outcome is the first valid answer: the decision and the evidence for it.
@@ -114,6 +133,11 @@ type Outcome struct {
 	SignedData []byte
 	Signature  []byte
 	Push       []byte
+	// Match is the number picked, for a request with MatchChoices;
+	// WrongNumber is set when an approval picked another than
+	// Question.Match: the person approved what someone else asked.
+	Match       string
+	WrongNumber bool
 	// Waited is from the push's hand-over to NATS to the arrival of the
 	// answer that decided, or to the end of the wait without one: the
 	// person's time, the devices' and the network's, which the broker
@@ -230,6 +254,9 @@ func (p *Pusher) open(q Question) (*pendingRequest, error) {
 		expires: q.Expires,
 		devices: make(map[string]*pendingDevice, len(q.Targets)),
 		ended:   make(chan struct{}, 1),
+
+		onProgress: q.OnProgress,
+		match:      q.Match,
 	}
 	issued := now.UTC().Format(TimeFormat)
 	for _, t := range q.Targets {
@@ -240,6 +267,7 @@ func (p *Pusher) open(q Question) (*pendingRequest, error) {
 			Expires:       q.Expires.UTC().Format(TimeFormat),
 			AnswerSubject: AnswerSubject(dev, p.instance),
 			WithdrawHash:  tokenHash,
+			MatchChoices:  q.MatchChoices,
 		}
 		body := marshal(push)
 		req.devices[dev] = &pendingDevice{target: t, push: push, pushBytes: body, signature: signMessage(p.key, kindPush, body)}
@@ -383,6 +411,10 @@ func (p *Pusher) publishWithdrawal(dev, requestID string, body []byte) {
 // and duplicate answers are refused and change nothing; the device is told
 // why.
 func (p *Pusher) handleAnswer(m *nats.Msg) {
+	if m.Header.Get(headerKind) == kindReceipt {
+		p.handleReceipt(m)
+		return
+	}
 	arrived := time.Now() // checking it is the broker's work, not waiting
 	reply := func(err error) {
 		r := AnswerReply{Accepted: err == nil}
@@ -396,6 +428,12 @@ func (p *Pusher) handleAnswer(m *nats.Msg) {
 		}
 	}
 	out, dev, requestID, err := p.checkAnswer(m, arrived)
+	if errors.Is(err, errOutdatedApp) {
+		// Not the device's fault, and no flood: the person pressed approve.
+		p.progress(requestID, dev, Progress{Outdated: true})
+		reply(err)
+		return
+	}
 	if err != nil {
 		p.answerRates.spend(dev, arrived)
 		// requestID is a well-formed one or "": a device's arbitrary text
@@ -408,6 +446,7 @@ func (p *Pusher) handleAnswer(m *nats.Msg) {
 	req := p.pending[requestID]
 	accepted := req != nil && !req.decided()
 	if accepted {
+		out.WrongNumber = req.match != "" && out.Decision == Approve && out.Match != req.match
 		req.winner = dev
 		req.outcome = out
 		req.answered = arrived
@@ -418,7 +457,78 @@ func (p *Pusher) handleAnswer(m *nats.Msg) {
 		reply(errors.New("the request has already been answered or is over"))
 		return
 	}
-	reply(nil)
+	if m.Reply != "" {
+		if rerr := m.Respond(marshal(AnswerReply{Accepted: true, WrongNumber: out.WrongNumber})); rerr != nil {
+			p.log.Debug("answer receipt not sent", "err", rerr)
+		}
+	}
+}
+
+// errOutdatedApp refuses an approval without a number to a push that
+// needs one: the device's app predates number matching.
+var errOutdatedApp = errors.New("this request needs the number the requester shows, and this app cannot ask for it: update the app")
+
+// handleReceipt hears a device report how far a push has got. Receipts
+// for requests not pending here, or from devices not asked, count against
+// the device like refused answers.
+func (p *Pusher) handleReceipt(m *nats.Msg) {
+	now := time.Now()
+	dev, _, ok := parseAnswerSubject(m.Subject)
+	if !ok || !p.answerRates.allowed(dev, now) {
+		return
+	}
+	var r receipt
+	if len(m.Data) > maxAnswerBytes || json.Unmarshal(m.Data, &r) != nil || !IsRequestID(r.RequestID) ||
+		(r.Stage != StageDelivered && r.Stage != StageShown) {
+		p.answerRates.spend(dev, now)
+		p.refusals.Info("malformed receipt refused", "device", dev)
+		return
+	}
+	if !p.progress(r.RequestID, dev, Progress{Stage: r.Stage}) {
+		p.answerRates.spend(dev, now)
+	}
+}
+
+// progress records what a device reports of a pending request, and tells
+// the request's OnProgress what is new: a stage further than any reached,
+// or the first outdated app of a device. It reports false when the request
+// is not pending here or the device was not asked.
+func (p *Pusher) progress(requestID, dev string, pr Progress) bool {
+	p.mu.Lock()
+	req := p.pending[requestID]
+	if req == nil || req.devices[dev] == nil || req.decided() {
+		p.mu.Unlock()
+		return req != nil && req.devices[dev] != nil
+	}
+	news := false
+	switch {
+	case pr.Outdated:
+		if req.outdated == nil {
+			req.outdated = make(map[string]bool)
+		}
+		news = !req.outdated[dev]
+		req.outdated[dev] = true
+	case stageRank(pr.Stage) > stageRank(req.reached):
+		req.reached, news = pr.Stage, true
+	}
+	hear := req.onProgress
+	p.mu.Unlock()
+	if news && hear != nil {
+		hear(pr)
+	}
+	return true
+}
+
+// stageRank orders the stages: a report of an earlier stage than one
+// reached is old news.
+func stageRank(s Stage) int {
+	switch s {
+	case StageDelivered:
+		return 1
+	case StageShown:
+		return 2
+	}
+	return 0
 }
 
 // Bounds on what devices send, checked before anything is read: an answer
@@ -476,14 +586,44 @@ func (p *Pusher) checkAnswer(m *nats.Msg, now time.Time) (Outcome, string, strin
 	if _, err := ParseDecision(string(a.Decision)); err != nil {
 		return Outcome{}, dev, requestID, err
 	}
-	form := AnswerForm(d.push, d.pushBytes, a.Decision)
+	form, err := answerFormFor(d.push, d.pushBytes, a)
+	if err != nil {
+		return Outcome{}, dev, requestID, err
+	}
 	if err := identity.Verify(d.target.PublicKey, form, a.Signature); err != nil {
-		return Outcome{}, dev, requestID, fmt.Errorf("answer signature: %w", err)
+		if !d.push.NeedsMatch() || a.Match != "" || a.Decision == Approve {
+			return Outcome{}, dev, requestID, fmt.Errorf("answer signature: %w", err)
+		}
+		// A denial from an app that predates number matching signs the
+		// first form; saying no needs no number.
+		form = answerForm("MFA-Answer/1", d.push, d.pushBytes, a.Decision, nil)
+		if err := identity.Verify(d.target.PublicKey, form, a.Signature); err != nil {
+			return Outcome{}, dev, requestID, fmt.Errorf("answer signature: %w", err)
+		}
 	}
 	return Outcome{
 		Decision: a.Decision, LegalID: d.target.LegalID, PublicKey: d.target.PublicKey,
-		SignedData: form, Signature: a.Signature, Push: d.pushBytes,
+		SignedData: form, Signature: a.Signature, Push: d.pushBytes, Match: a.Match,
 	}, dev, requestID, nil
+}
+
+// answerFormFor is the form an answer to push must have signed: its Match
+// is one of the numbers offered, and an approval of a push that needs a
+// number has one (errOutdatedApp otherwise).
+func answerFormFor(push Push, pushBytes []byte, a Answer) ([]byte, error) {
+	if !push.NeedsMatch() {
+		if a.Match != "" {
+			return nil, errors.New("the answer picks a number, and none was offered")
+		}
+		return AnswerForm(push, pushBytes, a.Decision, ""), nil
+	}
+	switch {
+	case a.Match == "" && a.Decision == Approve:
+		return nil, errOutdatedApp
+	case a.Match != "" && !slices.Contains(push.MatchChoices, a.Match):
+		return nil, errors.New("the number picked is not one of those offered")
+	}
+	return AnswerForm(push, pushBytes, a.Decision, a.Match), nil
 }
 
 // handleOthersPush hears another broker replica's push: a newer request

@@ -84,7 +84,7 @@ func verifyEvidence(t *testing.T, tb *testBroker, o outcome, d *notifytest.Devic
 	if !ed25519.PublicKey(key).Equal(d.Key.Public()) || shown.Reason != reason || shown.RequestID != o.requestID {
 		t.Fatalf("push %+v does not match the request %s", shown, o.requestID)
 	}
-	if string(signed) != string(notify.AnswerForm(shown, push, decision)) {
+	if string(signed) != string(notify.AnswerForm(shown, push, decision, ev["Match"])) {
 		t.Fatalf("SignedData is not the answer form of the push:\n%s", signed)
 	}
 }
@@ -422,7 +422,7 @@ func TestForgedAndReplayedAnswers(t *testing.T) {
 	if o := <-first; o.code != "approved" {
 		t.Fatalf("first request: %s", o.code)
 	}
-	replay := ed25519.Sign(d.Key, notify.AnswerForm(p1.Push, p1.Raw, notify.Approve))
+	replay := ed25519.Sign(d.Key, notify.AnswerForm(p1.Push, p1.Raw, notify.Approve, ""))
 
 	m.Reason = "Second"
 	second := make(chan outcome, 1)
@@ -430,7 +430,7 @@ func TestForgedAndReplayedAnswers(t *testing.T) {
 	p2 := d.NextPrompt()
 	mallory, _ := identity.GenerateKey()
 	for name, sig := range map[string][]byte{
-		"forged":   ed25519.Sign(mallory, notify.AnswerForm(p2.Push, p2.Raw, notify.Approve)),
+		"forged":   ed25519.Sign(mallory, notify.AnswerForm(p2.Push, p2.Raw, notify.Approve, "")),
 		"replayed": replay,
 	} {
 		a := notify.Answer{Version: notify.ProtocolVersion, RequestID: p2.Push.RequestID, LegalID: d.LegalID, Decision: notify.Approve, Signature: sig}
