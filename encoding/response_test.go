@@ -203,7 +203,7 @@ func TestStatusTable(t *testing.T) {
 		api.CodeMethodNotAllowed: 405, api.CodeNotFound: 404, api.CodeConflict: 409, api.CodeApplicationsClosed: 403,
 		api.CodePushUnavailable: 503, api.CodeStoreUnavailable: 503, api.CodeShuttingDown: 503,
 		api.CodeInternalError: 500,
-		api.CodeOrderCreated: 201, api.CodePending: 409, api.CodeCancelled: 409, api.CodeOrderLost: 503,
+		api.CodeOrderCreated:  201, api.CodePending: 409, api.CodeCancelled: 409, api.CodeOrderLost: 503,
 		api.CodeWrongNumber: 403,
 	}
 	if len(want) != len(api.Codes()) {
