@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,6 +77,15 @@ type Broker struct {
 	signatureWindow     time.Duration
 	maxPending          int
 
+	orders         OrderBook
+	opener         Opener
+	numberMatching NumberMatching
+	// running counts the orders whose wait runs here; stopping ends when
+	// shutdown begins, and with it the collects waiting here.
+	running    sync.WaitGroup
+	stopping   context.Context
+	beginClose context.CancelFunc
+
 	shuttingDown atomic.Bool
 }
 
@@ -138,6 +148,7 @@ func New(registry Registry, asker Asker, decoder *encoding.Decoder, brokerKey ed
 		registry: registry, asker: asker, decoder: decoder, pages: pages,
 		brokerKey: brokerKey, log: slog.Default(), now: time.Now,
 	}
+	b.stopping, b.beginClose = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(b)
 	}
@@ -180,6 +191,11 @@ func (b *Broker) Handler() (http.Handler, error) {
 	get("/Broker", b.handleBrokerInfo)
 	r.POST("/Identities", b.handleApply)
 	get("/Identities/:id", b.handlePublicIdentity)
+	if b.orders != nil {
+		r.POST("/Orders", b.handleOrder)
+		get("/Orders/:ref", b.handleCollect)
+		r.DELETE("/Orders/:ref", b.handleCancel)
+	}
 	get("/healthz", b.handleHealth)
 	get("/readyz", b.handleReady)
 	r.NoRoute(func(c *gin.Context) {
@@ -206,9 +222,28 @@ func closeAfterChunked(h http.Handler) http.Handler {
 	})
 }
 
-// BeginShutdown makes new MFA requests fail fast with 503 while pending
-// ones are answered.
-func (b *Broker) BeginShutdown() { b.shuttingDown.Store(true) }
+// BeginShutdown makes new MFA requests and orders fail fast with 503
+// while pending ones are answered, and ends the collects waiting here.
+func (b *Broker) BeginShutdown() {
+	b.shuttingDown.Store(true)
+	b.beginClose()
+}
+
+// WaitOrders waits until every order running here has recorded its
+// outcome (the pusher's Close ends them), or ctx ends.
+func (b *Broker) WaitOrders(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		b.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("orders still recording their outcome: %w", ctx.Err())
+	}
+}
 
 func (b *Broker) handleSchema(c *gin.Context) {
 	c.Header("Cache-Control", "public, max-age=3600")

@@ -322,22 +322,32 @@ func (b *Broker) requester(ctx context.Context, req api.Request, remoteIP string
 	if !req.Signed() {
 		return notify.Requester{RemoteIP: remoteIP}, nil
 	}
-	id, err := b.registry.Get(ctx, req.LegalID)
-	switch {
-	case errors.Is(err, identity.ErrNotFound):
-		return notify.Requester{}, fmt.Errorf("%w: LegalId %s is not known to this broker", ErrUnknownRequester, req.LegalID)
-	case err != nil:
+	id, err := b.signer(ctx, req.LegalID, now)
+	if err != nil {
 		return notify.Requester{}, err
-	case id.State != identity.Approved:
-		return notify.Requester{}, fmt.Errorf("%w: LegalId %s is %s, not Approved", ErrUnknownRequester, req.LegalID, id.State)
-	case !id.ValidAt(now):
-		return notify.Requester{}, fmt.Errorf("%w: LegalId %s is valid from %s to %s only", ErrUnknownRequester, req.LegalID,
-			id.From.Format(time.RFC3339), id.To.Format(time.RFC3339))
 	}
 	if err := identity.Verify(id.PublicKey, req.SigningForm(), req.Signature); err != nil {
 		return notify.Requester{}, fmt.Errorf("%w with the key of %s over the canonical MFA-Request/1 form", ErrRequesterSig, req.LegalID)
 	}
 	return notify.Requester{Verified: true, LegalID: id.ID, Name: id.DisplayName(), RemoteIP: remoteIP}, nil
+}
+
+// signer is the identity of a requester that signs: Approved and valid at
+// now, or else ErrUnknownRequester.
+func (b *Broker) signer(ctx context.Context, legalID string, now time.Time) (identity.Identity, error) {
+	id, err := b.registry.Get(ctx, legalID)
+	switch {
+	case errors.Is(err, identity.ErrNotFound):
+		return identity.Identity{}, fmt.Errorf("%w: LegalId %s is not known to this broker", ErrUnknownRequester, legalID)
+	case err != nil:
+		return identity.Identity{}, err
+	case id.State != identity.Approved:
+		return identity.Identity{}, fmt.Errorf("%w: LegalId %s is %s, not Approved", ErrUnknownRequester, legalID, id.State)
+	case !id.ValidAt(now):
+		return identity.Identity{}, fmt.Errorf("%w: LegalId %s is valid from %s to %s only", ErrUnknownRequester, legalID,
+			id.From.Format(time.RFC3339), id.To.Format(time.RFC3339))
+	}
+	return id, nil
 }
 
 // outcomeResponse turns the person's signed answer into the response: a
@@ -346,12 +356,14 @@ func outcomeResponse(out notify.Outcome, requestID, baseURL string) api.Response
 	ev := &api.Evidence{
 		LegalID: out.LegalID, Decision: string(out.Decision), Algorithm: "Ed25519",
 		PublicKey: out.PublicKey, PublicKeyURL: identityURL(baseURL, out.LegalID),
-		SignedData: out.SignedData, Signature: out.Signature, Push: out.Push,
+		SignedData: out.SignedData, Signature: out.Signature, Push: out.Push, Match: out.Match,
 	}
-	switch out.Decision {
-	case notify.Approve:
+	switch {
+	case out.WrongNumber:
+		return api.Response{Code: api.CodeWrongNumber, Message: "The person approved, but picked another number than the one you showed them: the request is denied. Someone else's request may have reached them.", RequestID: requestID, Evidence: ev}
+	case out.Decision == notify.Approve:
 		return api.Response{Code: api.CodeApproved, Message: "The person approved the request.", RequestID: requestID, Evidence: ev}
-	case notify.NotMe:
+	case out.Decision == notify.NotMe:
 		return api.Response{Code: api.CodeDeniedNotMe, Message: "The person denied the request and reported it as not theirs; further requests from you to this person are blocked for a while.", RequestID: requestID, Evidence: ev}
 	}
 	return api.Response{Code: api.CodeDenied, Message: "The person denied the request.", RequestID: requestID, Evidence: ev}

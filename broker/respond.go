@@ -16,6 +16,7 @@ import (
 	"github.com/legalmfa/mfa/guard"
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/notify"
+	"github.com/legalmfa/mfa/order"
 )
 
 // retryAfterSeconds is what callers are told to wait when the broker or a
@@ -61,6 +62,10 @@ func (b *Broker) errorResponse(err error, requestID string) api.Response {
 		r.Code, r.RetryAfter = api.CodePushUnavailable, retryAfterSeconds
 		r.Message = "The push service is unavailable; no device was asked."
 		b.log.Error("push service unavailable", "request", requestID, "err", err)
+	case errors.Is(err, order.ErrUnavailable):
+		r.Code, r.RetryAfter = api.CodePushUnavailable, retryAfterSeconds
+		r.Message = "The order store (NATS JetStream) is unavailable; try again shortly."
+		b.log.Error("order store unavailable", "request", requestID, "err", err)
 	case errors.Is(err, identity.ErrUnavailable):
 		r.Code, r.RetryAfter = api.CodeStoreUnavailable, retryAfterSeconds
 		r.Message = "The identity store is unavailable; no device was asked."

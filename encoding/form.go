@@ -22,6 +22,8 @@ type formFields struct {
 	Signature string `form:"Signature"`
 	Issued    string `form:"Issued"`
 	Nonce     string `form:"Nonce"`
+	// NumberMatching is an order's: true, false, 1 or 0.
+	NumberMatching string `form:"NumberMatching"`
 }
 
 func decodeForm(body []byte) (api.Fields, *api.Error) {
@@ -54,12 +56,12 @@ func decodeForm(body []byte) (api.Fields, *api.Error) {
 		return api.Fields{}, api.Errorf(api.CodeMalformed, "", "the form cannot be decoded: %v", err)
 	}
 	var raw api.Fields
-	for i, v := range [...]string{f.PNR, f.COUNTRY, f.Timeout, f.Reason, f.LegalId, f.Signature, f.Issued, f.Nonce} {
+	for i, v := range [api.NumFields]string{f.PNR, f.COUNTRY, f.Timeout, f.Reason, f.LegalId, f.Signature, f.Issued, f.Nonce, f.NumberMatching} {
 		name := api.FieldName(i)
 		_, sent := values[name]
 		// HTML forms send every input, filled in or not: an empty optional
 		// field means the user left it out.
-		if !sent || (v == "" && i >= api.FieldIndex(api.FieldLegalID)) {
+		if !sent || (v == "" && api.Optional(i)) {
 			continue
 		}
 		raw.Set(i, v)

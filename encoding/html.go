@@ -163,8 +163,14 @@ func resultTitle(c api.Code) string {
 	switch c {
 	case api.CodeApproved:
 		return "Approved"
-	case api.CodeDenied, api.CodeDeniedNotMe:
+	case api.CodeDenied, api.CodeDeniedNotMe, api.CodeWrongNumber:
 		return "Denied"
+	case api.CodeOrderCreated:
+		return "Order placed"
+	case api.CodePending:
+		return "Waiting for the person"
+	case api.CodeCancelled:
+		return "Cancelled"
 	case api.CodeTimeout:
 		return "No answer in time"
 	case api.CodeUnknownPerson:

@@ -231,6 +231,33 @@ func (p *Pusher) Ask(ctx context.Context, q Question) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
+	return p.conclude(ctx, req)
+}
+
+// Opened is a request whose pushes went out, for a caller that answers
+// before the person does (an order) and awaits the outcome later.
+type Opened struct {
+	p   *Pusher
+	req *pendingRequest
+}
+
+// Open pushes q as Ask does, and returns once the pushes went out.
+// Await must follow: until it returns, the request holds its place among
+// the pending ones.
+func (p *Pusher) Open(q Question) (*Opened, error) {
+	req, err := p.open(q)
+	if err != nil {
+		return nil, err
+	}
+	return &Opened{p: p, req: req}, nil
+}
+
+// Await is the rest of Ask for an opened request: it waits for the first
+// valid answer and ends the request as Ask does.
+func (o *Opened) Await(ctx context.Context) (Outcome, error) { return o.p.conclude(ctx, o.req) }
+
+// conclude waits for an opened request to end, and withdraws it.
+func (p *Pusher) conclude(ctx context.Context, req *pendingRequest) (Outcome, error) {
 	why, err := p.await(ctx, req)
 	ended := time.Now()
 	p.finish(req, why)

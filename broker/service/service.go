@@ -29,6 +29,7 @@ import (
 	"github.com/legalmfa/mfa/identity/boltstore"
 	"github.com/legalmfa/mfa/identity/mongostore"
 	"github.com/legalmfa/mfa/notify"
+	"github.com/legalmfa/mfa/order"
 	"github.com/legalmfa/mfa/schema"
 )
 
@@ -82,6 +83,11 @@ type Config struct {
 	// MaxBodyMemory bounds the request bodies being read at once, in bytes.
 	MaxBodyMemory int64
 
+	// Orders: how long an ended order can be collected, and whether number
+	// matching is up to each order or required of all.
+	OrderRetention time.Duration
+	NumberMatching broker.NumberMatching
+
 	// ApplicationsClosed refuses POST /Identities; ApplicationExpiry
 	// deletes applications no operator decided on within it (0: never).
 	ApplicationsClosed bool
@@ -124,6 +130,8 @@ func DefaultConfig() Config {
 		NotMeBlock:         24 * time.Hour,
 		SignatureWindow:    5 * time.Minute,
 		MaxPending:         100_000,
+		OrderRetention:     10 * time.Minute,
+		NumberMatching:     broker.NumberMatchingOptional,
 		ShutdownTimeout:    30 * time.Second,
 		LogLevel:           "info",
 		LogFormat:          "text",
@@ -163,6 +171,10 @@ func (c *Config) Defaults() {
 	fillDuration(&c.IdleTimeout, d.IdleTimeout)
 	fillDuration(&c.ShutdownTimeout, d.ShutdownTimeout)
 	fillDuration(&c.MongoDBTimeout, d.MongoDBTimeout)
+	fillDuration(&c.OrderRetention, d.OrderRetention)
+	if c.NumberMatching == "" {
+		c.NumberMatching = d.NumberMatching
+	}
 	if c.NATSReplicas == 0 {
 		c.NATSReplicas = d.NATSReplicas
 	}
@@ -185,8 +197,18 @@ func (c *Config) Check() error {
 	if _, err := tlsVersion(c.TLSMinVersion); err != nil {
 		return err
 	}
+	if c.OrderRetention < 0 {
+		return errors.New("order-retention must not be negative")
+	}
+	if _, err := broker.ParseNumberMatching(string(c.NumberMatching)); err != nil {
+		return err
+	}
 	return nil
 }
+
+// orderLostAfter is how long past its expiry an order without an outcome
+// is taken for lost: far longer than its replica takes to write one.
+const orderLostAfter = 15 * time.Second
 
 // Service is a running broker.
 type Service struct {
@@ -199,6 +221,7 @@ type Service struct {
 	auth   *bus.AuthService
 	pusher *notify.Pusher
 	blocks *guard.Blocklist
+	orders *order.Book
 
 	http, admin     *http.Server
 	httpLn, adminLn net.Listener
@@ -279,6 +302,12 @@ func (s *Service) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if s.orders, err = order.Open(ctx, s.nc, order.Config{
+		MaxTimeout: cfg.MaxTimeout, Retention: cfg.OrderRetention, LostAfter: orderLostAfter,
+		Replicas: cfg.NATSReplicas, Logger: log, Now: cfg.Clock,
+	}); err != nil {
+		return err
+	}
 	xsd, err := schema.Load()
 	if err != nil {
 		return err
@@ -301,6 +330,7 @@ func (s *Service) start(ctx context.Context) error {
 		broker.WithNotMeBlock(s.blocks, cfg.NotMeBlock),
 		broker.WithReplayGuard(replays, cfg.SignatureWindow),
 		broker.WithMaxPending(cfg.MaxPending),
+		broker.WithOrders(s.orders, s.pusher, cfg.NumberMatching),
 		broker.WithClock(cfg.Clock),
 	); err != nil {
 		return err
@@ -575,6 +605,11 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	if err := s.pusher.Close(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	// The pusher's Close ended every order running here; each writes its
+	// outcome (shutting-down) where the other replicas read it.
+	if err := s.broker.WaitOrders(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if err := s.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("HTTP shutdown: %w", err))
 	}
@@ -608,6 +643,9 @@ func (s *Service) stop() {
 	}
 	if s.blocks != nil {
 		s.blocks.Close()
+	}
+	if s.orders != nil {
+		s.orders.Close()
 	}
 	if s.auth != nil {
 		s.auth.Close()

@@ -67,6 +67,25 @@ func (f rateFlag) Set(v string) error {
 	return nil
 }
 
+// numberMatchingFlag is a broker.NumberMatching as a flag.
+type numberMatchingFlag struct{ p *broker.NumberMatching }
+
+func (f numberMatchingFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return string(*f.p)
+}
+
+func (f numberMatchingFlag) Set(v string) error {
+	p, err := broker.ParseNumberMatching(v)
+	if err != nil {
+		return err
+	}
+	*f.p = p
+	return nil
+}
+
 // dataDirFlags locate a broker: the server's data directory, and the
 // operator socket the operator commands reach it through.
 func dataDirFlags(c *cli.Command, cfg *config) {
@@ -117,7 +136,9 @@ func serverFlags(c *cli.Command, cfg *config) {
 	fs.Int64Var(&cfg.MaxBodyMemory, "max-body-memory", d.MaxBodyMemory, "bytes of request bodies all requests together may hold while they are read; past it, 503 too-busy")
 	fs.Var(seconds{&cfg.NotMeBlock}, "not-me-block", "how long a caller may not ask a person again after the person answered 'not me'")
 	fs.Var(seconds{&cfg.SignatureWindow}, "signature-window", "how far a signed request's Issued time may be from the broker's clock")
-	fs.IntVar(&cfg.MaxPending, "max-pending", d.MaxPending, "most MFA requests waiting for an answer at once; more get 503 too-busy")
+	fs.IntVar(&cfg.MaxPending, "max-pending", d.MaxPending, "most MFA requests and orders waiting for an answer at once; more get 503 too-busy")
+	fs.Var(seconds{&cfg.OrderRetention}, "order-retention", "how long an ended order can still be collected; then 404")
+	fs.Var(numberMatchingFlag{&cfg.NumberMatching}, "number-matching", "orders' number matching: optional (each order says) or required (of every order)")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", d.MaxConnections, "most HTTP connections open at once; more are answered 503 too-busy at once")
 	fs.Var(seconds{&cfg.ReadHeaderTimeout}, "http-read-header-timeout", "how long a client may take to send its request headers")
 	fs.Var(seconds{&cfg.IdleTimeout}, "http-idle-timeout", "how long an idle keep-alive connection is kept")

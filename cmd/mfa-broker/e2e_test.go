@@ -239,6 +239,10 @@ func sign(key ed25519.PrivateKey, m *mfaBody) {
 	}
 	reason := strings.ReplaceAll(strings.ReplaceAll(m.Reason, "\r\n", "\n"), "\r", "\n")
 	req := api.Request{PNR: m.PNR, Country: m.COUNTRY, Timeout: m.Timeout, Reason: reason, LegalID: m.LegalId, Issued: m.Issued, Nonce: m.Nonce}
+	if m.NumberMatching != "" {
+		on := m.NumberMatching == "true" || m.NumberMatching == "1"
+		req.NumberMatching = &on
+	}
 	m.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(key, req.SigningForm()))
 }
 

@@ -260,6 +260,9 @@ type mfaBody struct {
 	Timeout                           int
 	Reason                            string
 	LegalId, Signature, Issued, Nonce string
+	// NumberMatching is an order's field as sent: "" leaves it out; true
+	// and false are JSON booleans in JSON, anything else a string.
+	NumberMatching string
 }
 
 func (m mfaBody) encode(encoding string) (contentType, body string) {
@@ -278,12 +281,22 @@ func (m mfaBody) encode(encoding string) (contentType, body string) {
 			root.CreateElement("Issued").SetText(m.Issued)
 			root.CreateElement("Nonce").SetText(m.Nonce)
 		}
+		if m.NumberMatching != "" {
+			root.CreateElement("NumberMatching").SetText(m.NumberMatching)
+		}
 		s, _ := doc.WriteToString()
 		return "text/xml; charset=utf-8", s
 	case "json":
 		v := map[string]any{"PNR": m.PNR, "COUNTRY": m.COUNTRY, "Timeout": m.Timeout, "Reason": m.Reason}
 		if m.LegalId != "" {
 			v["LegalId"], v["Signature"], v["Issued"], v["Nonce"] = m.LegalId, m.Signature, m.Issued, m.Nonce
+		}
+		switch m.NumberMatching {
+		case "":
+		case "true", "false":
+			v["NumberMatching"] = m.NumberMatching == "true"
+		default:
+			v["NumberMatching"] = m.NumberMatching
 		}
 		b, _ := json.Marshal(v)
 		return "application/json", string(b)
@@ -292,6 +305,9 @@ func (m mfaBody) encode(encoding string) (contentType, body string) {
 		if m.LegalId != "" {
 			v += "&LegalId=" + queryEscape(m.LegalId) + "&Signature=" + queryEscape(m.Signature) +
 				"&Issued=" + queryEscape(m.Issued) + "&Nonce=" + queryEscape(m.Nonce)
+		}
+		if m.NumberMatching != "" {
+			v += "&NumberMatching=" + queryEscape(m.NumberMatching)
 		}
 		return "application/x-www-form-urlencoded", v
 	}
@@ -306,6 +322,9 @@ type outcome struct {
 	requestID string
 	field     string
 	evidence  map[string]string
+	// order is the Order of an answer about one: Ref, Expires, Hint,
+	// NumberMatch.
+	order map[string]string
 }
 
 // postMFA sends an MFA request and reads the answer in whatever format the
@@ -337,12 +356,13 @@ func (tb *testBroker) parseOutcome(resp httpResult, media string) outcome {
 	if got := resp.header.Get("Content-Type"); got != media+"; charset=utf-8" {
 		tb.t.Fatalf("Content-Type %q, want %s: %s", got, media, resp.body)
 	}
-	o := outcome{status: resp.status, evidence: map[string]string{}}
+	o := outcome{status: resp.status, evidence: map[string]string{}, order: map[string]string{}}
 	switch media {
 	case "application/json":
 		var v struct {
 			Code, Message, RequestId, Field string
 			Evidence                        map[string]string
+			Order                           map[string]string
 		}
 		if err := json.Unmarshal(resp.body, &v); err != nil {
 			tb.t.Fatalf("JSON answer: %v: %s", err, resp.body)
@@ -350,6 +370,9 @@ func (tb *testBroker) parseOutcome(resp httpResult, media string) outcome {
 		o.code, o.message, o.requestID, o.field = v.Code, v.Message, v.RequestId, v.Field
 		if v.Evidence != nil {
 			o.evidence = v.Evidence
+		}
+		if v.Order != nil {
+			o.order = v.Order
 		}
 	case "text/xml", "application/xml":
 		doc := etree.NewDocument()
@@ -376,6 +399,11 @@ func (tb *testBroker) parseOutcome(resp httpResult, media string) outcome {
 				o.evidence[c.Tag] = c.Text()
 			}
 		}
+		if ord := root.SelectElement("Order"); ord != nil {
+			for _, c := range ord.ChildElements() {
+				o.order[c.Tag] = c.Text()
+			}
+		}
 	case "text/plain":
 		for _, line := range strings.Split(strings.TrimSpace(string(resp.body)), "\n") {
 			name, value, _ := strings.Cut(line, ": ")
@@ -390,6 +418,8 @@ func (tb *testBroker) parseOutcome(resp httpResult, media string) outcome {
 				o.field = value
 			case strings.HasPrefix(name, "Evidence."):
 				o.evidence[strings.TrimPrefix(name, "Evidence.")] = value
+			case strings.HasPrefix(name, "Order."):
+				o.order[strings.TrimPrefix(name, "Order.")] = value
 			}
 		}
 	case "text/html":

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -35,6 +36,10 @@ type Device struct {
 	Key     ed25519.PrivateKey
 	decide  Decider
 
+	// picks are the numbers to pick, in order, for the prompts that need
+	// one (Pick).
+	picks chan string
+
 	mu          sync.Mutex
 	prompts     []notify.Prompt
 	next        int // NextPrompt's place in prompts
@@ -55,7 +60,7 @@ func New(t testing.TB, nc *nats.Conn, legalID string, key ed25519.PrivateKey, br
 	if decide == nil {
 		decide = Never
 	}
-	return &Device{Device: dev, t: t, LegalID: legalID, Key: key, decide: decide, done: make(chan struct{})}
+	return &Device{Device: dev, t: t, LegalID: legalID, Key: key, decide: decide, done: make(chan struct{}), picks: make(chan string, 16)}
 }
 
 // Start subscribes, syncs, and answers from then on, until the test ends.
@@ -80,7 +85,8 @@ func (d *Device) loop() {
 			d.prompts = append(d.prompts, *e.Prompt)
 			d.mu.Unlock()
 			if decision, ok := d.decide(*e.Prompt); ok {
-				err := d.Answer(context.Background(), *e.Prompt, decision)
+				d.Shown(*e.Prompt)
+				err := d.AnswerMatch(context.Background(), *e.Prompt, decision, d.pick(*e.Prompt, decision))
 				d.mu.Lock()
 				d.answers = append(d.answers, err)
 				d.mu.Unlock()
@@ -90,6 +96,26 @@ func (d *Device) loop() {
 			d.withdrawals = append(d.withdrawals, *e.Withdrawal)
 			d.mu.Unlock()
 		}
+	}
+}
+
+// Pick gives the number the device picks for the next prompt it approves
+// that needs one: the number a relying party shows, or another to pick
+// wrong. A prompt that needs a number waits for one, up to poll.Patience,
+// as a person reads it off the relying party's page.
+func (d *Device) Pick(number string) { d.picks <- number }
+
+// pick is the number to answer a prompt with: "" unless it approves a
+// prompt that needs one.
+func (d *Device) pick(p notify.Prompt, decision notify.Decision) string {
+	if !p.Push.NeedsMatch() || decision != notify.Approve {
+		return ""
+	}
+	select {
+	case n := <-d.picks:
+		return n
+	case <-time.After(poll.Patience):
+		return "" // AnswerMatch refuses: the test said no number
 	}
 }
 
