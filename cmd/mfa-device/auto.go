@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,15 @@ type autoAnswerer struct {
 	decision notify.Decision
 	delay    time.Duration
 	answer   answerFunc
+	// reportShown tells the broker a prompt was printed
+	// (notify.Device.Shown); nil: nobody is told.
+	reportShown func(notify.Prompt)
+	// picks, for approvals, are the lines of standard input: the numbers
+	// to pick. Each prompt that needs one takes the next line, in the
+	// order the prompts are printed, whether or not it is answered in the
+	// end, so that a script always knows which line goes to which prompt.
+	// nil, or closed: there are none.
+	picks <-chan inputLine
 }
 
 // lineWriter writes whole lines from several goroutines without
@@ -45,17 +55,37 @@ func (a *autoAnswerer) run(ctx context.Context, events <-chan notify.Event) erro
 	// this goroutine touches the map, and finished requests report back.
 	withdrawals := map[string]chan string{}
 	finished := make(chan string)
+	// waiting are the prompts that need a number and have none yet, in
+	// the order they were printed. Lines are taken only while one waits,
+	// so a line written early is kept for the prompt it is meant for.
+	var waiting []chan string
+	picks := a.picks
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	// Cancelled before the wait, so no handler is left blocked on finished.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for {
+		var nextPick <-chan inputLine
+		if len(waiting) > 0 {
+			nextPick = picks
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case id := <-finished:
 			delete(withdrawals, id)
+		case l, ok := <-nextPick:
+			if !ok {
+				picks = nil
+				for _, w := range waiting {
+					close(w)
+				}
+				waiting = nil
+				continue
+			}
+			waiting[0] <- l.text // buffered for this one line
+			waiting = waiting[1:]
 		case ev, ok := <-events:
 			if !ok {
 				return errEventsClosed
@@ -63,13 +93,25 @@ func (a *autoAnswerer) run(ctx context.Context, events <-chan notify.Event) erro
 			switch {
 			case ev.Prompt != nil:
 				p := *ev.Prompt
-				a.out.printf("prompt %s from %s: %s", sanitizeLine(p.Push.RequestID), requesterToken(p.Push.Requester), reasonExcerpt(p.Push.Reason))
+				a.out.printf("%s", promptLine(p.Push))
+				if a.reportShown != nil {
+					a.reportShown(p)
+				}
+				var pick chan string
+				if a.decision == notify.Approve && p.Push.NeedsMatch() {
+					pick = make(chan string, 1)
+					if picks == nil {
+						close(pick)
+					} else {
+						waiting = append(waiting, pick)
+					}
+				}
 				w := make(chan string, 1)
 				withdrawals[p.Push.RequestID] = w
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					a.handle(ctx, p, w)
+					a.handle(ctx, p, w, pick)
 					select {
 					case finished <- p.Push.RequestID:
 					case <-ctx.Done():
@@ -87,8 +129,9 @@ func (a *autoAnswerer) run(ctx context.Context, events <-chan notify.Event) erro
 	}
 }
 
-// handle waits out the delay, unless the request ends first, then answers.
-func (a *autoAnswerer) handle(ctx context.Context, p notify.Prompt, withdrawn <-chan string) {
+// handle waits out the delay, and for the number to pick if pick is not
+// nil, unless the request ends first, then answers.
+func (a *autoAnswerer) handle(ctx context.Context, p notify.Prompt, withdrawn <-chan string, pick <-chan string) {
 	id := sanitizeLine(p.Push.RequestID)
 	exp, err := p.Push.ExpiresAt()
 	if err != nil {
@@ -110,10 +153,37 @@ func (a *autoAnswerer) handle(ctx context.Context, p notify.Prompt, withdrawn <-
 		return
 	case <-delay.C:
 	}
-	err = a.answer(ctx, p, a.decision)
+	var match string
+	if pick != nil {
+		select {
+		case <-ctx.Done():
+			return
+		case why := <-withdrawn:
+			a.out.printf("withdrawn %s: %s", id, sanitizeLine(why))
+			return
+		case <-expiry.C:
+			a.out.printf("expired %s", id)
+			return
+		case l, ok := <-pick:
+			match = strings.TrimSpace(l)
+			switch {
+			case !ok:
+				a.out.printf("unanswered %s: needs a number and standard input has none", id)
+				return
+			case !slices.Contains(p.Push.MatchChoices, match):
+				// The line is not echoed: whatever was typed by mistake
+				// stays off the output.
+				a.out.printf("unanswered %s: the line read from standard input is not one of the choices", id)
+				return
+			}
+		}
+	}
+	err = a.answer(ctx, p, a.decision, match)
 	switch {
 	case ctx.Err() != nil:
 		// Stopping: whatever the answer did, there is no one to tell.
+	case errors.Is(err, notify.ErrWrongNumber):
+		a.out.printf("wrong-number %s", id)
 	case err == nil && a.decision == notify.Approve:
 		a.out.printf("approved %s", id)
 	case err == nil && a.decision == notify.NotMe:
@@ -125,6 +195,43 @@ func (a *autoAnswerer) handle(ctx context.Context, p notify.Prompt, withdrawn <-
 	default:
 		a.out.printf("failed %s: %s", id, sanitizeLine(err.Error()))
 	}
+}
+
+// promptLine is the line printed for a prompt:
+//
+//	prompt <RequestId> from <requester> [choices 17 42 88]: <Reason excerpt>
+//
+// with the choices only for a request with number matching. They come
+// before the colon because everything after it is the requester's own
+// text: a Reason ending in "[choices …]" must not pass for choices the
+// broker offers.
+func promptLine(p notify.Push) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "prompt %s from %s", sanitizeLine(p.RequestID), requesterToken(p.Requester))
+	if p.NeedsMatch() {
+		b.WriteString(" [choices")
+		for _, c := range p.MatchChoices {
+			b.WriteString(" " + choiceToken(c))
+		}
+		b.WriteString("]")
+	}
+	b.WriteString(": " + reasonExcerpt(p.Reason))
+	return b.String()
+}
+
+// choiceToken is a choice in a prompt line. The broker offers two-digit
+// numbers; anything else a choice holds is printed as _, so that no
+// choice can end the list early or hide in it.
+func choiceToken(c string) string {
+	if c == "" {
+		return "_"
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return r
+		}
+		return '_'
+	}, c)
 }
 
 // requesterToken is the requester in a prompt line:

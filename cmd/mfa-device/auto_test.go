@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -16,19 +17,38 @@ type autoRig struct {
 	out    *syncbuf.Buffer
 	events chan notify.Event
 	done   chan error
+	// shown hears the requests the answerer reported shown.
+	shown chan string
 }
 
 func newAutoRig(t *testing.T, d notify.Decision, delay time.Duration, verdict func(id string) error) *autoRig {
 	t.Helper()
-	r := &autoRig{out: &syncbuf.Buffer{}, events: make(chan notify.Event, 8), done: make(chan error, 1)}
+	return newAutoRigInput(t, d, delay, nil, func(id, match string) error {
+		if match != "" {
+			return fmt.Errorf("answered %s with number %q", id, match)
+		}
+		return verdict(id)
+	})
+}
+
+// newAutoRigInput is newAutoRig with stdin as standard input (nil: none
+// is read, as for a denial) and a verdict that sees the number picked.
+func newAutoRigInput(t *testing.T, d notify.Decision, delay time.Duration, stdin io.Reader, verdict func(id, match string) error) *autoRig {
+	t.Helper()
+	r := &autoRig{out: &syncbuf.Buffer{}, events: make(chan notify.Event, 8), done: make(chan error, 1), shown: make(chan string, 8)}
 	a := &autoAnswerer{out: &lineWriter{w: r.out}, decision: d, delay: delay,
-		answer: func(_ context.Context, p notify.Prompt, got notify.Decision) error {
+		answer: func(_ context.Context, p notify.Prompt, got notify.Decision, match string) error {
 			if got != d {
 				return fmt.Errorf("answered %s, want %s", got, d)
 			}
-			return verdict(p.Push.RequestID)
-		}}
+			return verdict(p.Push.RequestID, match)
+		},
+		reportShown: func(p notify.Prompt) { r.shown <- p.Push.RequestID },
+	}
 	ctx, cancel := context.WithCancel(context.Background())
+	if stdin != nil {
+		a.picks = readLines(ctx, stdin, time.Now)
+	}
 	go func() { r.done <- a.run(ctx, r.events) }()
 	t.Cleanup(func() {
 		cancel()

@@ -92,13 +92,19 @@ func (d *device) approve() {
 
 // listen runs 'mfa-device listen' until the test ends.
 func (d *device) listen(args ...string) (stdout, stderr *syncbuf.Buffer) {
+	d.rig.t.Helper()
+	return d.listenFrom(strings.NewReader(""), args...)
+}
+
+// listenFrom is listen with stdin as its standard input.
+func (d *device) listenFrom(stdin io.Reader, args ...string) (stdout, stderr *syncbuf.Buffer) {
 	t := d.rig.t
 	t.Helper()
 	stdout, stderr = &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"listen"}, args...), strings.NewReader(""), stdout, stderr, envOf(d.env))
+		done <- run(ctx, append([]string{"listen"}, args...), stdin, stdout, stderr, envOf(d.env))
 	}()
 	t.Cleanup(func() {
 		cancel()

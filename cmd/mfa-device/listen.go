@@ -34,6 +34,18 @@ with the device key, and the broker's verdict is shown. A request answered
 on another device, cancelled by the requester, or expired is taken off the
 screen with a note. More requests wait in a queue. Ctrl-C stops.
 
+A request with number matching offers three numbers:
+
+  Pick the number Example Bank shows you:  [17]  [42]  [88]
+
+The requester shows its user one of them. To approve, type that number
+(a alone does not approve such a request); d denies and n reports it as
+not yours, as for any request. A number not offered is refused and the
+request stays. Picking one of the other numbers offered ends the request
+as denied: the device says "wrong number". The broker is told when a
+request is on the screen (not while it waits in the queue), and the
+requester may tell its user so.
+
 Input typed before a request appeared, or within half a second of it
 appearing, is not taken as an answer to it.
 
@@ -43,22 +55,46 @@ terminal does not say; dark when neither tells). --style light or dark
 chooses; notty shows no colours, as when the output is not a terminal.
 
 With --auto, every request is answered with the given decision after
---auto-delay, without reading standard input, and stdout gets one line per
-event. These lines are stable; scripts may parse them:
+--auto-delay, and stdout gets one line per event. These lines are stable;
+scripts may parse them:
 
   prompt <RequestId> from verified <LegalId> "<Name>": <first line of Reason>
   prompt <RequestId> from unverified <RemoteIp>: <first line of Reason>
+  prompt <RequestId> from <requester as above> [choices 17 42 88]: <…>
+                                  a request with number matching, and the
+                                  numbers it offers
   approved <RequestId>            the broker accepted the approval
   denied <RequestId>              the broker accepted the denial
   not-me <RequestId>              the broker accepted the "not me" denial
+  wrong-number <RequestId>        the broker accepted the approval, but the
+                                  number picked was not the one the
+                                  requester shows: the request was denied
   refused <RequestId>: <why>      the broker refused the answer
-  withdrawn <RequestId>: <why>    withdrawn during --auto-delay; <why> is
-                                  answered, timeout, cancelled or shutdown
-  expired <RequestId>             expired during --auto-delay
+  withdrawn <RequestId>: <why>    withdrawn before it was answered; <why>
+                                  is answered, timeout, cancelled,
+                                  shutdown, superseded or ended
+  expired <RequestId>             expired before it was answered
+  unanswered <RequestId>: <why>   left unanswered: it needs a number, and
+                                  standard input has none ("needs a number
+                                  and standard input has none") or the line
+                                  read is not one of the choices
   failed <RequestId>: <error>     the answer could not be delivered
 
-<Name> is a Go-quoted string; <RemoteIp> is - when unknown. Connection
-notes go to stderr. --auto is never read from the environment.
+<Name> is a Go-quoted string; <RemoteIp> is - when unknown. The choices,
+two-digit numbers separated by spaces, come before the colon: everything
+after it is the requester's text. Connection notes go to stderr. --auto is
+never read from the environment. The broker is told when the prompt line
+is printed, as when a prompt is on the screen.
+
+--auto deny and --auto not-me answer every request, with number matching
+or not, and never read standard input. --auto approve reads standard input
+only for requests with number matching: each takes the next line, in the
+order of their prompt lines, as the number to pick (a withdrawn or expired
+one takes its line too, unused). Write the number the requester shows to
+approve, another of the choices to pick the wrong one, anything else to
+leave the request unanswered. At the end of standard input such requests
+are left unanswered. Requests without number matching are approved
+without reading anything.
 `
 
 func cmdListen(ctx context.Context, e env, g globalFlags, args []string) error {
@@ -151,7 +187,12 @@ func cmdListen(ctx context.Context, e env, g globalFlags, args []string) error {
 	notes.note(fmt.Sprintf("listening for requests to %s (device %s) on %s", cfg.LegalID, dev.ID(), nc.ConnectedUrlRedacted()))
 
 	if !interactive {
-		a := &autoAnswerer{out: &lineWriter{w: e.stdout}, decision: decision, delay: *delay, answer: dev.Answer}
+		a := &autoAnswerer{out: &lineWriter{w: e.stdout}, decision: decision, delay: *delay, answer: dev.AnswerMatch, reportShown: dev.Shown}
+		if decision == notify.Approve {
+			// Only approvals need a number; a denial reads nothing, so a
+			// script that denies need not feed standard input.
+			a.picks = readLines(ctx, e.stdin, time.Now)
+		}
 		err = a.run(ctx, dev.Events())
 	} else {
 		err = runInteractive(ctx, e, md, dev, notes, outFd, outTTY)
@@ -179,7 +220,8 @@ func runInteractive(ctx context.Context, e env, md *markdown, dev *notify.Device
 		s = t
 	}
 	clk := realClock{}
-	ui := newPromptUI(s, md.render, clk, dev.Answer)
+	ui := newPromptUI(s, md.render, clk, dev.AnswerMatch)
+	ui.reportShown = dev.Shown
 	ui.color = outTTY
 	// From here on, notes go through the UI so they do not break up the
 	// prompt on the screen.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,16 +70,23 @@ const (
 	connOnline
 )
 
-// answerFunc delivers a decision; notify.Device.Answer is one.
-type answerFunc func(context.Context, notify.Prompt, notify.Decision) error
+// answerFunc delivers a decision, with the number picked for a request
+// with number matching ("" otherwise); notify.Device.AnswerMatch is one.
+type answerFunc func(ctx context.Context, p notify.Prompt, d notify.Decision, match string) error
 
 // promptUI shows one request at a time, queues the others, counts down to
-// expiry, and turns the person's a/d into signed answers.
+// expiry, and turns the person's a/d/n, or the number picked, into signed
+// answers.
 type promptUI struct {
 	screen screen
 	render func(markdown string) string
 	clock  clock
 	answer answerFunc
+	// reportShown tells the broker a request is now in front of the
+	// person (notify.Device.Shown), so the relying party may tell its user
+	// to look at the device; a request waiting in the queue is not in
+	// front of anyone yet. nil: nobody is told.
+	reportShown func(notify.Prompt)
 	// minRead is how long a request must have been shown before input
 	// counts as an answer to it: a line typed for one request and read
 	// just as the next appeared must not answer the next.
@@ -116,6 +124,7 @@ type shown struct {
 type answerResult struct {
 	requestID string
 	decision  notify.Decision
+	match     string
 	err       error
 }
 
@@ -134,6 +143,10 @@ const (
 	unverifiedPrefix = "⚠ unverified requester, calling from "
 	reasonGutter     = "│ "
 )
+
+// questionMatchText is the input prompt of a request with number
+// matching; %s are its choices.
+const questionMatchText = "type the number to approve, d to deny, n if not you: [%s/d/n] "
 
 func newPromptUI(s screen, render func(string) string, c clock, answer answerFunc) *promptUI {
 	return &promptUI{screen: s, render: render, clock: c, answer: answer, minRead: 500 * time.Millisecond,
@@ -235,25 +248,46 @@ func (u *promptUI) input(ctx context.Context, l inputLine) {
 		u.redraw()
 		return
 	}
+	p := u.cur.prompt
 	var d notify.Decision
-	switch text {
-	case "a", "approve":
-		d = notify.Approve
-	case "d", "deny":
+	var match, hint string
+	switch {
+	case text == "d" || text == "deny":
 		d = notify.Deny
-	case "n", "not me", "not-me":
+	case text == "n" || text == "not me" || text == "not-me":
 		d = notify.NotMe
+	case p.Push.NeedsMatch():
+		// A bare "a" is what a person worn down by prompts types without
+		// looking; only the number the requester shows ties the approval
+		// to the screen the person is actually using.
+		switch {
+		case slices.Contains(p.Push.MatchChoices, text):
+			d, match = notify.Approve, text
+		case text == "a" || text == "approve":
+			hint = hintTypeNumber(p.Push)
+		case isNumber(text):
+			hint = hintNotOffered(p.Push)
+		default:
+			hint = hintInvalidMatch(p.Push)
+		}
+	case text == "a" || text == "approve":
+		d = notify.Approve
 	default:
-		u.cur.hint = hintInvalid
+		hint = hintInvalid
+	}
+	if d == "" {
+		u.cur.hint = hint
 		u.redraw()
 		return
 	}
 	u.cur.sending, u.cur.hint = d, fmt.Sprintf("sending: %s …", d)
+	if match != "" {
+		u.cur.hint = fmt.Sprintf("sending: %s with %s …", d, match)
+	}
 	u.redraw()
-	p := u.cur.prompt
 	go func() {
 		// results has room for this one answer: only one is ever in flight.
-		u.results <- answerResult{requestID: p.Push.RequestID, decision: d, err: u.answer(ctx, p, d)}
+		u.results <- answerResult{requestID: p.Push.RequestID, decision: d, match: match, err: u.answer(ctx, p, d, match)}
 	}()
 }
 
@@ -263,6 +297,10 @@ func (u *promptUI) answered(r answerResult) {
 	}
 	id, from := shortID(r.requestID), who(u.cur.prompt.Push)
 	switch {
+	case errors.Is(r.err, notify.ErrWrongNumber):
+		// The broker took the answer, and it ended the request as a
+		// denial: the person approved a number someone else shows.
+		u.end(fmt.Sprintf("✖ wrong number: you picked %s, which is not the number %s shows, so request %s from %s was denied", sanitizeLine(r.match), matchShower(u.cur.prompt.Push), id, from))
 	case r.err == nil && r.decision == notify.Approve:
 		u.end(fmt.Sprintf("✔ approved request %s from %s: the broker accepted your answer", id, from))
 	case r.err == nil && r.decision == notify.NotMe:
@@ -323,6 +361,9 @@ func (u *promptUI) showNext() {
 			continue
 		}
 		u.cur = &shown{queued: q, since: now, body: u.body(q.prompt.Push)}
+		if u.reportShown != nil {
+			u.reportShown(q.prompt)
+		}
 		u.redraw()
 		return
 	}
@@ -335,6 +376,9 @@ func (u *promptUI) redraw() {
 	v := view{body: u.cur.body, hint: u.cur.hint, status: u.status(), replies: u.cur.replies}
 	if u.cur.sending == "" {
 		v.question = questionText
+		if p := u.cur.prompt.Push; p.NeedsMatch() {
+			v.question = fmt.Sprintf(questionMatchText, strings.Join(choiceTexts(p), "/"))
+		}
 	}
 	u.screen.draw(v)
 }
@@ -383,7 +427,80 @@ func (u *promptUI) body(p notify.Push) []string {
 	for _, l := range strings.Split(u.render(p.Reason), "\n") {
 		lines = append(lines, reasonGutter+l)
 	}
+	if p.NeedsMatch() {
+		// Last in the body, just above the countdown, so that it stays on
+		// screen however long the Reason.
+		line := matchLine(p)
+		if u.color {
+			line = "\x1b[1m" + line + "\x1b[0m"
+		}
+		lines = append(lines, "", line)
+	}
 	return lines
+}
+
+// matchLine offers the numbers of a request with number matching.
+func matchLine(p notify.Push) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Pick the number %s shows you:", matchShower(p))
+	for _, c := range choiceTexts(p) {
+		fmt.Fprintf(&b, "  [%s]", c)
+	}
+	return b.String()
+}
+
+// choiceTexts are a push's MatchChoices made safe to print.
+func choiceTexts(p notify.Push) []string {
+	out := make([]string, len(p.MatchChoices))
+	for i, c := range p.MatchChoices {
+		out[i] = sanitizeLine(c)
+	}
+	return out
+}
+
+// choiceList is the choices as a phrase: "17, 42 or 88".
+func choiceList(p notify.Push) string {
+	c := choiceTexts(p)
+	if len(c) < 2 {
+		return strings.Join(c, "")
+	}
+	return strings.Join(c[:len(c)-1], ", ") + " or " + c[len(c)-1]
+}
+
+// matchShower names who shows the person the number: a verified
+// requester by name; an unverified one is only an address, which says
+// nothing to a person looking at a web page.
+func matchShower(p notify.Push) string {
+	if r := p.Requester; r.Verified && strings.TrimSpace(r.Name) != "" {
+		return sanitizeLine(r.Name)
+	}
+	return "the requester"
+}
+
+// The hints for input to a request with number matching.
+func hintTypeNumber(p notify.Push) string {
+	return fmt.Sprintf("to approve, type the number %s shows you: %s", matchShower(p), choiceList(p))
+}
+
+func hintNotOffered(p notify.Push) string {
+	return fmt.Sprintf("that number is not one of those offered (%s): type the one %s shows you, or d to deny", choiceList(p), matchShower(p))
+}
+
+func hintInvalidMatch(p notify.Push) string {
+	return fmt.Sprintf("please type the number %s shows you to approve, or d to deny", matchShower(p))
+}
+
+// isNumber reports whether s is all ASCII digits.
+func isNumber(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // stop leaves the terminal tidy when listening ends.

@@ -48,6 +48,7 @@ func (c *fakeClock) advance(d time.Duration) {
 type answerCall struct {
 	prompt   notify.Prompt
 	decision notify.Decision
+	match    string
 	reply    chan error
 }
 
@@ -64,6 +65,10 @@ type uiRig struct {
 	answers chan answerCall
 	done    chan error
 	cancel  context.CancelFunc
+
+	mu sync.Mutex
+	// shownIDs are the requests the UI reported shown, in order.
+	shownIDs []string
 }
 
 type rigOption func(*uiRig)
@@ -84,8 +89,8 @@ func newUIRig(t *testing.T, opts ...rigOption) *uiRig {
 		events: make(chan notify.Event, 16), notices: make(chan notice, 16),
 		answers: make(chan answerCall), done: make(chan error, 1),
 	}
-	answer := func(ctx context.Context, p notify.Prompt, d notify.Decision) error {
-		c := answerCall{prompt: p, decision: d, reply: make(chan error, 1)}
+	answer := func(ctx context.Context, p notify.Prompt, d notify.Decision, match string) error {
+		c := answerCall{prompt: p, decision: d, match: match, reply: make(chan error, 1)}
 		select {
 		case r.answers <- c:
 		case <-ctx.Done():
@@ -99,6 +104,11 @@ func newUIRig(t *testing.T, opts ...rigOption) *uiRig {
 		}
 	}
 	r.ui = newPromptUI(&plainScreen{w: r.out}, md.render, r.clock, answer)
+	r.ui.reportShown = func(p notify.Prompt) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.shownIDs = append(r.shownIDs, p.Push.RequestID)
+	}
 	r.ui.minRead = 0
 	for _, o := range opts {
 		o(r)
@@ -199,8 +209,8 @@ func TestPromptAnswers(t *testing.T) {
 			}
 			r.typeLine(tt.input)
 			c := r.nextAnswer()
-			if c.decision != tt.decision || c.prompt.Push.RequestID != id {
-				t.Fatalf("answered %s to %s, want %s to %s", c.decision, c.prompt.Push.RequestID, tt.decision, id)
+			if c.decision != tt.decision || c.prompt.Push.RequestID != id || c.match != "" {
+				t.Fatalf("answered %s (match %q) to %s, want %s to %s without a number", c.decision, c.match, c.prompt.Push.RequestID, tt.decision, id)
 			}
 			c.reply <- nil
 			r.out.Expect(t, tt.verdict)
