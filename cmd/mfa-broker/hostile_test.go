@@ -576,3 +576,48 @@ func chunked(contentType string, body []byte) []byte {
 func xmlEscapeText(w *bytes.Buffer, s string) {
 	w.WriteString(strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s))
 }
+
+// TestHostileCorpusAtOrders sends every request of the corpus made for
+// POST /MFA to POST /Orders instead: an order is refused exactly as the
+// same request to /MFA, and what /MFA would have pushed is an order
+// placed.
+func TestHostileCorpusAtOrders(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t)
+	victim := tb.person(victimPNR, victimCountry, notifytest.Always(notify.Approve))
+	addr := strings.TrimPrefix(tb.srv.HTTPURL(), "http://")
+	sent := 0
+	for _, c := range readCorpus(t) {
+		raw, ok := bytes.CutPrefix(c.raw, []byte("POST /MFA "))
+		if !ok {
+			continue
+		}
+		sent++
+		raw = append([]byte("POST /Orders "), raw...)
+		resp := sendRaw(t, addr, raw)
+		for _, pnr := range personalNumbers(c.raw) {
+			if bytes.Contains(resp.body, []byte(pnr)) {
+				t.Errorf("%s: the answer repeats the personal number %s: %s", c.name, pnr, resp.body)
+			}
+		}
+		wantStatus, wantCode := c.status, c.code
+		if c.status == http.StatusOK {
+			wantStatus, wantCode = http.StatusCreated, "order-created"
+		}
+		if resp.status != wantStatus {
+			t.Errorf("%s: status %d, want %d: %s", c.name, resp.status, wantStatus, resp.body)
+			continue
+		}
+		if wantCode == "" {
+			continue
+		}
+		media, _, _ := strings.Cut(resp.header.Get("Content-Type"), ";")
+		if o := tb.parseOutcome(resp, media); o.code != wantCode {
+			t.Errorf("%s: code %q (%s), want %s", c.name, o.code, o.message, wantCode)
+		}
+	}
+	if sent < 200 {
+		t.Fatalf("only %d of the corpus's requests are for POST /MFA", sent)
+	}
+	tb.barrier(victim, victimPNR, victimCountry)
+}
