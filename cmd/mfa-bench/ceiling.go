@@ -139,7 +139,9 @@ func (h *ceilingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // ceiling is a running bare pipeline and its responders.
 type ceiling struct {
-	url        string
+	// base is its base URL, as the client library takes it; url is its
+	// POST /MFA.
+	base, url  string
 	cmd        *exec.Cmd
 	stdin      io.WriteCloser
 	responders []*nats.Conn
@@ -194,7 +196,8 @@ func startCeiling(ctx context.Context, responders int) (*ceiling, error) {
 		c.close()
 		return nil, fmt.Errorf("the bare pipeline did not start (%q): %v", ready, err)
 	}
-	c.url = "http://" + httpAddr + "/MFA"
+	c.base = "http://" + httpAddr
+	c.url = c.base + "/MFA"
 	c.responders, c.answered = make([]*nats.Conn, responders), make([]atomic.Int64, responders)
 	err = forEach(ctx, responders, deviceStarters, func(i int) error {
 		nc, err := nats.Connect(natsURL, nats.Name("mfa-bench responder"))

@@ -3,63 +3,83 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/legalmfa/mfa/api"
 	"github.com/legalmfa/mfa/broker"
+	"github.com/legalmfa/mfa/client"
 )
 
 // reason is what every benchmark request asks; typical of a login prompt.
 const reason = "Log in to **Example Bank**"
 
-// bodySet is one MFA request per person, encoded once before the load
-// starts, so that the clients spend nothing on encoding.
-type bodySet struct {
-	contentType string
-	bodies      [][]byte
+// mfaRequests are the MFA requests, one per person, made once before the
+// load starts. The client library (package client) sends them, as a
+// relying party's backend would.
+func mfaRequests(people []person, timeout int) []client.Request {
+	reqs := make([]client.Request, len(people))
+	for i, p := range people {
+		reqs[i] = client.Request{PNR: p.pnr, Country: p.country, Timeout: time.Duration(timeout) * time.Second, Reason: reason}
+	}
+	return reqs
 }
 
-func encodeBodies(people []person, enc string, timeout int) bodySet {
-	set := bodySet{bodies: make([][]byte, len(people))}
-	for i, p := range people {
-		switch enc {
-		case "xml":
-			set.contentType = "text/xml; charset=utf-8"
-			var b bytes.Buffer
-			b.WriteString(`<MFA xmlns="http://waher.se/Schema/MFA.xsd">`)
-			for _, f := range [][2]string{{"PNR", p.pnr}, {"COUNTRY", p.country}, {"Timeout", strconv.Itoa(timeout)}, {"Reason", reason}} {
-				b.WriteString("<" + f[0] + ">")
-				xml.EscapeText(&b, []byte(f[1]))
-				b.WriteString("</" + f[0] + ">")
-			}
-			b.WriteString("</MFA>")
-			set.bodies[i] = b.Bytes()
-		case "json":
-			set.contentType = "application/json"
-			set.bodies[i], _ = json.Marshal(struct {
-				PNR, COUNTRY string
-				Timeout      int
-				Reason       string
-			}{p.pnr, p.country, timeout, reason})
-		case "form":
-			set.contentType = "application/x-www-form-urlencoded"
-			set.bodies[i] = []byte("PNR=" + url.QueryEscape(p.pnr) + "&COUNTRY=" + url.QueryEscape(p.country) +
-				"&Timeout=" + strconv.Itoa(timeout) + "&Reason=" + url.QueryEscape(reason))
-		}
+// requestEncoding is the client's encoding for --encoding.
+func requestEncoding(name string) client.Encoding {
+	switch name {
+	case "xml":
+		return client.XML
+	case "form":
+		return client.Form
 	}
-	return set
+	return client.JSON
+}
+
+// mfaClient is a relying party's client of the broker (or bare pipeline)
+// at base, sending with hc in the encoding. It never retries: a load tool
+// counts every failure. base was checked when the target was opened
+// (checkBase), so New cannot fail.
+func mfaClient(base string, hc *http.Client, enc client.Encoding) *client.Client {
+	c, err := client.New(base, client.WithHTTPClient(hc), client.WithEncoding(enc), client.WithRetry(client.RetryPolicy{MaxAttempts: 1}))
+	if err != nil {
+		panic("mfa-bench: " + err.Error())
+	}
+	return c
+}
+
+// checkBase checks a base URL as the client library will take it.
+func checkBase(base string) error {
+	_, err := client.New(base)
+	return err
+}
+
+// outcomeCode is how an MFA call ended: its outcome code, http-<status>
+// for an answer that was not the broker's, or a transport error's
+// description.
+func outcomeCode(ctx context.Context, err error) string {
+	if err == nil {
+		return string(api.CodeApproved)
+	}
+	var e *client.Error
+	switch {
+	case errors.As(err, &e) && e.Code != "":
+		return string(e.Code)
+	case errors.As(err, &e):
+		return "http-" + strconv.Itoa(e.Status)
+	case errors.Is(err, client.ErrInvalidRequest):
+		return "client: " + err.Error()
+	}
+	return transportError(ctx, err)
 }
 
 // newTransport is one keep-alive HTTP transport for up to conns
@@ -83,14 +103,14 @@ func newTransport(conns int, h2c bool) *http.Transport {
 }
 
 // phase is one measured load: C clients sending random people's requests
-// to url, closed loop (each sends again as soon as it has its answer) or
-// open loop at a fixed rate.
+// to POST /MFA at base, closed loop (each sends again as soon as it has
+// its answer) or open loop at a fixed rate.
 type phase struct {
 	name        string
-	url         string
+	base        string
 	transport   *http.Transport
-	bodies      bodySet
-	accept      string
+	mfa         []client.Request // one per person
+	encoding    client.Encoding
 	concurrency int
 	duration    time.Duration
 	requests    int
@@ -157,7 +177,6 @@ type worker struct {
 	own, heldLessHold []time.Duration
 	noHold, noTiming  int
 	codes             map[string]int
-	buf               bytes.Buffer
 	trace             []traceRow
 }
 
@@ -170,7 +189,7 @@ type traceRow struct {
 
 // run drives the phase and returns what it measured.
 func (p phase) run(ctx context.Context) phaseResult {
-	client := &http.Client{Transport: p.transport, Timeout: p.timeout}
+	mc := mfaClient(p.base, &http.Client{Transport: p.transport, Timeout: p.timeout}, p.encoding)
 	var completed, failed, inflight, issued atomic.Int64
 	workers := make([]*worker, p.concurrency)
 	start := time.Now()
@@ -201,8 +220,8 @@ func (p phase) run(ctx context.Context) phaseResult {
 	// A person is asked one thing at a time, as relying parties do: the
 	// broker lets a newer request for an identity supersede an older one,
 	// so two at once would measure supersession, not MFA.
-	free := make(chan int, len(p.bodies.bodies))
-	for _, i := range rand.New(rand.NewPCG(uint64(start.UnixNano()), 0)).Perm(len(p.bodies.bodies)) {
+	free := make(chan int, len(p.mfa))
+	for _, i := range rand.New(rand.NewPCG(uint64(start.UnixNano()), 0)).Perm(len(p.mfa)) {
 		free <- i
 	}
 
@@ -225,7 +244,7 @@ func (p phase) run(ctx context.Context) phaseResult {
 					return
 				}
 				inflight.Add(1)
-				a := p.once(ctx, client, w, who, from)
+				a := p.once(ctx, mc, who, from)
 				inflight.Add(-1)
 				free <- who
 				if p.trace != nil {
@@ -349,42 +368,18 @@ func (a answer) added() time.Duration {
 	return a.latency - a.hold
 }
 
-// once sends one request and reads its whole answer. The code is the
-// outcome code, or a transport error's description.
-func (p phase) once(ctx context.Context, client *http.Client, w *worker, i int, from time.Time) answer {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(p.bodies.bodies[i]))
+// once sends one request with the client library and reads its whole
+// answer. The code is the outcome code, or a transport error's
+// description.
+func (p phase) once(ctx context.Context, mc *client.Client, i int, from time.Time) answer {
+	res, err := mc.MFA(ctx, p.mfa[i])
+	a := answer{latency: time.Since(from), code: outcomeCode(ctx, err)}
 	if err != nil {
-		return answer{code: "client: " + err.Error()}
-	}
-	req.Header.Set("Content-Type", p.bodies.contentType)
-	if p.accept != "" {
-		req.Header.Set("Accept", p.accept)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return answer{code: transportError(ctx, err)}
-	}
-	w.buf.Reset()
-	_, err = w.buf.ReadFrom(resp.Body)
-	resp.Body.Close()
-	a := answer{latency: time.Since(from)}
-	if err != nil {
-		return answer{code: transportError(ctx, err)}
-	}
-	body := w.buf.Bytes()
-	a.code = answerField(body, "Code")
-	switch {
-	case a.code == "":
-		a.code = "http-" + strconv.Itoa(resp.StatusCode)
-	case a.code == "approved" && resp.StatusCode != http.StatusOK:
-		a.code = "approved-with-" + strconv.Itoa(resp.StatusCode)
-	}
-	if a.code != "approved" {
 		return a
 	}
-	a.own, a.wait, a.timed = serverTiming(resp.Header.Get("Server-Timing"))
+	a.own, a.wait, a.timed = serverTiming(res.Header.Get("Server-Timing"))
 	if p.hold != nil {
-		a.hold, a.held = p.hold(answerField(body, "RequestId"))
+		a.hold, a.held = p.hold(res.RequestID)
 	}
 	return a
 }
@@ -394,42 +389,6 @@ func transportError(ctx context.Context, err error) string {
 		return "cancelled"
 	}
 	return "transport: " + err.Error()
-}
-
-// answerField finds a top-level field of an answer in JSON ("Name":"v"),
-// XML (<Name>v</Name>) or text (Name: v) without parsing all of it: the
-// clients must not cost more than the relying parties they stand for.
-func answerField(body []byte, name string) string {
-	key := `"` + name + `"`
-	for off := 0; ; {
-		i := bytes.Index(body[off:], []byte(key))
-		if i < 0 {
-			break
-		}
-		rest := bytes.TrimLeft(body[off+i+len(key):], " \t\r\n")
-		if len(rest) > 0 && rest[0] == ':' {
-			rest = bytes.TrimLeft(rest[1:], " \t\r\n")
-			if len(rest) > 0 && rest[0] == '"' {
-				if j := bytes.IndexByte(rest[1:], '"'); j >= 0 {
-					return string(rest[1 : j+1])
-				}
-			}
-		}
-		off += i + len(key)
-	}
-	if i := bytes.Index(body, []byte("<"+name+">")); i >= 0 {
-		rest := body[i+len(name)+2:]
-		if j := bytes.IndexByte(rest, '<'); j >= 0 {
-			return string(rest[:j])
-		}
-	}
-	if i := bytes.Index(body, []byte(name+": ")); i >= 0 && (i == 0 || body[i-1] == '\n') {
-		rest := body[i+len(name)+2:]
-		if j := bytes.IndexByte(rest, '\n'); j >= 0 {
-			return string(bytes.TrimSpace(rest[:j]))
-		}
-	}
-	return ""
 }
 
 // watch prints a progress line every p.progress and samples the server;

@@ -6,7 +6,9 @@
 // It starts the real mfa-broker as a separate process (or drives one that
 // runs already), provisions approved identities over the broker's own API
 // and operator socket, connects a real, auto-answering notify.Device for
-// each over NATS, and drives POST /MFA with concurrent keep-alive clients.
+// each over NATS, and drives POST /MFA with concurrent keep-alive clients:
+// the Go client library relying parties use (package client), on a tuned
+// transport.
 // In the same run it measures a bare pipeline (HTTP → NATS request →
 // Ed25519-signing responder → verify → HTTP answer) with the same load, and
 // reports the broker's throughput as a share of it.
@@ -76,7 +78,6 @@ type config struct {
 	concurrency int
 	encoding    string
 	http2       bool
-	accept      string
 	duration    time.Duration
 	warmup      time.Duration
 	requests    int
@@ -114,9 +115,8 @@ func (c *config) flags(fs *flag.FlagSet) {
 
 	fs.IntVar(&c.identities, "n", 1000, "approved identities to provision, each with its own simulated device")
 	fs.IntVar(&c.concurrency, "c", 64, "concurrent keep-alive HTTP clients")
-	fs.StringVar(&c.encoding, "encoding", "json", "request encoding: json, xml or form")
+	fs.StringVar(&c.encoding, "encoding", "json", "request encoding: json, xml or form (answers are JSON: the clients are the Go client library's, as a relying party's)")
 	fs.BoolVar(&c.http2, "http2", false, "send over HTTP/2 in clear text (prior knowledge) instead of HTTP/1.1: requests are multiplexed over a few connections (the bare pipeline too)")
-	fs.StringVar(&c.accept, "accept", "", "Accept header to send (default none: the answer comes in the request's own format)")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long each measured phase runs")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured load before each measured phase")
 	fs.IntVar(&c.requests, "requests", 0, "end each measured phase after this many completed requests instead of after --duration")

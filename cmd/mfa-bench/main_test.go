@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,7 +18,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/legalmfa/mfa/api"
 	"github.com/legalmfa/mfa/broker/service"
+	"github.com/legalmfa/mfa/client"
 )
 
 func TestMain(m *testing.M) {
@@ -134,17 +137,28 @@ func TestPending(t *testing.T) {
 	}
 }
 
-func TestAnswerField(t *testing.T) {
-	for _, c := range []struct{ body, want string }{
-		{`{"Code":"approved","RequestId":"x"}`, "approved"},
-		{"{\n  \"Code\": \"timeout\",\n  \"Message\": \"m\"\n}", "timeout"},
-		{`<MFAResponse xmlns="x"><Code>denied</Code></MFAResponse>`, "denied"},
-		{"Code: unknown-person\nMessage: no\n", "unknown-person"},
-		{`{"Message":"Code: no","Code":"approved"}`, "approved"},
-		{`garbage`, ""},
+// TestOutcomeCode: every way an MFA call through the client library ends
+// is counted under a stable name: its outcome code, http-<status> for an
+// answer that was not the broker's, or the transport's failure.
+func TestOutcomeCode(t *testing.T) {
+	ctx := context.Background()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, c := range []struct {
+		ctx  context.Context
+		err  error
+		want string
+	}{
+		{ctx, nil, "approved"},
+		{ctx, &client.Error{Code: api.CodeTimeout, Status: 408}, "timeout"},
+		{ctx, fmt.Errorf("wrapped: %w", &client.Error{Code: api.CodeDenied, Status: 403}), "denied"},
+		{ctx, &client.Error{Status: 502, Message: "not JSON"}, "http-502"},
+		{ctx, fmt.Errorf("%w: Timeout", client.ErrInvalidRequest), "client: mfa client: invalid request: Timeout"},
+		{ctx, errors.New("connection reset"), "transport: connection reset"},
+		{cancelled, errors.New("context canceled"), "cancelled"},
 	} {
-		if got := answerField([]byte(c.body), "Code"); got != c.want {
-			t.Errorf("answerField(%q) = %q, want %q", c.body, got, c.want)
+		if got := outcomeCode(c.ctx, c.err); got != c.want {
+			t.Errorf("outcomeCode(%v) = %q, want %q", c.err, got, c.want)
 		}
 	}
 }
@@ -153,6 +167,7 @@ func TestFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--broker-url", "http://x"},
 		{"--encoding", "yaml"},
+		{"--accept", "text/xml"}, // answers are JSON: the client library reads them
 		{"-c", "0"},
 		{"--ceiling-responders", "-1"},
 		{"extra"},

@@ -4,8 +4,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/broker"
+	"github.com/legalmfa/mfa/client"
 )
 
 // pendingResult is what holding P requests open measured.
@@ -83,7 +84,7 @@ func runPending(ctx context.Context, cfg config, t *target, rep *report, log io.
 	// requests share a few connections, as a relying party's client would.
 	tr.DisableKeepAlives = !cfg.http2
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: timeout + time.Minute}
+	mc := mfaClient(t.baseURL, &http.Client{Transport: tr, Timeout: timeout + time.Minute}, requestEncoding(cfg.encoding))
 	outcomes := make([]pendingOutcome, P)
 	// Written by the transport's own goroutine, hence atomic: Unix nanoseconds.
 	wrote := make([]atomic.Int64, P)
@@ -110,7 +111,7 @@ func runPending(ctx context.Context, cfg config, t *target, rep *report, log io.
 			case <-ctx.Done():
 				return
 			}
-			body := s.bodies.bodies[order[i]]
+			req := s.mfa[order[i]]
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -123,28 +124,13 @@ func runPending(ctx context.Context, cfg config, t *target, rep *report, log io.
 					sent.Add(1)
 					release()
 				}}
-				req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, t.baseURL+"/MFA", bytes.NewReader(body))
-				if err != nil {
-					outcomes[i].code = "client: " + err.Error()
-					return
-				}
-				req.Header.Set("Content-Type", s.bodies.contentType)
 				began[i] = time.Now()
-				resp, err := client.Do(req)
-				if err != nil {
-					outcomes[i].code = transportError(ctx, err)
-					return
+				_, err := mc.MFA(httptrace.WithClientTrace(ctx, trace), req)
+				var answered *client.Error
+				if err == nil || errors.As(err, &answered) {
+					outcomes[i].answered = time.Now()
 				}
-				b, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				outcomes[i].answered = time.Now()
-				if err != nil {
-					outcomes[i].code = transportError(ctx, err)
-					return
-				}
-				if outcomes[i].code = answerField(b, "Code"); outcomes[i].code == "" {
-					outcomes[i].code = fmt.Sprintf("http-%d", resp.StatusCode)
-				}
+				outcomes[i].code = outcomeCode(ctx, err)
 			}()
 		}
 	}()

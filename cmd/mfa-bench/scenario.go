@@ -15,17 +15,18 @@ import (
 
 	"github.com/legalmfa/mfa/api"
 	"github.com/legalmfa/mfa/broker/operator"
+	"github.com/legalmfa/mfa/client"
 
 	"github.com/legalmfa/mfa/broker"
 )
 
 // setup is what every scenario starts from: approved identities with
-// started devices, and their requests encoded.
+// started devices, and their requests.
 type setup struct {
 	info   api.BrokerInfo
 	people []person
 	fleet  *fleet
-	bodies bodySet
+	mfa    []client.Request
 }
 
 func prepare(ctx context.Context, cfg config, t *target, timeout int, logf func(string, ...any)) (*setup, error) {
@@ -45,13 +46,13 @@ func prepare(ctx context.Context, cfg config, t *target, timeout int, logf func(
 	if err != nil {
 		return nil, err
 	}
-	return &setup{info: info, people: people, fleet: fl, bodies: encodeBodies(people, cfg.encoding, timeout)}, nil
+	return &setup{info: info, people: people, fleet: fl, mfa: mfaRequests(people, timeout)}, nil
 }
 
 // basePhase is a phase with the flags' load settings.
 func basePhase(cfg config, s *setup, log, trace io.Writer) phase {
 	return phase{
-		bodies: s.bodies, accept: cfg.accept, concurrency: cfg.concurrency,
+		mfa: s.mfa, encoding: requestEncoding(cfg.encoding), concurrency: cfg.concurrency,
 		duration: cfg.duration, requests: cfg.requests, rate: cfg.rate,
 		timeout:  time.Duration(cfg.mfaTimeout)*time.Second + 30*time.Second,
 		progress: cfg.progress, log: log, trace: trace, devices: s.fleet.takeTimings,
@@ -110,10 +111,10 @@ func measure(ctx context.Context, cfg config, p phase, pid int, admin *operator.
 }
 
 // latencyPhase is an open-loop phase at --latency-rate of maxRate against
-// url, for as long as --latency-duration, each request held about think.
-func latencyPhase(cfg config, s *setup, log, trace io.Writer, name, url string, maxRate float64, think time.Duration, fileLimit uint64) phase {
+// base, for as long as --latency-duration, each request held about think.
+func latencyPhase(cfg config, s *setup, log, trace io.Writer, name, base string, maxRate float64, think time.Duration, fileLimit uint64) phase {
 	p := basePhase(cfg, s, log, trace)
-	p.name, p.url = name, url
+	p.name, p.base = name, base
 	p.rate = cfg.latencyRate * maxRate
 	p.duration, p.requests = cfg.latencyDuration, 0
 	// Enough clients that requests never wait for one: the rate times
@@ -152,7 +153,7 @@ func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log 
 			return err
 		}
 		p := basePhase(cfg, s, log, trace)
-		p.name, p.url, p.transport, p.devices = "ceiling", c.url, newTransport(cfg.concurrency, cfg.http2), nil
+		p.name, p.base, p.transport, p.devices = "ceiling", c.base, newTransport(cfg.concurrency, cfg.http2), nil
 		logf("measuring the bare pipeline: %d clients, %s", cfg.concurrency, cfg.encoding)
 		res := measure(ctx, cfg, p, c.pid(), nil)
 		p.transport.CloseIdleConnections()
@@ -162,7 +163,7 @@ func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log 
 			// share of the pipeline's own maximum: the latency floor this
 			// machine and this tool show with no broker at all. Its
 			// responders' connections count against the open-file limit.
-			lp := latencyPhase(cfg, s, log, trace, "ceiling latency", c.url, res.throughput(), 0, rep.limit-uint64(cfg.responders))
+			lp := latencyPhase(cfg, s, log, trace, "ceiling latency", c.base, res.throughput(), 0, rep.limit-uint64(cfg.responders))
 			lp.devices, lp.transport = nil, newTransport(lp.concurrency, cfg.http2)
 			logf("measuring the bare pipeline's latency: %.0f requests/s (%.0f%% of %.0f), up to %d clients",
 				lp.rate, cfg.latencyRate*100, res.throughput(), lp.concurrency)
@@ -179,7 +180,7 @@ func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log 
 	tr := newTransport(max(cfg.concurrency, 1024), cfg.http2)
 	defer tr.CloseIdleConnections()
 	p := basePhase(cfg, s, log, trace)
-	p.name, p.url, p.transport = "broker", t.baseURL+"/MFA", tr
+	p.name, p.base, p.transport = "broker", t.baseURL, tr
 	s.fleet.setThink(cfg.think)
 	if cfg.think > 0 {
 		p.hold = s.fleet.hold
@@ -214,7 +215,7 @@ func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log 
 	}
 
 	if cfg.latencyRate > 0 && res.throughput() > 0 {
-		lp := latencyPhase(cfg, s, log, trace, "latency", t.baseURL+"/MFA", res.throughput(), cfg.latencyThink, rep.limit)
+		lp := latencyPhase(cfg, s, log, trace, "latency", t.baseURL, res.throughput(), cfg.latencyThink, rep.limit)
 		lp.transport, lp.hold = tr, s.fleet.hold
 		s.fleet.setThink(cfg.latencyThink)
 		logf("measuring the broker's added latency: %.0f requests/s (%.0f%% of %.0f), device think time %s, up to %d clients",

@@ -54,6 +54,9 @@ func (t *target) pid() int {
 // openTarget starts a fresh broker, or attaches to the one --broker-url names.
 func openTarget(ctx context.Context, cfg config, logf func(string, ...any)) (*target, error) {
 	if cfg.brokerURL != "" {
+		if err := checkBase(cfg.brokerURL); err != nil {
+			return nil, fmt.Errorf("--broker-url: %w", err)
+		}
 		t := &target{baseURL: strings.TrimRight(cfg.brokerURL, "/"), admin: operator.New(filepath.Join(cfg.dataDir, "admin.sock"))}
 		if err := t.waitReady(ctx, 10*time.Second); err != nil {
 			return nil, err
@@ -141,14 +144,15 @@ func buildBroker(ctx context.Context, out string) error {
 	return nil
 }
 
-// unlimitedFlags turns off the broker's per-caller and per-identity rate
-// limits, where the broker has them: a load test is one caller asking a
-// few people over and over, exactly what they exist to stop. --broker-flags
-// come later and can turn them on again.
+// unlimitedFlags turns off the broker's per-caller, per-identity and
+// application rate limits, where the broker has them: a load test is one
+// caller provisioning many people from one address, then asking them over
+// and over, exactly what they exist to stop. --broker-flags come later and
+// can turn them on again.
 func unlimitedFlags(ctx context.Context, bin string) []string {
 	out, _ := exec.CommandContext(ctx, bin, "serve", "-h").CombinedOutput()
 	var flags []string
-	for _, name := range []string{"rate-caller", "rate-identity"} {
+	for _, name := range []string{"rate-caller", "rate-identity", "rate-identity-signed", "rate-apply"} {
 		if bytes.Contains(out, []byte("-"+name+" ")) {
 			flags = append(flags, "--"+name, "0")
 		}
