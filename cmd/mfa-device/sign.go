@@ -3,11 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -18,11 +14,12 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/client"
 	"github.com/legalmfa/mfa/internal/cli"
 )
 
 const signHelp = `
-Usage: mfa-device sign --pnr PNR --country CC --timeout SECONDS (--reason TEXT | --reason-file FILE) [--format fields|json|xml|form]
+Usage: mfa-device sign --pnr PNR --country CC --timeout SECONDS (--reason TEXT | --reason-file FILE) [--number-matching true|false] [--format fields|json|xml|form]
 
 Signs an MFA request as this device's identity, which must be a requester
 identity an operator approved (a relying party applies like anyone else,
@@ -39,6 +36,7 @@ encoding carries the request:
   LegalId:<length>:<LegalId>
   Issued:<length>:<Issued>
   Nonce:<length>:<Nonce>
+  NumberMatching:<length>:true|false   (only with --number-matching)
 
 (each line ends with a line feed; <length> is the value's length in UTF-8
 bytes). A signed request is good once, and for a few minutes after it is
@@ -53,6 +51,8 @@ body, ready to post:
 
   mfa-device sign ... --format json | curl --data-binary @- \
       -H 'Content-Type: application/json' $MFA_BROKER_URL/MFA
+  mfa-device sign ... --number-matching true --format json | curl --data-binary @- \
+      -H 'Content-Type: application/json' $MFA_BROKER_URL/Orders
   (xml: -H 'Content-Type: application/xml';
    form: -H 'Content-Type: application/x-www-form-urlencoded')
 
@@ -79,6 +79,7 @@ func cmdSign(_ context.Context, e env, g globalFlags, args []string) error {
 	reason := c.Flags.String("reason", "", "markdown shown to the person")
 	reasonFile := c.Flags.String("reason-file", "", "read the Reason from this file (- for stdin)")
 	format := c.Flags.String("format", formatFields, "output: fields (LegalId, Signature, Issued and Nonce), or the whole request as json, xml or form")
+	numberMatching := c.Flags.String("number-matching", "", "for an order (POST /Orders): true or false, signed with the request; left out when not given")
 	if err := c.parse(args, e.getenv); err != nil {
 		return err
 	}
@@ -107,6 +108,10 @@ func cmdSign(_ context.Context, e env, g globalFlags, args []string) error {
 	if err := checkRequest(req); err != nil {
 		return err
 	}
+	matching, err := parseNumberMatching(*numberMatching)
+	if err != nil {
+		return err
+	}
 	cfg, key, err := c.g.loadDevice(e.getenv)
 	if err != nil {
 		return err
@@ -114,37 +119,72 @@ func cmdSign(_ context.Context, e env, g globalFlags, args []string) error {
 	if cfg.MaxTimeout > 0 && req.Timeout > cfg.MaxTimeout {
 		fmt.Fprintf(e.stderr, "warning: --timeout %d is more than the %d seconds the broker allowed when this device applied; it may refuse the request\n", req.Timeout, cfg.MaxTimeout)
 	}
-	// Issued and a fresh Nonce make the signed request good once, and only
-	// for a few minutes: a copy caught on the way cannot be sent again.
-	req.LegalID = cfg.LegalID
-	req.Issued = time.Now().UTC().Format(time.RFC3339)
-	req.Nonce = newNonce()
-	req.Signature = ed25519.Sign(key, req.SigningForm())
-
-	var out []byte
-	switch *format {
-	case formatFields:
-		out = signedFields(req)
-	case formatJSON:
-		out, err = requestJSON(req)
-	case formatXML:
-		out, err = requestXML(req)
-	case formatForm:
-		out = []byte(requestForm(req))
+	// The relying parties' client library signs and encodes, so what this
+	// prints is what a relying party's Go code sends.
+	encoding := map[string]client.Encoding{formatFields: client.Form, formatJSON: client.JSON, formatXML: client.XML, formatForm: client.Form}[*format]
+	rp, err := client.New(cfg.BrokerURL, client.WithRequester(cfg.LegalID, key), client.WithEncoding(encoding))
+	if err != nil {
+		return err
+	}
+	_, body, err := rp.MarshalRequest(client.Request{
+		PNR: req.PNR, Country: req.Country, Timeout: time.Duration(req.Timeout) * time.Second,
+		Reason: req.Reason, NumberMatching: matching,
+	})
+	if err != nil {
+		return err
+	}
+	out, err := formatSigned(*format, body)
+	if err != nil {
+		return err
+	}
+	if *format == formatForm {
 		if _, tty := terminalFd(e.stdout); tty {
 			out = append(out, '\n')
 		}
-	}
-	if err != nil {
-		return err
 	}
 	_, err = e.stdout.Write(out)
 	return err
 }
 
-// checkRequest applies the broker's own field rules before anything is
-// signed. The largest Timeout is the broker's to judge: sign only warns
-// past the one recorded at apply time.
+// parseNumberMatching reads --number-matching: "" leaves the field out.
+func parseNumberMatching(v string) (*bool, error) {
+	switch v {
+	case "":
+		return nil, nil
+	case "true", "false":
+		on := v == "true"
+		return &on, nil
+	}
+	return nil, cli.Usagef("--number-matching %q: want true or false (for an order), or leave it out", v)
+}
+
+// formatSigned prints a signed body as --format asks: the fields signing
+// adds, or the body itself (JSON indented, every body ending in a line
+// feed but the form's, whose last value it would become part of).
+func formatSigned(format string, body []byte) ([]byte, error) {
+	switch format {
+	case formatFields:
+		values, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, err
+		}
+		var b bytes.Buffer
+		for _, name := range []string{api.FieldLegalID, api.FieldSignature, api.FieldIssued, api.FieldNonce} {
+			fmt.Fprintf(&b, "%s: %s\n", name, values.Get(name))
+		}
+		return b.Bytes(), nil
+	case formatJSON:
+		var b bytes.Buffer
+		if err := json.Indent(&b, body, "", "  "); err != nil {
+			return nil, err
+		}
+		return append(b.Bytes(), '\n'), nil
+	case formatXML:
+		return append(body, '\n'), nil
+	}
+	return body, nil
+}
+
 func checkRequest(r api.Request) error {
 	err := r.CheckFields(math.MaxInt32)
 	var e *api.Error
@@ -163,95 +203,4 @@ func checkRequest(r api.Request) error {
 func normalizeNewlines(s string) string {
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	return strings.ReplaceAll(s, "\r", "\n")
-}
-
-// jsonRequest has the request's fields in their canonical order, spelled
-// as the spec spells them.
-type jsonRequest struct {
-	PNR       string `json:"PNR"`
-	Country   string `json:"COUNTRY"`
-	Timeout   int    `json:"Timeout"`
-	Reason    string `json:"Reason"`
-	LegalID   string `json:"LegalId"`
-	Signature string `json:"Signature"`
-	Issued    string `json:"Issued"`
-	Nonce     string `json:"Nonce"`
-}
-
-// newNonce is 128 random bits in the URL-safe base64 alphabet the broker
-// accepts.
-func newNonce() string {
-	b := make([]byte, 16)
-	rand.Read(b) // never fails: crypto/rand aborts the process instead
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func requestJSON(r api.Request) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	// Markdown is full of < > &; \u003c escapes would only obscure it.
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	err := enc.Encode(jsonRequest{
-		PNR: r.PNR, Country: r.Country, Timeout: r.Timeout, Reason: r.Reason,
-		LegalID: r.LegalID, Signature: base64.StdEncoding.EncodeToString(r.Signature),
-		Issued: r.Issued, Nonce: r.Nonce,
-	})
-	return b.Bytes(), err
-}
-
-// requestXML writes the MFA element of MFA.xsd, children in schema order.
-func requestXML(r api.Request) ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
-	fmt.Fprintf(&b, "<MFA xmlns=%q>\n", api.XMLNamespace)
-	for _, f := range [...][2]string{
-		{api.FieldPNR, r.PNR},
-		{api.FieldCountry, r.Country},
-		{api.FieldTimeout, fmt.Sprint(r.Timeout)},
-		{api.FieldReason, r.Reason},
-		{api.FieldLegalID, r.LegalID},
-		{api.FieldSignature, base64.StdEncoding.EncodeToString(r.Signature)},
-		{api.FieldIssued, r.Issued},
-		{api.FieldNonce, r.Nonce},
-	} {
-		fmt.Fprintf(&b, "  <%s>", f[0])
-		// EscapeText writes line feeds as &#xA;, which any XML parser
-		// reads back as the line feed that was signed.
-		if err := xml.EscapeText(&b, []byte(f[1])); err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(&b, "</%s>\n", f[0])
-	}
-	b.WriteString("</MFA>\n")
-	return b.Bytes(), nil
-}
-
-// signedFields are what signing adds to a request, one "Name: value" line
-// each, in the order the encodings carry them.
-func signedFields(r api.Request) []byte {
-	var b bytes.Buffer
-	for _, f := range [...][2]string{
-		{api.FieldLegalID, r.LegalID},
-		{api.FieldSignature, base64.StdEncoding.EncodeToString(r.Signature)},
-		{api.FieldIssued, r.Issued},
-		{api.FieldNonce, r.Nonce},
-	} {
-		fmt.Fprintf(&b, "%s: %s\n", f[0], f[1])
-	}
-	return b.Bytes()
-}
-
-// requestForm is the url-encoded body, fields in canonical order.
-func requestForm(r api.Request) string {
-	return strings.Join([]string{
-		api.FieldPNR + "=" + url.QueryEscape(r.PNR),
-		api.FieldCountry + "=" + url.QueryEscape(r.Country),
-		api.FieldTimeout + "=" + fmt.Sprint(r.Timeout),
-		api.FieldReason + "=" + url.QueryEscape(r.Reason),
-		api.FieldLegalID + "=" + url.QueryEscape(r.LegalID),
-		api.FieldSignature + "=" + url.QueryEscape(base64.StdEncoding.EncodeToString(r.Signature)),
-		api.FieldIssued + "=" + url.QueryEscape(r.Issued),
-		api.FieldNonce + "=" + url.QueryEscape(r.Nonce),
-	}, "&")
 }

@@ -138,14 +138,9 @@ func TestSignFormats(t *testing.T) {
 		t.Fatalf("default format = %q, %v; want LegalId, Signature, Issued and Nonce that verify", r.stdout, r.err)
 	}
 	r = runCmd(t, env, "", append(args, "--format", "xml")...)
-	if r.err != nil || !strings.HasPrefix(r.stdout, `<?xml version="1.0" encoding="UTF-8"?>
-<MFA xmlns="http://waher.se/Schema/MFA.xsd">
-  <PNR>19791231-1234</PNR>
-  <COUNTRY>SE</COUNTRY>
-  <Timeout>60</Timeout>
-  <Reason>Log in</Reason>
-  <LegalId>bank@legal.broker.test</LegalId>
-  <Signature>`) || !strings.Contains(r.stdout, "</Signature>\n  <Issued>") || !strings.HasSuffix(r.stdout, "</Nonce>\n</MFA>\n") {
+	if r.err != nil || !strings.HasPrefix(r.stdout, `<MFA xmlns="http://waher.se/Schema/MFA.xsd"><PNR>19791231-1234</PNR><COUNTRY>SE</COUNTRY>`+
+		`<Timeout>60</Timeout><Reason>Log in</Reason><LegalId>bank@legal.broker.test</LegalId><Signature>`) ||
+		!strings.Contains(r.stdout, "</Signature><Issued>") || !strings.HasSuffix(r.stdout, "</Nonce></MFA>\n") {
 		t.Fatalf("xml = %s, %v", r.stdout, r.err)
 	}
 	r = runCmd(t, env, "", append(args, "--format", "form")...)
@@ -157,6 +152,41 @@ func TestSignFormats(t *testing.T) {
 	again := runCmd(t, env, "", append(args, "--format", "json")...)
 	if strings.Contains(again.stdout, got.Nonce) {
 		t.Fatal("two signed requests share a nonce")
+	}
+}
+
+// TestSignNumberMatching: an order's NumberMatching is in the body and
+// under the signature; without the flag the body has no such field.
+func TestSignNumberMatching(t *testing.T) {
+	t.Parallel()
+	dir, key := appliedDir(t, "bank@legal.broker.test")
+	env := map[string]string{"MFA_DEVICE_DIR": dir}
+	args := []string{"sign", "--pnr", "19791231-1234", "--country", "SE", "--timeout", "60", "--reason", "Log in", "--format", "json"}
+	for _, v := range []string{"true", "false"} {
+		r := runCmd(t, env, "", append(args, "--number-matching", v)...)
+		var got struct {
+			PNR, COUNTRY, Reason, LegalId, Signature, Issued, Nonce string
+			Timeout                                                 int
+			NumberMatching                                          *bool
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &got); r.err != nil || err != nil || got.NumberMatching == nil || *got.NumberMatching != (v == "true") {
+			t.Fatalf("--number-matching %s: %s %v", v, r.stdout, r.err)
+		}
+		req := api.Request{PNR: got.PNR, Country: got.COUNTRY, Timeout: got.Timeout, Reason: got.Reason, LegalID: got.LegalId,
+			Issued: got.Issued, Nonce: got.Nonce, NumberMatching: got.NumberMatching}
+		sig, _ := base64.StdEncoding.DecodeString(got.Signature)
+		if !ed25519.Verify(key.Public().(ed25519.PublicKey), req.SigningForm(), sig) {
+			t.Fatalf("--number-matching %s: the signature does not cover the field", v)
+		}
+		if !strings.Contains(string(req.SigningForm()), "\nNumberMatching:") {
+			t.Fatal("the form has no NumberMatching line")
+		}
+	}
+	if r := runCmd(t, env, "", args...); strings.Contains(r.stdout, "NumberMatching") {
+		t.Fatalf("without the flag: %s", r.stdout)
+	}
+	if r := runCmd(t, env, "", append(args, "--number-matching", "yes")...); r.err == nil || !strings.Contains(r.stderr+r.err.Error(), "--number-matching") {
+		t.Fatalf("--number-matching yes: %v %s", r.err, r.stderr)
 	}
 }
 
