@@ -15,6 +15,7 @@
 //
 //	mfa-bench [flags]                          ceiling, broker at full load, broker at half load
 //	mfa-bench --pending 19000 --timeout 20     requests held open until they time out
+//	mfa-bench --pending 10000 --orders          orders awaited by long-polling collects
 //
 // Run mfa-bench -h for every flag.
 package main
@@ -45,7 +46,10 @@ broker again open-loop at that share of its maximum, with devices thinking
 --latency-think, to report the latency the broker adds. With --pending P,
 devices never answer: P requests are held open until --timeout, to measure
 memory per pending request and how precisely each is answered at its
-deadline.
+deadline. With --orders as well, the P requests are orders (POST /Orders),
+each awaited by a collect that long-polls (GET /Orders/{Ref}?wait=30), as
+a relying party's would: what pending orders and their waiting collects
+cost the broker, in memory and in CPU while nothing happens.
 
 The bare pipeline has a responder per identity (--ceiling-responders), each
 on its own NATS connection and asked in turn, as the broker reaches a
@@ -93,6 +97,7 @@ type config struct {
 
 	pending        int
 	pendingTimeout int
+	orders         bool
 	dialers        int
 	openRate       float64
 	online         int
@@ -131,6 +136,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.latencyDuration, "latency-duration", 0, "how long the latency phase runs (default --duration)")
 
 	fs.IntVar(&c.pending, "pending", 0, "hold this many requests open at once, one per person (P identities are provisioned; -n is ignored), with devices that never answer, instead of the throughput phases")
+	fs.BoolVar(&c.orders, "orders", false, "with --pending: place orders (POST /Orders) and await each with a long-polling collect, instead of holding POST /MFA open")
 	fs.IntVar(&c.pendingTimeout, "timeout", 20, "with --pending: the requests' Timeout, seconds; keep it longer than sending them all takes")
 	fs.IntVar(&c.online, "online", 500, "with --pending: how many of the P people's devices are connected (and never answer); the others are offline phones")
 	fs.Float64Var(&c.openRate, "open-rate", 0, "with --pending: open the requests at this many per second (0: as fast as --dialers allow); a burst faster than the broker takes requests in makes them wait before its clock starts, which shows as lateness")
@@ -161,6 +167,8 @@ func (c *config) check() error {
 		return errors.New("give a positive --duration or --requests")
 	case c.pending < 0 || c.pendingTimeout < 1 || c.mfaTimeout < 1:
 		return errors.New("--pending must not be negative, --timeout and --mfa-timeout must be at least 1")
+	case c.orders && c.pending == 0:
+		return errors.New("--orders goes with --pending")
 	case c.latencyRate < 0 || c.rate < 0 || c.openRate < 0:
 		return errors.New("--rate, --latency-rate and --open-rate must not be negative")
 	case c.dialers < 1:

@@ -137,6 +137,30 @@ func TestPending(t *testing.T) {
 	}
 }
 
+// TestPendingOrders: the same with orders, each awaited by a long-polling
+// collect: every order times out, none is lost, and the report says they
+// were orders.
+func TestPendingOrders(t *testing.T) {
+	t.Parallel()
+	url, dir := startBroker(t)
+	rep := runBench(t, "--broker-url", url, "--data-dir", dir, "--pending", "12", "--orders", "--online", "6", "--timeout", "2", "--progress", "0")
+	p := rep.pending
+	if !p.orders || p.full.Pending != 12 {
+		t.Errorf("orders %v, at most %d pending at once, want 12", p.orders, p.full.Pending)
+	}
+	if len(p.lateness) != 12 || p.lost != 0 || p.early != 0 {
+		t.Errorf("%d timeouts, %d lost, %d early; other answers %v", len(p.lateness), p.lost, p.early, p.codes)
+	}
+	if rep.prompts != 6 {
+		t.Errorf("online devices got %d prompts, want 6", rep.prompts)
+	}
+	var out strings.Builder
+	rep.writePending(&out)
+	if !strings.Contains(out.String(), "orders pending, each awaited by a long-polling collect") {
+		t.Errorf("the report does not say these were orders:\n%s", out.String())
+	}
+}
+
 // TestOutcomeCode: every way an MFA call through the client library ends
 // is counted under a stable name: its outcome code, http-<status> for an
 // answer that was not the broker's, or the transport's failure.

@@ -45,6 +45,11 @@ type pendingResult struct {
 	early int
 	lost  int // never answered
 	cpu   cpuUse
+	// orders: the requests were orders, each awaited by a long-polling
+	// collect. idle is the CPU over the quiet window once all were
+	// pending, before the first timeout.
+	orders bool
+	idle   cpuUse
 }
 
 // runPending holds cfg.pending requests open with devices that never
@@ -63,7 +68,7 @@ func runPending(ctx context.Context, cfg config, t *target, rep *report, log io.
 
 	P := cfg.pending
 	timeout := time.Duration(cfg.pendingTimeout) * time.Second
-	res := &pendingResult{requests: P, timeout: timeout, codes: map[string]int{}}
+	res := &pendingResult{requests: P, timeout: timeout, codes: map[string]int{}, orders: cfg.orders}
 	rep.pending = res
 
 	// The baseline is taken with start-up garbage collected.
@@ -125,7 +130,17 @@ func runPending(ctx context.Context, cfg config, t *target, rep *report, log io.
 					release()
 				}}
 				began[i] = time.Now()
-				_, err := mc.MFA(httptrace.WithClientTrace(ctx, trace), req)
+				var err error
+				if cfg.orders {
+					// The order answers at once; the wait is a collect that
+					// long-polls, as a relying party's would.
+					var o *client.Order
+					if o, err = mc.Order(httptrace.WithClientTrace(ctx, trace), req); err == nil {
+						_, err = mc.Wait(ctx, o.Ref)
+					}
+				} else {
+					_, err = mc.MFA(httptrace.WithClientTrace(ctx, trace), req)
+				}
 				var answered *client.Error
 				if err == nil || errors.As(err, &answered) {
 					outcomes[i].answered = time.Now()
@@ -139,6 +154,7 @@ func runPending(ctx context.Context, cfg config, t *target, rep *report, log io.
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	lastLog, lastPending := time.Now(), -1
+	var idle *cpuMeter // measuring while every request waits and nothing happens
 	for done.Load() < int64(P) {
 		select {
 		case <-ctx.Done():
@@ -157,6 +173,14 @@ func runPending(ctx context.Context, cfg config, t *target, rep *report, log io.
 		// broker's count stopped growing: as many pending as there will be.
 		settled := sent.Load() == int64(P) && st.Pending == lastPending && st.Pending > 0
 		lastPending = st.Pending
+		switch {
+		case settled && idle == nil && !res.idle.known && done.Load() == 0:
+			m := startCPU(t.pid())
+			idle = &m
+		case idle != nil && (done.Load() > 0 || time.Since(idle.start) >= idleWindow):
+			// Stopped at the first answer: the timeouts are work.
+			res.idle, idle = idle.stop(), nil
+		}
 		if settled && !res.liveKnown {
 			// RSS as it is (above) is what an operator sees; the live heap
 			// after a collection is what the pending requests really hold.
@@ -224,6 +248,10 @@ func runPending(ctx context.Context, cfg config, t *target, rep *report, log io.
 	rep.devices(s.fleet)
 	return nil
 }
+
+// idleWindow is how long the broker's CPU is measured while every request
+// waits for a person who does not answer.
+const idleWindow = 10 * time.Second
 
 // pendingOutcome is how one held request ended.
 type pendingOutcome struct {

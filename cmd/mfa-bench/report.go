@@ -209,7 +209,11 @@ func (r *report) writePhases(w io.Writer) {
 func (r *report) writePending(w io.Writer) {
 	p := r.pending
 	growth := float64(int64(p.full.RSSBytes)-int64(p.before.RSSBytes)) / float64(max(p.full.Pending, 1))
-	fmt.Fprintf(w, "\n| %d requests held open, Timeout %s | |\n|---|---:|\n", p.requests, p.timeout)
+	held := "requests held open"
+	if p.orders {
+		held = "orders pending, each awaited by a long-polling collect"
+	}
+	fmt.Fprintf(w, "\n| %d %s, Timeout %s | |\n|---|---:|\n", p.requests, held, p.timeout)
 	fmt.Fprintf(w, "| time to send them all | %s |\n", p.sendTime.Round(time.Millisecond))
 	fmt.Fprintf(w, "| most pending at once (broker's count) | %d |\n", p.full.Pending)
 	fmt.Fprintf(w, "| broker RSS: idle / all pending / peak / after | %s / %s / %s / %s |\n", mib(p.before.RSSBytes), mib(p.full.RSSBytes), mib(p.peakRSS), mib(p.after.RSSBytes))
@@ -228,6 +232,10 @@ func (r *report) writePending(w io.Writer) {
 		ms(percentile(p.lateness, .5)), ms(percentile(p.lateness, .99)), ms(percentile(p.lateness, 1)))
 	if p.cpu.known {
 		fmt.Fprintf(w, "| broker CPU over the run | %s |\n", p.cpu.server.Round(time.Millisecond))
+	}
+	if p.idle.known && p.idle.wall > 0 {
+		fmt.Fprintf(w, "| broker CPU while all wait, nothing answered (%s) | %.2f%% of a core |\n",
+			p.idle.wall.Round(100*time.Millisecond), 100*p.idle.server.Seconds()/p.idle.wall.Seconds())
 	}
 	if len(p.codes) > 0 {
 		fmt.Fprintf(w, "\nOther answers and failures:")
@@ -272,8 +280,12 @@ func (r *report) writeTargets(w io.Writer) {
 	}
 	if p := r.pending; p != nil {
 		growth := float64(int64(p.full.RSSBytes)-int64(p.before.RSSBytes)) / float64(max(p.full.Pending, 1))
-		rows = append(rows, row{"20,000 pending in one broker", fmt.Sprintf("%d at once", p.full.Pending), verdict(p.full.Pending >= 20000)})
-		rows = append(rows, row{"RSS growth < 32 KiB per pending request", describeBytes(growth), verdict(growth < 32<<10)})
+		// The capacity targets are /MFA's (the performance issue's); orders
+		// have none of their own, only what this run measures.
+		if !p.orders {
+			rows = append(rows, row{"20,000 pending in one broker", fmt.Sprintf("%d at once", p.full.Pending), verdict(p.full.Pending >= 20000)})
+			rows = append(rows, row{"RSS growth < 32 KiB per pending request", describeBytes(growth), verdict(growth < 32<<10)})
+		}
 		maxLate := percentile(p.lateness, 1)
 		rows = append(rows, row{"every one answered at its timeout within 100 ms", fmt.Sprintf("max %s late, %d early, %d other answers", ms(maxLate), p.early, p.answered-len(p.lateness)),
 			verdict(len(p.lateness) == p.requests && maxLate < 100*time.Millisecond && p.early == 0)})
