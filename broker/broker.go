@@ -168,6 +168,15 @@ func New(registry Registry, asker Asker, decoder *encoding.Decoder, brokerKey ed
 
 // Handler is the public HTTP interface.
 func (b *Broker) Handler() (http.Handler, error) {
+	r, err := b.router()
+	if err != nil {
+		return nil, err
+	}
+	return closeAfterChunked(r), nil
+}
+
+// router routes the public HTTP interface; Routes lists its routes.
+func (b *Broker) router() (*gin.Engine, error) {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	// A trailing slash is a 404, not a redirect: gin builds the redirect's
@@ -188,6 +197,7 @@ func (b *Broker) Handler() (http.Handler, error) {
 	get("/MFA", b.handleForm)
 	r.POST("/MFA", b.handleMFA)
 	get("/Schema/MFA.xsd", b.handleSchema)
+	get("/openapi.json", b.handleOpenAPI)
 	get("/Broker", b.handleBrokerInfo)
 	r.POST("/Identities", b.handleApply)
 	get("/Identities/:id", b.handlePublicIdentity)
@@ -204,7 +214,7 @@ func (b *Broker) Handler() (http.Handler, error) {
 	r.NoMethod(func(c *gin.Context) {
 		b.fail(c, "", &api.Error{Code: api.CodeMethodNotAllowed, Message: "method " + c.Request.Method + " is not allowed on " + quotePath(c.Request.URL.Path)})
 	})
-	return closeAfterChunked(r), nil
+	return r, nil
 }
 
 // closeAfterChunked closes an HTTP/1.1 connection after answering a
