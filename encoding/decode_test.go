@@ -494,3 +494,44 @@ func TestXMLWellFormedness(t *testing.T) {
 		t.Errorf("mismatched tags: %v", err)
 	}
 }
+
+// TestSchemaRefusesWhatTheRulesRefuse: every character the field rules
+// refuse inside a PNR or a Reason (controls, invisible characters that
+// change how text reads), MFA.xsd refuses too, so that a requester who
+// validates against the published schema is not surprised by the broker.
+func TestSchemaRefusesWhatTheRulesRefuse(t *testing.T) {
+	t.Parallel()
+	s, err := schema.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := encoding.NewDecoder(s, 300)
+	checked := 0
+	for r := rune(0x20); r < 0x10000; r++ {
+		if r >= 0xd800 && r <= 0xdfff || r == 0xfffe || r == 0xffff {
+			continue // not characters XML can carry
+		}
+		for _, field := range []string{api.FieldPNR, api.FieldReason} {
+			f := fields{{"PNR", "19791231-1234"}, {"COUNTRY", "SE"}, {"Timeout", 60}, {"Reason", "Log in"}}
+			for i := range f {
+				if f[i].name == field {
+					f[i].value = "19" + string(r) + "34"
+				}
+			}
+			_, jsonErr := decode(t, d, "application/json", f.json())
+			if jsonErr == nil || jsonErr.Field != field || !strings.Contains(jsonErr.Message, "character") {
+				continue // the rules take this character here
+			}
+			checked++
+			_, xmlErr := decode(t, d, "text/xml; charset=utf-8", f.xml())
+			// The schema's own refusal names the element; the rules' would
+			// name the character.
+			if xmlErr == nil || xmlErr.Field != field || !strings.Contains(xmlErr.Message, "does not have a valid value") {
+				t.Errorf("U+%04X in %s: the rules refuse it (%s), MFA.xsd does not: %v", r, field, jsonErr.Message, xmlErr)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no character was refused by the rules")
+	}
+}
