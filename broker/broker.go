@@ -267,7 +267,9 @@ func (b *Broker) handleIndex(c *gin.Context) {
 		c.Header("Cache-Control", "no-store")
 		c.String(http.StatusOK, "This is a legal-identity MFA broker (version %s).\n"+
 			"POST /MFA asks a person to approve a request; GET /MFA in a browser is a form to try it.\n"+
-			"GET /Schema/MFA.xsd is the XML schema, GET /Broker what devices need. The README documents the API.\n", version.String())
+			"POST /Orders does the same and answers at once; GET /Orders/{Ref} collects the outcome.\n"+
+			"GET /Schema/MFA.xsd is the XML schema, GET /openapi.json the whole API (OpenAPI 3.1), GET /Broker what devices need.\n"+
+			"The README documents the API.\n", version.String())
 		return
 	}
 	page, err := b.pages.Index(version.String())

@@ -19,7 +19,8 @@
 //		// code, the HTTP status, the field at fault, RetryAfter, ...
 //	}
 //
-// The contract is the README's API reference. The library fails closed as
+// The contract is the README's API reference and the OpenAPI document
+// every broker serves at GET /openapi.json. The library fails closed as
 // the broker does: MFA, Collect and Wait return a *Result only for an
 // answer that is both HTTP 200 and Code "approved"; every other outcome is
 // an error, a *Error whose Code matches one sentinel (ErrDenied,
