@@ -224,11 +224,21 @@ func hintAdvances(current, next api.Hint) bool {
 	return rank[next] > rank[current]
 }
 
-// handleCollect is GET /Orders/{ref}.
-func (b *Broker) handleCollect(c *gin.Context) {
+// orderFormat negotiates the answer to a collect or cancel, JSON unless
+// Accept says otherwise. When none is acceptable it answers 406 itself,
+// before anything is done, and reports false.
+func (b *Broker) orderFormat(c *gin.Context) (encoding.MediaType, bool) {
 	mt, ok := answerFormat(c, encoding.MediaJSON)
 	if !ok {
 		b.write(c, mt, api.Response{Code: api.CodeNotAcceptable, Message: notAcceptableMessage})
+	}
+	return mt, ok
+}
+
+// handleCollect is GET /Orders/{ref}.
+func (b *Broker) handleCollect(c *gin.Context) {
+	mt, ok := b.orderFormat(c)
+	if !ok {
 		return
 	}
 	ref := c.Param("ref")
@@ -266,9 +276,8 @@ func (b *Broker) handleCollect(c *gin.Context) {
 
 // handleCancel is DELETE /Orders/{ref}.
 func (b *Broker) handleCancel(c *gin.Context) {
-	mt, ok := answerFormat(c, encoding.MediaJSON)
+	mt, ok := b.orderFormat(c)
 	if !ok {
-		b.write(c, mt, api.Response{Code: api.CodeNotAcceptable, Message: notAcceptableMessage})
 		return
 	}
 	ref := c.Param("ref")

@@ -123,6 +123,26 @@ func normaliseBreaks(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
 }
 
+// field is a request field as text.
+type field struct{ name, value string }
+
+// orderedFields are the fields r has, in the schema's order, as XML
+// elements and form values carry them; sig is the signature in base64.
+func orderedFields(r api.Request, sig string) []field {
+	fs := []field{
+		{api.FieldPNR, r.PNR}, {api.FieldCountry, r.Country},
+		{api.FieldTimeout, strconv.Itoa(r.Timeout)}, {api.FieldReason, r.Reason},
+	}
+	if r.LegalID != "" {
+		fs = append(fs, field{api.FieldLegalID, r.LegalID}, field{api.FieldSignature, sig},
+			field{api.FieldIssued, r.Issued}, field{api.FieldNonce, r.Nonce})
+	}
+	if r.NumberMatching != nil {
+		fs = append(fs, field{api.FieldNumberMatching, strconv.FormatBool(*r.NumberMatching)})
+	}
+	return fs
+}
+
 // jsonRequest is the JSON of a request; absent fields are left out.
 type jsonRequest struct {
 	PNR            string `json:"PNR"`
@@ -147,23 +167,10 @@ func encode(e Encoding, r api.Request) (contentType string, body []byte) {
 		var b bytes.Buffer
 		b.Grow(256 + len(r.Reason))
 		b.WriteString(`<MFA xmlns="` + api.XMLNamespace + `">`)
-		el := func(name, v string) {
-			b.WriteString("<" + name + ">")
-			xml.EscapeText(&b, []byte(v))
-			b.WriteString("</" + name + ">")
-		}
-		el(api.FieldPNR, r.PNR)
-		el(api.FieldCountry, r.Country)
-		el(api.FieldTimeout, strconv.Itoa(r.Timeout))
-		el(api.FieldReason, r.Reason)
-		if r.LegalID != "" {
-			el(api.FieldLegalID, r.LegalID)
-			el(api.FieldSignature, sig)
-			el(api.FieldIssued, r.Issued)
-			el(api.FieldNonce, r.Nonce)
-		}
-		if r.NumberMatching != nil {
-			el(api.FieldNumberMatching, strconv.FormatBool(*r.NumberMatching))
+		for _, f := range orderedFields(r, sig) {
+			b.WriteString("<" + f.name + ">")
+			xml.EscapeText(&b, []byte(f.value))
+			b.WriteString("</" + f.name + ">")
 		}
 		b.WriteString("</MFA>")
 		return "text/xml; charset=utf-8", b.Bytes()
@@ -171,24 +178,11 @@ func encode(e Encoding, r api.Request) (contentType string, body []byte) {
 		// Written by hand rather than with url.Values.Encode, which sorts
 		// the fields: in the schema's order, a body reads as the request.
 		var b strings.Builder
-		field := func(name, v string) {
-			if b.Len() > 0 {
+		for i, f := range orderedFields(r, sig) {
+			if i > 0 {
 				b.WriteByte('&')
 			}
-			b.WriteString(name + "=" + url.QueryEscape(v))
-		}
-		field(api.FieldPNR, r.PNR)
-		field(api.FieldCountry, r.Country)
-		field(api.FieldTimeout, strconv.Itoa(r.Timeout))
-		field(api.FieldReason, r.Reason)
-		if r.LegalID != "" {
-			field(api.FieldLegalID, r.LegalID)
-			field(api.FieldSignature, sig)
-			field(api.FieldIssued, r.Issued)
-			field(api.FieldNonce, r.Nonce)
-		}
-		if r.NumberMatching != nil {
-			field(api.FieldNumberMatching, strconv.FormatBool(*r.NumberMatching))
+			b.WriteString(f.name + "=" + url.QueryEscape(f.value))
 		}
 		return "application/x-www-form-urlencoded", []byte(b.String())
 	}
