@@ -612,3 +612,32 @@ func TestOrdersAreNotPersonal(t *testing.T) {
 		t.Fatal("the personal number or the order reference in the log")
 	}
 }
+
+// TestOrdersSharePendingCap: orders and /MFA requests count against one
+// cap on what may be pending at once.
+func TestOrdersSharePendingCap(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t, func(c *config) { c.MaxPending = 1 })
+	d := tb.person("19910101-0001", "NO", nil)
+	tb.person("19910101-0002", "NO", nil)
+	o := tb.placeOrder("json", mfaBody{PNR: "19910101-0001", COUNTRY: "NO", Timeout: 30, Reason: "first"}, "")
+	if o.code != "order-created" {
+		t.Fatalf("first order: %s", o.code)
+	}
+	d.NextPrompt()
+	m := mfaBody{PNR: "19910101-0002", COUNTRY: "NO", Timeout: 30, Reason: "second"}
+	if got := tb.postMFA(context.Background(), "json", m, ""); got.status != http.StatusServiceUnavailable || got.code != "too-busy" {
+		t.Fatalf("/MFA while an order is pending: %d %s", got.status, got.code)
+	}
+	if got := tb.placeOrder("json", m, ""); got.status != http.StatusServiceUnavailable || got.code != "too-busy" {
+		t.Fatalf("an order while an order is pending: %d %s", got.status, got.code)
+	}
+	// Once the order ends, there is room again.
+	if r := tb.orderRequest(context.Background(), orderCall{method: http.MethodDelete, ref: o.order["Ref"]}); r.status != http.StatusNoContent {
+		t.Fatalf("cancel: %d", r.status)
+	}
+	poll.Until(t, "room for another order", func() bool {
+		got := tb.placeOrder("json", m, "")
+		return got.code == "order-created"
+	})
+}
