@@ -132,6 +132,9 @@ type AuthService struct {
 	timeout time.Duration
 	sub     *nats.Subscription
 
+	// peers, when set, are the brokers whose links are admitted.
+	peers PeerDirectory
+
 	// conns counts a device's open connections, where the server can
 	// tell (the embedded one); nil where it cannot.
 	conns    ConnectionCounter
@@ -203,7 +206,7 @@ func (a *AuthService) handle(m *nats.Msg) {
 		a.log.Info("NATS connection refused", "client", req.ClientInformation.Host, "name", clip(req.ClientInformation.Name), "reason", authErr)
 		resp.Error = "not authorized"
 	} else {
-		a.log.Debug("device connected", "device", dev, "client", req.ClientInformation.Host)
+		a.log.Debug("connection admitted", "as", dev, "client", req.ClientInformation.Host)
 		resp.Jwt = userJWT
 	}
 	token, err := resp.Encode(a.creds.issuer)
@@ -239,6 +242,12 @@ func (a *AuthService) authorize(req *jwt.AuthorizationRequestClaims) (string, st
 		return "", "", fmt.Errorf("decode nkey: %w", err)
 	}
 	key := ed25519.PublicKey(raw)
+	if req.ClientInformation.Kind == leafKind {
+		return a.authorizePeer(req, key)
+	}
+	if peerID, ok := a.ownFederationUser(opts.Nkey); ok {
+		return a.federationCredentials(req, peerID, "broker federation connection")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
 	defer cancel()
 	id, err := a.dir.GetByPublicKey(ctx, key)
@@ -270,6 +279,68 @@ func (a *AuthService) authorize(req *jwt.AuthorizationRequestClaims) (string, st
 		return "", "", fmt.Errorf("encode device credentials: %w", err)
 	}
 	return token, dev, nil
+}
+
+// leafKind is how the callout names a leaf-node connection.
+const leafKind = "Leafnode"
+
+// PeerDirectory knows the brokers this one federates with.
+type PeerDirectory interface {
+	// ApprovedPeer is the peer whose broker key this is, if this broker's
+	// operator approved it.
+	ApprovedPeer(key ed25519.PublicKey) (peerID string, ok bool)
+	// ApprovedPeers lists the approved peers' IDs.
+	ApprovedPeers() []string
+}
+
+// WithPeers admits the leaf-node links of approved peers, each into its
+// own account (see federation.go), and the broker's own connections there.
+func WithPeers(dir PeerDirectory) AuthOption { return func(a *AuthService) { a.peers = dir } }
+
+// maxPeerSession bounds a peer link's credentials: the link is made, and
+// the peer checked, again at least this often.
+const maxPeerSession = time.Hour
+
+// authorizePeer admits a leaf-node link whose key is an approved peer's
+// broker key, bound to that peer's account.
+func (a *AuthService) authorizePeer(req *jwt.AuthorizationRequestClaims, key ed25519.PublicKey) (string, string, error) {
+	if a.peers == nil {
+		return "", "", errors.New("a leaf-node link, and this broker federates with no one")
+	}
+	peerID, ok := a.peers.ApprovedPeer(key)
+	if !ok {
+		return "", "", errors.New("a leaf-node link from a broker this one has not approved")
+	}
+	return a.federationCredentials(req, peerID, "peer link")
+}
+
+// ownFederationUser tells whether an nkey is the broker's own key for one
+// of its approved peers' accounts.
+func (a *AuthService) ownFederationUser(nkey string) (string, bool) {
+	if a.peers == nil {
+		return "", false
+	}
+	for _, id := range a.peers.ApprovedPeers() {
+		if mustPublic(a.creds.FederationUser(id)) == nkey {
+			return id, true
+		}
+	}
+	return "", false
+}
+
+// federationCredentials are the credentials of a connection in a peer's
+// account: everything there is the federation's business with that peer,
+// and nothing else is reachable from there.
+func (a *AuthService) federationCredentials(req *jwt.AuthorizationRequestClaims, peerID, what string) (string, string, error) {
+	uc := jwt.NewUserClaims(req.UserNkey)
+	uc.Audience = FederationAccount(peerID)
+	uc.Name = what + " " + peerID
+	uc.Expires = a.now().Add(maxPeerSession).Unix()
+	token, err := uc.Encode(a.creds.issuer)
+	if err != nil {
+		return "", "", fmt.Errorf("encode %s credentials: %w", what, err)
+	}
+	return token, uc.Name, nil
 }
 
 // admit counts a connection about to be let in for a device against its

@@ -33,11 +33,22 @@ type ServerConfig struct {
 	// TLS, when set, is required of every client.
 	TLS    *tls.Config
 	Logger *slog.Logger
+	// Domain is the server's JetStream domain: the broker's peer ID, by
+	// which a federated peer's server addresses this one's JetStream.
+	Domain string
+	// LeafListen, when set, is host:port of the leaf-node listener that
+	// federated peers link to.
+	LeafListen string
 }
 
 // EmbeddedServer is a nats-server with JetStream running in this process.
 type EmbeddedServer struct {
 	*server.Server
+
+	// opts are the options the server runs with, which SetPeers changes
+	// and reloads, under fedMu.
+	fedMu sync.Mutex
+	opts  *server.Options
 
 	// A count of each user's open connections, taken at most every
 	// connectionsEvery: the authorization callout asks it of every device
@@ -88,7 +99,35 @@ func StartServer(cfg ServerConfig) (*EmbeddedServer, error) {
 		AuthCallout: &server.AuthCallout{
 			Issuer:    cfg.Credentials.IssuerPublicKey(),
 			AuthUsers: []string{cfg.Credentials.UserPublicKey()},
+			// Named, so that leaf-node connections, which arrive in no
+			// account, are put to the callout too (nats-server 7841).
+			Account: globalAccount,
 		},
+		JetStreamDomain: cfg.Domain,
+	}
+	if cfg.LeafListen != "" {
+		lhost, lport, err := net.SplitHostPort(cfg.LeafListen)
+		if err != nil {
+			return nil, fmt.Errorf("federation listen address %q: %w", cfg.LeafListen, err)
+		}
+		n, err := strconv.Atoi(lport)
+		if err != nil || n < 0 || n > 65535 {
+			return nil, fmt.Errorf("federation listen address %q: bad port", cfg.LeafListen)
+		}
+		if n == 0 {
+			n = server.RANDOM_PORT
+		} else if err := addressFree(cfg.LeafListen); err != nil {
+			return nil, fmt.Errorf("federation: %w", err)
+		}
+		if lhost == "" {
+			lhost = "0.0.0.0"
+		}
+		opts.LeafNode.Host, opts.LeafNode.Port = lhost, n
+		opts.LeafNode.ReconnectInterval = leafReconnect
+		if cfg.TLS != nil {
+			opts.LeafNode.TLSConfig = cfg.TLS
+			opts.LeafNode.TLSTimeout = 5
+		}
 	}
 	if cfg.TLS != nil {
 		opts.TLSConfig = cfg.TLS
@@ -126,7 +165,7 @@ func StartServer(cfg ServerConfig) (*EmbeddedServer, error) {
 		}
 	}
 	starting.Store(false)
-	return &EmbeddedServer{Server: s}, nil
+	return &EmbeddedServer{Server: s, opts: opts}, nil
 }
 
 // Limits every client of the broker's NATS has, on the embedded server and,

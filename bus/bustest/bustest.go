@@ -49,15 +49,41 @@ func Start(t testing.TB) *Bus {
 // StartLogged is Start with the authorization callout logging to log.
 func StartLogged(t testing.TB, log *slog.Logger) *Bus {
 	t.Helper()
-	key, err := identity.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
+	return start(t, log, nil, nil)
+}
+
+// StartFederating is Start for a broker that federates: its key is key,
+// its JetStream domain peerID, it takes peers' links on a random port, and
+// its callout admits the peers dir approves.
+func StartFederating(t testing.TB, key ed25519.PrivateKey, peerID string, dir bus.PeerDirectory) *Bus {
+	t.Helper()
+	return start(t, Quiet(), key, &federating{id: peerID, dir: dir})
+}
+
+type federating struct {
+	id  string
+	dir bus.PeerDirectory
+}
+
+func start(t testing.TB, log *slog.Logger, key ed25519.PrivateKey, fed *federating) *Bus {
+	t.Helper()
+	if key == nil {
+		var err error
+		if key, err = identity.GenerateKey(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	creds, err := bus.NewBrokerCredentials(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := bus.StartServer(bus.ServerConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Credentials: creds, Logger: Quiet()})
+	cfg := bus.ServerConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Credentials: creds, Logger: Quiet()}
+	authOpts := []bus.AuthOption{}
+	if fed != nil {
+		cfg.Domain, cfg.LeafListen = fed.id, "127.0.0.1:0"
+		authOpts = append(authOpts, bus.WithPeers(fed.dir))
+	}
+	srv, err := bus.StartServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +94,7 @@ func StartLogged(t testing.TB, log *slog.Logger) *Bus {
 	}
 	t.Cleanup(func() { store.Close(context.Background()) })
 	nc := Connect(t, srv.ClientURL(), append(creds.ConnectOptions(), nats.NoEcho())...)
-	auth, err := bus.StartAuthService(nc, creds, store, log, bus.WithConnectionLimit(srv, bus.MaxDeviceConnections))
+	auth, err := bus.StartAuthService(nc, creds, store, log, append(authOpts, bus.WithConnectionLimit(srv, bus.MaxDeviceConnections))...)
 	if err != nil {
 		t.Fatal(err)
 	}
