@@ -116,6 +116,10 @@ type Requester struct {
 	LegalID  string `json:"LegalId,omitempty"`
 	Name     string `json:"Name,omitempty"`
 	RemoteIP string `json:"RemoteIp,omitempty"`
+	// Via, for a request that came from a federated peer broker, is that
+	// broker's domain: the requester asked there, and the broker that
+	// holds the person's identity passed the request on.
+	Via string `json:"Via,omitempty"`
 }
 
 // Push is what a device is asked. Its JSON bytes are signed by the broker,

@@ -236,16 +236,21 @@ func choiceToken(c string) string {
 
 // requesterToken is the requester in a prompt line:
 //
-//	verified <LegalId> "<Name>"
-//	unverified <RemoteIp>
+//	verified <LegalId> "<Name>" [via <broker>]
+//	unverified <RemoteIp> [via <broker>]
 //
-// LegalIds and IP addresses have no spaces, and the name is Go-quoted, so
-// the line splits without ambiguity.
+// LegalIds, IP addresses and broker domains have no spaces, and the name
+// is Go-quoted, so the line splits without ambiguity. "via" names the
+// federated broker the request came through.
 func requesterToken(r notify.Requester) string {
+	t := "unverified " + spaceless(r.RemoteIP)
 	if r.Verified {
-		return fmt.Sprintf("verified %s %s", spaceless(r.LegalID), strconv.Quote(sanitizeLine(r.Name)))
+		t = fmt.Sprintf("verified %s %s", spaceless(r.LegalID), strconv.Quote(sanitizeLine(r.Name)))
 	}
-	return "unverified " + spaceless(r.RemoteIP)
+	if r.Via != "" {
+		t += " via " + spaceless(r.Via)
+	}
+	return t
 }
 
 func spaceless(s string) string {

@@ -135,3 +135,26 @@ func TestAutoAnswersAfterDelay(t *testing.T) {
 		t.Fatalf("answered after %s (%q), want about the 200ms delay", d, got)
 	}
 }
+
+// TestRequesterVia: a request that came through a federated broker names
+// it, in the prompt line, on screen and in the status line.
+func TestRequesterVia(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		r    notify.Requester
+		want string
+	}{
+		{notify.Requester{RemoteIP: "192.0.2.7", Via: "a.example"}, "unverified 192.0.2.7 via a.example"},
+		{notify.Requester{Verified: true, LegalID: "bank@legal.a.example", Name: "Example Bank", Via: "a.example"}, `verified bank@legal.a.example "Example Bank" via a.example`},
+		{notify.Requester{RemoteIP: "192.0.2.7"}, "unverified 192.0.2.7"},
+		{notify.Requester{RemoteIP: "192.0.2.7", Via: "a b"}, "unverified 192.0.2.7 via a_b"},
+	}
+	for _, c := range cases {
+		if got := requesterToken(c.r); got != c.want {
+			t.Errorf("requesterToken(%+v) = %q, want %q", c.r, got, c.want)
+		}
+	}
+	if got := askedBy(notify.Requester{Verified: true, Name: "Example Bank", Via: "a.example"}); got != "✔ asked by Example Bank via a.example" {
+		t.Errorf("status line %q", got)
+	}
+}

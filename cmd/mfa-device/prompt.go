@@ -423,6 +423,11 @@ func (u *promptUI) body(p notify.Push) []string {
 		}
 		lines = append(lines, line)
 	}
+	if r.Via != "" {
+		// The request came through a federated broker; the one below holds
+		// the person's identity and vouches for the push.
+		lines = append(lines, "  via "+sanitizeLine(r.Via))
+	}
 	lines = append(lines, "Broker: "+sanitizeLine(p.Broker), "Reason:")
 	for _, l := range strings.Split(u.render(p.Reason), "\n") {
 		lines = append(lines, reasonGutter+l)
@@ -519,10 +524,14 @@ func (u *promptUI) stop() {
 
 // askedBy is the requester in the status line: verified or not, first.
 func askedBy(r notify.Requester) string {
-	if r.Verified {
-		return "✔ asked by " + sanitizeLine(r.Name)
+	via := ""
+	if r.Via != "" {
+		via = " via " + sanitizeLine(r.Via)
 	}
-	return "⚠ asked by an unverified requester at " + remoteIP(r)
+	if r.Verified {
+		return "✔ asked by " + sanitizeLine(r.Name) + via
+	}
+	return "⚠ asked by an unverified requester at " + remoteIP(r) + via
 }
 
 // who names the requester in one short phrase.
