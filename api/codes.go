@@ -57,6 +57,11 @@ const (
 	CodeCancelled    Code = "cancelled"
 	CodeOrderLost    Code = "order-lost"
 	CodeWrongNumber  Code = "wrong-number"
+
+	// CodePeerUnavailable: the person's identity is held by a federated
+	// peer broker that could not be reached, or whose link dropped while
+	// it asked; nobody answered.
+	CodePeerUnavailable Code = "peer-unavailable"
 )
 
 // Codes lists every code in the order the README's table gives them.
@@ -69,7 +74,7 @@ func Codes() []Code {
 		CodeDuplicateField, CodeInvalidField,
 		CodeUnsupportedMediaType, CodeBodyTooLarge, CodeNotAcceptable,
 		CodeMethodNotAllowed, CodeNotFound, CodeConflict, CodeApplicationsClosed,
-		CodePushUnavailable, CodeStoreUnavailable, CodeShuttingDown, CodeTooBusy, CodeOrderLost, CodeInternalError,
+		CodePushUnavailable, CodeStoreUnavailable, CodePeerUnavailable, CodeShuttingDown, CodeTooBusy, CodeOrderLost, CodeInternalError,
 		CodeOrderCreated, CodePending,
 	}
 }
@@ -106,7 +111,7 @@ func (c Code) Status() int {
 		return http.StatusMethodNotAllowed
 	case CodeConflict:
 		return http.StatusConflict
-	case CodePushUnavailable, CodeStoreUnavailable, CodeShuttingDown, CodeTooBusy, CodeOrderLost:
+	case CodePushUnavailable, CodeStoreUnavailable, CodePeerUnavailable, CodeShuttingDown, CodeTooBusy, CodeOrderLost:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

@@ -253,6 +253,22 @@ func checkBoolean(name, v string) (bool, *Error) {
 // is personal data and must not travel back through error messages, logs
 // or proxies, and a caller that mixes up fields may have put one anywhere.
 
+// CheckReason applies the Reason's rules (UTF-8, not blank, length,
+// control and invisible characters, the markdown subset) to a Reason with
+// LF line breaks, as a request carries it; its error is an *Error. A home
+// broker checks a Reason a federated peer passes on with it, as it would
+// its own caller's.
+func CheckReason(reason string) error {
+	got, err := checkReason(reason)
+	if err != nil {
+		return err
+	}
+	if got != reason {
+		return Errorf(CodeInvalidField, FieldReason, "Reason must have LF line breaks")
+	}
+	return nil
+}
+
 // checkPNR checks a personal number.
 func checkPNR(v string) (string, *Error) {
 	switch {

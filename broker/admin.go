@@ -139,6 +139,10 @@ func (b *Broker) AdminHandler() http.Handler {
 	r.POST("/identities/:id/:action", b.handleAdminTransition)
 	r.GET("/blocks", b.handleAdminBlocks)
 	r.DELETE("/blocks/:key", b.handleAdminUnblock)
+	r.GET("/peers", b.handleAdminPeers)
+	r.POST("/peers", b.handleAdminAddPeer)
+	r.POST("/peers/:id/:action", b.handleAdminDecidePeer)
+	r.DELETE("/peers/:id", b.handleAdminRemovePeer)
 	r.GET("/stats", b.handleStats)
 	// Profiles for the operator: the socket is the only way in.
 	r.Any("/debug/pprof/*profile", gin.WrapF(func(w http.ResponseWriter, req *http.Request) {
@@ -294,6 +298,11 @@ func (b *Broker) handleAdminTransition(c *gin.Context) {
 		return
 	}
 	b.log.Info("identity state changed by operator", "id", id.ID, "from", from, "to", to)
+	if b.onIdentityChange != nil {
+		// The peers this broker shares with learn of it at once: an
+		// approval, and a revocation above all.
+		b.onIdentityChange(c.Request.Context(), id)
+	}
 	ai, err := b.adminIdentity(c.Request.Context(), id)
 	if err != nil {
 		b.fail(c, encoding.MediaJSON, err)

@@ -33,7 +33,8 @@ type Asker interface {
 }
 
 // Registry is what the broker needs of the identity store: the MFA
-// lookup, requesters' keys, devices' applications, operators' decisions.
+// lookup, requesters' keys, devices' applications, operators' decisions,
+// and the countries its federation document names.
 type Registry interface {
 	FindValid(ctx context.Context, pnr, country string, at time.Time) ([]identity.Identity, error)
 	FindPerson(ctx context.Context, pnr, country string) ([]identity.Identity, error)
@@ -41,6 +42,7 @@ type Registry interface {
 	Create(ctx context.Context, id identity.Identity) error
 	List(ctx context.Context, q identity.Query) ([]identity.Identity, error)
 	Transition(ctx context.Context, id string, c identity.Change) (identity.Identity, error)
+	Countries(ctx context.Context) ([]string, error)
 	Ping(ctx context.Context) error
 }
 
@@ -52,15 +54,22 @@ type Broker struct {
 	decoder   *encoding.Decoder
 	pages     *encoding.Pages
 	brokerKey ed25519.PublicKey
-	log       *slog.Logger
-	now       func() time.Time
-	pnrHash   *pnrHasher
+	// brokerKeyPEM is brokerKey as the OCM discovery document gives it.
+	brokerKeyPEM string
+	log          *slog.Logger
+	now          func() time.Time
+	pnrHash      *pnrHasher
 
-	domain           string
-	publicURL        string
-	deviceNATSURL    string
-	deviceNATSPort   int
-	deviceNATSTLS    bool
+	domain         string
+	publicURL      string
+	deviceNATSURL  string
+	deviceNATSPort int
+	deviceNATSTLS  bool
+	// leafURL, leafPort and leafTLS say where peers connect (WithFederation).
+	leafURL          string
+	leafPort         int
+	leafTLS          bool
+	countries        countryCache
 	identityValidity time.Duration
 	trustedProxies   []string
 	readiness        []func(context.Context) error
@@ -77,9 +86,12 @@ type Broker struct {
 	signatureWindow     time.Duration
 	maxPending          int
 
-	orders         OrderBook
-	opener         Opener
-	numberMatching NumberMatching
+	fed              Federated
+	onIdentityChange func(context.Context, identity.Identity)
+	peerAdmin        PeerAdmin
+	orders           OrderBook
+	opener           Opener
+	numberMatching   NumberMatching
 	// running counts the orders whose wait runs here; stopping ends when
 	// shutdown begins, and with it the collects waiting here.
 	running    sync.WaitGroup
@@ -162,6 +174,9 @@ func New(registry Registry, asker Asker, decoder *encoding.Decoder, brokerKey ed
 	if b.replays == nil {
 		return nil, errors.New("broker: a replay guard is required (WithReplayGuard): signed requests must not be replayable")
 	}
+	if b.brokerKeyPEM, err = api.EncodePublicKeyPEM(brokerKey); err != nil {
+		return nil, fmt.Errorf("broker: the broker key: %w", err)
+	}
 	b.readiness = append(b.readiness, registry.Ping)
 	return b, nil
 }
@@ -201,6 +216,12 @@ func (b *Broker) router() (*gin.Engine, error) {
 	get("/Broker", b.handleBrokerInfo)
 	r.POST("/Identities", b.handleApply)
 	get("/Identities/:id", b.handlePublicIdentity)
+	// Discovery, for other brokers and OpenCloudMesh servers (discovery.go).
+	get(api.PathOCMDiscovery, b.handleOCMDiscovery)
+	get(api.PathOCMProvider, b.handleOCMDiscovery)
+	get(api.PathMFACapable, b.handleMFACapable)
+	get(api.PathOCMEndPoint+api.PathMFACapable, b.handleMFACapable)
+	get(api.PathFederation, b.handleFederation)
 	if b.orders != nil {
 		r.POST("/Orders", b.handleOrder)
 		get("/Orders/:ref", b.handleCollect)

@@ -35,10 +35,7 @@ func (b *Broker) publicIdentity(id identity.Identity) api.PublicIdentity {
 func (b *Broker) brokerInfo(c *gin.Context) api.BrokerInfo {
 	natsURL := b.deviceNATSURL
 	if natsURL == "" {
-		host, _, err := net.SplitHostPort(c.Request.Host)
-		if err != nil {
-			host = c.Request.Host
-		}
+		host := requestHost(c)
 		scheme := "nats://"
 		if b.deviceNATSTLS {
 			scheme = "tls://"

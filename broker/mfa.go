@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/legalmfa/mfa/encoding"
+	"github.com/legalmfa/mfa/federation"
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/notify"
 )
@@ -194,27 +195,34 @@ const recordKey = "mfa.record"
 // answer.
 func (b *Broker) authenticate(ctx context.Context, call *mfaCall) api.Response {
 	now := b.now()
-	q, blockKey, err := b.prepare(ctx, call, now)
+	q, remotes, blockKey, err := b.prepare(ctx, call, now)
 	if err != nil {
 		return b.errorResponse(err, call.rec.requestID)
 	}
-	out, err := b.asker.Ask(ctx, q)
-	call.rec.waited = out.Waited // also when nobody answered: a timeout is all wait
-	if err != nil {
-		return b.errorResponse(err, call.rec.requestID)
+	a := answer{keyBase: call.fc.baseURL}
+	if len(remotes) == 0 {
+		a.out, a.err = b.asker.Ask(ctx, q)
+	} else {
+		a = b.askEverywhere(ctx, q, remotes, call.fc.baseURL)
 	}
-	if out.Decision == notify.NotMe {
+	call.rec.waited = a.out.Waited // also when nobody answered: a timeout is all wait
+	if a.err != nil {
+		return b.errorResponse(a.err, call.rec.requestID)
+	}
+	if a.out.Decision == notify.NotMe {
 		b.reportNotMe(blockKey, call.rec, now)
 	}
-	return outcomeResponse(out, call.rec.requestID, call.fc.baseURL)
+	return outcomeResponse(a.out, call.rec.requestID, a.keyBase)
 }
 
 // prepare makes the question to push, and the key that blocks this caller
 // from asking this person again. Every check that can refuse the request is
 // here, before the push: no phone buzzes for a request that is refused.
-func (b *Broker) prepare(ctx context.Context, call *mfaCall, now time.Time) (notify.Question, string, error) {
+func (b *Broker) prepare(ctx context.Context, call *mfaCall, now time.Time) (notify.Question, []federation.Remote, string, error) {
 	req, fc, rec := &call.req, call.fc, call.rec
-	fail := func(err error) (notify.Question, string, error) { return notify.Question{}, "", err }
+	fail := func(err error) (notify.Question, []federation.Remote, string, error) {
+		return notify.Question{}, nil, "", err
+	}
 	requester, err := b.requester(ctx, *req, fc.remoteIP, now)
 	if err != nil {
 		return fail(err)
@@ -244,7 +252,15 @@ func (b *Broker) prepare(ctx context.Context, call *mfaCall, now time.Time) (not
 	if err != nil {
 		return fail(err)
 	}
-	if len(found) == 0 {
+	var remotes []federation.Remote
+	if b.fed != nil {
+		// Identities the person holds at peers that share with this
+		// broker; their home brokers are asked alongside.
+		if remotes, err = b.fed.Find(req.Country, req.PNR, now); err != nil {
+			return fail(err)
+		}
+	}
+	if len(found) == 0 && len(remotes) == 0 {
 		return fail(ErrUnknownPerson)
 	}
 	q := notify.Question{
@@ -253,10 +269,13 @@ func (b *Broker) prepare(ctx context.Context, call *mfaCall, now time.Time) (not
 		Requester: requester,
 		Expires:   now.Add(time.Duration(req.Timeout) * time.Second),
 	}
-	keys := make([]string, 0, len(found))
+	keys := make([]string, 0, len(found)+len(remotes))
 	for _, id := range found {
 		q.Targets = append(q.Targets, notify.Target{LegalID: id.ID, PublicKey: id.PublicKey})
 		keys = append(keys, id.ID)
+	}
+	for _, r := range remotes {
+		keys = append(keys, r.Ref.LegalID)
 	}
 	if wait := identityLimit.take(now, keys...); wait > 0 {
 		return fail(rateLimited("for this person", wait))
@@ -266,8 +285,8 @@ func (b *Broker) prepare(ctx context.Context, call *mfaCall, now time.Time) (not
 	if err := b.spendNonce(ctx, *req); err != nil {
 		return fail(err)
 	}
-	rec.devices = len(q.Targets)
-	return q, blockKey, nil
+	rec.devices = len(q.Targets) + len(remotes)
+	return q, remotes, blockKey, nil
 }
 
 // checkIssued accepts a signed request only near the time it says it was

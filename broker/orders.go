@@ -93,9 +93,14 @@ func (b *Broker) placeOrder(ctx context.Context, call *mfaCall) api.Response {
 		return b.errorResponse(err, requestID)
 	}
 	now := b.now()
-	q, blockKey, err := b.prepare(ctx, call, now)
+	q, remotes, blockKey, err := b.prepare(ctx, call, now)
 	if err != nil {
 		return b.errorResponse(err, requestID)
+	}
+	if len(q.Targets) == 0 && len(remotes) > 0 {
+		// Orders run on this broker's own pusher; a federated person's
+		// devices are asked through POST /MFA.
+		return b.errorResponse(fmt.Errorf("%w: the person's identity is held by a federated broker, which orders do not reach; use POST /MFA", ErrUnknownPerson), requestID)
 	}
 	if match {
 		q.Match, q.MatchChoices = notify.NewMatch(notify.MatchChoices)

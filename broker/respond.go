@@ -58,6 +58,10 @@ func (b *Broker) errorResponse(err error, requestID string) api.Response {
 	case errors.Is(err, ErrShuttingDown), errors.Is(err, notify.ErrClosed):
 		r.Code, r.RetryAfter = api.CodeShuttingDown, retryAfterSeconds
 		r.Message = "The broker is shutting down; send the request again."
+	case errors.Is(err, ErrPeerUnavailable):
+		r.Code, r.RetryAfter = api.CodePeerUnavailable, retryAfterSeconds
+		r.Message = "The person's identity is held by a federated broker that cannot be reached now; nobody answered."
+		b.log.Warn("federated peer unavailable", "request", requestID, "err", err)
 	case errors.Is(err, notify.ErrUnavailable):
 		r.Code, r.RetryAfter = api.CodePushUnavailable, retryAfterSeconds
 		r.Message = "The push service is unavailable; no device was asked."

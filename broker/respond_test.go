@@ -44,6 +44,7 @@ func TestErrorResponse(t *testing.T) {
 		{notify.ErrExpired, api.CodeTimeout, http.StatusRequestTimeout, "", 0},
 		{fmt.Errorf("%w: NATS is closed", notify.ErrUnavailable), api.CodePushUnavailable, http.StatusServiceUnavailable, "", 5},
 		{wrap(identity.ErrUnavailable), api.CodeStoreUnavailable, http.StatusServiceUnavailable, "", 5},
+		{fmt.Errorf("%w: the link to b is down", ErrPeerUnavailable), api.CodePeerUnavailable, http.StatusServiceUnavailable, "", 5},
 		{wrap(identity.ErrNotFound), api.CodeNotFound, http.StatusNotFound, "", 0},
 		{wrap(identity.ErrDuplicate), api.CodeConflict, http.StatusConflict, "", 0},
 		{wrap(fmt.Errorf("%w: x is Approved now, not Created", identity.ErrConflict)), api.CodeConflict, http.StatusConflict, "", 0},

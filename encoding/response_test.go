@@ -204,7 +204,7 @@ func TestStatusTable(t *testing.T) {
 		api.CodePushUnavailable: 503, api.CodeStoreUnavailable: 503, api.CodeShuttingDown: 503,
 		api.CodeInternalError: 500,
 		api.CodeOrderCreated:  201, api.CodePending: 409, api.CodeCancelled: 409, api.CodeOrderLost: 503,
-		api.CodeWrongNumber: 403,
+		api.CodeWrongNumber: 403, api.CodePeerUnavailable: 503,
 	}
 	if len(want) != len(api.Codes()) {
 		t.Fatalf("%d codes pinned, %d defined", len(want), len(api.Codes()))

@@ -31,6 +31,12 @@ type Store interface {
 	// COUNTRY properties equal the given ones, ordered by ID: what an
 	// operator reviews before approving one more for the same person.
 	FindPerson(ctx context.Context, pnr, country string) ([]Identity, error)
+	// Countries returns the distinct COUNTRY properties of the Approved
+	// identities, sorted, whatever their validity windows: the countries
+	// whose people the broker can serve, which its federation document
+	// tells peers. It is answered from an index, not by reading every
+	// identity.
+	Countries(ctx context.Context) ([]string, error)
 	// List returns identities ordered by ID, after the ID in q.After, at most
 	// q.Limit of them (0: no limit), restricted to q.State when set.
 	List(ctx context.Context, q Query) ([]Identity, error)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/broker"
+	"github.com/legalmfa/mfa/federation"
 )
 
 // Client talks to one broker's operator socket.
@@ -145,6 +146,34 @@ func (c *Client) Unblock(ctx context.Context, key string) (broker.AdminBlock, er
 	var out broker.AdminBlock
 	err := c.Call(ctx, http.MethodDelete, "/blocks/"+url.PathEscape(key), nil, &out)
 	return out, err
+}
+
+// Peers lists the federated peers and their links.
+func (c *Client) Peers(ctx context.Context) ([]federation.PeerStatus, error) {
+	var out broker.AdminPeers
+	err := c.Call(ctx, http.MethodGet, "/peers", nil, &out)
+	return out.Peers, err
+}
+
+// AddPeer adds the broker at url as a peer, not approved.
+func (c *Client) AddPeer(ctx context.Context, brokerURL string) (federation.PeerStatus, error) {
+	var out federation.PeerStatus
+	err := c.Call(ctx, http.MethodPost, "/peers", broker.AddPeerRequest{URL: brokerURL}, &out)
+	return out, err
+}
+
+// DecidePeer approves a peer, withdraws the approval, or starts or stops
+// sharing references with it: action is approve, withdraw, share or
+// unshare.
+func (c *Client) DecidePeer(ctx context.Context, id, action string) (federation.PeerStatus, error) {
+	var out federation.PeerStatus
+	err := c.Call(ctx, http.MethodPost, "/peers/"+url.PathEscape(id)+"/"+url.PathEscape(action), nil, &out)
+	return out, err
+}
+
+// RemovePeer forgets a peer.
+func (c *Client) RemovePeer(ctx context.Context, id string) error {
+	return c.Call(ctx, http.MethodDelete, "/peers/"+url.PathEscape(id), nil, nil)
 }
 
 // Stats is what the broker process is doing.

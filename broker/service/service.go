@@ -15,9 +15,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/legalmfa/mfa/api"
 	"github.com/legalmfa/mfa/bus"
 	"github.com/legalmfa/mfa/guard"
 
@@ -48,7 +50,15 @@ type Config struct {
 	NATSDeviceURL  string
 	// NATSReplicas is how many copies JetStream keeps of the shared
 	// buckets: 3 on a three-server cluster, 1 embedded.
-	NATSReplicas     int
+	NATSReplicas int
+	// FederationListen is the address of the NATS leaf-node listener that
+	// approved peer brokers connect to (e.g. ":7422"); empty, the broker
+	// does not federate. FederationURL is the leaf URL the federation
+	// document tells peers (nats-leaf:// or tls://); empty, it is derived
+	// from the host a peer reached the broker on and FederationListen's
+	// port. Either one makes the federation document give a LeafUrl.
+	FederationListen string
+	FederationURL    string
 	MaxTimeout       time.Duration
 	IdentityValidity time.Duration
 	TrustedProxies   []string
@@ -203,7 +213,31 @@ func (c *Config) Check() error {
 	if _, err := broker.ParseNumberMatching(string(c.NumberMatching)); err != nil {
 		return err
 	}
+	if c.FederationListen != "" {
+		if _, err := listenPort(c.FederationListen); err != nil {
+			return fmt.Errorf("federation-listen %q: %w", c.FederationListen, err)
+		}
+	}
+	if c.FederationURL != "" {
+		if err := api.CheckLeafURL(c.FederationURL); err != nil {
+			return fmt.Errorf("federation-url: %w", err)
+		}
+	}
 	return nil
+}
+
+// listenPort is the port of a listen address, host:port with a host that
+// may be empty; 0 asks for a random port.
+func listenPort(addr string) (int, error) {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, errors.New("want host:port or :port")
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return 0, errors.New("the port must be a number from 0 to 65535")
+	}
+	return port, nil
 }
 
 // orderLostAfter is how long past its expiry an order without an outcome
@@ -318,6 +352,7 @@ func (s *Service) start(ctx context.Context) error {
 		broker.WithDomain(cfg.Domain),
 		broker.WithPublicURL(cfg.PublicURL),
 		broker.WithDeviceNATS(cfg.NATSDeviceURL, s.natsPort(), cfg.NATSTLSCert != ""),
+		broker.WithFederation(cfg.FederationURL, s.federationPort(), cfg.NATSTLSCert != ""),
 		broker.WithIdentityValidity(cfg.IdentityValidity),
 		broker.WithTrustedProxies(cfg.TrustedProxies),
 		broker.WithPNRHashKey(hashKey),
@@ -457,6 +492,18 @@ func (s *Service) natsPort() int {
 	return 4222
 }
 
+// federationPort is the leaf-node port peers are told when no federation
+// URL is configured: FederationListen's; 0, with no listen address, for a
+// broker that does not federate. A random port (":0") is only known once
+// the leaf listener has it, so until then it is 0 as well.
+func (s *Service) federationPort() int {
+	if s.cfg.FederationListen == "" {
+		return 0
+	}
+	port, _ := listenPort(s.cfg.FederationListen) // Check has refused a bad one
+	return port
+}
+
 func (s *Service) natsReady(context.Context) error {
 	if st := s.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("NATS connection is %s", st)
@@ -528,8 +575,11 @@ func (s *Service) serve() error {
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	s.admin = &http.Server{Handler: s.broker.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { s.serveErr <- s.http.Serve(s.httpLn) }()
-	go func() { s.serveErr <- s.admin.Serve(s.adminLn) }()
+	// The goroutines get the servers, not the fields: a Shutdown right
+	// after Start clears the fields, perhaps before they run.
+	httpSrv, adminSrv, httpLn, adminLn := s.http, s.admin, s.httpLn, s.adminLn
+	go func() { s.serveErr <- httpSrv.Serve(httpLn) }()
+	go func() { s.serveErr <- adminSrv.Serve(adminLn) }()
 	return nil
 }
 

@@ -118,6 +118,8 @@ func serverFlags(c *cli.Command, cfg *config) {
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "URL of an external NATS server or cluster, configured with 'mfa-broker nats-config'; disables the embedded server")
 	fs.IntVar(&cfg.NATSReplicas, "nats-replicas", d.NATSReplicas, "copies JetStream keeps of the shared buckets (3 on a three-server cluster)")
 	fs.StringVar(&cfg.NATSDeviceURL, "nats-device-url", "", "NATS URL devices are told to use (default: nats://<host they reached the broker on>:<NATS port>)")
+	fs.StringVar(&cfg.FederationListen, "federation-listen", "", "address of the NATS leaf-node listener approved peer brokers connect to, e.g. :7422 (default: none, the broker does not federate)")
+	fs.StringVar(&cfg.FederationURL, "federation-url", "", "leaf-node URL the federation document tells peers, nats-leaf:// or tls:// (default: nats-leaf://<host the peer reached the broker on>:<federation-listen port>, tls:// with --nats-tls-cert)")
 	fs.Var(seconds{&cfg.MaxTimeout}, "max-timeout", "largest Timeout a request may ask for, in seconds or as a duration")
 	fs.Var(seconds{&cfg.IdentityValidity}, "identity-validity", "how long an approval lasts unless the operator says otherwise")
 	fs.StringVar(&cfg.trustedProxies, "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For is believed")

@@ -4,6 +4,7 @@
 //	mfa-broker [serve] [flags]
 //	mfa-broker identity list|show|approve|reject|obsolete|compromise ...
 //	mfa-broker block list|remove ...
+//	mfa-broker peer add|list|approve|share|unshare|withdraw|remove ...
 //	mfa-broker nats-config | version | help
 package main
 
@@ -35,6 +36,8 @@ Usage:
                                      (mfa-broker identity -h)
   mfa-broker block COMMAND ...       list and lift "not me" blocks
                                      (mfa-broker block -h)
+  mfa-broker peer COMMAND ...        federate with other brokers
+                                     (mfa-broker peer -h)
   mfa-broker nats-config             print the nats-server configuration an
                                      external NATS server or cluster needs
   mfa-broker version                 print the version
@@ -76,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runIdentity(ctx, e, rest)
 	case "block":
 		return runBlock(ctx, e, rest)
+	case "peer":
+		return runPeer(ctx, e, rest)
 	case "nats-config":
 		return runNATSConfig(e, rest)
 	case "version":
@@ -89,7 +94,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			fmt.Fprint(stdout, usage)
 			return nil
 		}
-		return cli.Usagef("unknown command %q; the commands are serve, identity, block, nats-config and version (mfa-broker help)", cmd)
+		return cli.Usagef("unknown command %q; the commands are serve, identity, block, peer, nats-config and version (mfa-broker help)", cmd)
 	}
 }
 

@@ -91,6 +91,7 @@ func bulkLoad(path string, n int, gen func(n, i int) identity.Identity) error {
 	records := make([]kv, 0, n)
 	keys := make([]kv, 0, n)
 	refs := make([]kv, 0, n)
+	var countries []kv
 	for i := range n {
 		id := gen(n, i)
 		if err := validate(id); err != nil {
@@ -105,12 +106,15 @@ func bulkLoad(path string, n int, gen func(n, i int) identity.Identity) error {
 		if ref := referenceKey(id); ref != nil {
 			refs = append(refs, kv{ref, nil})
 		}
+		if ck := countryKey(id); ck != nil {
+			countries = append(countries, kv{ck, nil})
+		}
 	}
 	const perTx = 100_000
 	for _, bucket := range []struct {
 		name []byte
 		kvs  []kv
-	}{{bucketIdentities, records}, {bucketKeys, keys}, {bucketReferences, refs}} {
+	}{{bucketIdentities, records}, {bucketKeys, keys}, {bucketReferences, refs}, {bucketCountries, countries}} {
 		slices.SortFunc(bucket.kvs, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
 		for start := 0; start < len(bucket.kvs); start += perTx {
 			chunk := bucket.kvs[start:min(start+perTx, len(bucket.kvs))]

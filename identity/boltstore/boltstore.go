@@ -1,12 +1,13 @@
 // Package boltstore is the embedded, persistent identity store: one bbolt
 // file in the broker's data directory, no other process.
 //
-// The file holds four buckets:
+// The file holds five buckets:
 //
 //	identities  ID → record (see record.go; the record carries a format version)
 //	keys        raw Ed25519 public key → ID; makes keys unique and GetByPublicKey one lookup
-//	references  SHA-256(framed COUNTRY, PNR) ‖ ID → empty; the MFA lookup index
-//	meta        "format" → file format version
+//	references  SHA-256(framed COUNTRY, PNR) ‖ state ‖ ID → empty; the MFA lookup index
+//	countries   COUNTRY ‖ NUL ‖ ID → empty, for Approved identities only; makes Countries one seek per country
+//	meta        "format" → file format version, "index" → index layout version
 //
 // Every write is one bbolt transaction, fsynced on commit, so an identity
 // whose Create returned is on disk, and a crash never leaves a record
@@ -40,6 +41,7 @@ var (
 	bucketIdentities = []byte("identities")
 	bucketKeys       = []byte("keys")
 	bucketReferences = []byte("references")
+	bucketCountries  = []byte("countries")
 	bucketMeta       = []byte("meta")
 	metaFormat       = []byte("format")
 	metaIndex        = []byte("index")
@@ -124,37 +126,48 @@ func initialise(tx *bolt.Tx) error {
 			return fmt.Errorf("file format version %d, this broker reads version %d", got, formatVersion)
 		}
 	}
-	for _, name := range [][]byte{bucketIdentities, bucketKeys, bucketReferences} {
+	for _, name := range [][]byte{bucketIdentities, bucketKeys, bucketReferences, bucketCountries} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
 	}
 	if got, _ := binary.Uvarint(meta.Get(metaIndex)); got != indexVersion {
-		if err := rebuildReferences(tx); err != nil {
-			return fmt.Errorf("rebuild the reference index: %w", err)
+		if err := rebuildIndexes(tx); err != nil {
+			return fmt.Errorf("rebuild the indexes: %w", err)
 		}
 		return meta.Put(metaIndex, binary.AppendUvarint(nil, indexVersion))
 	}
 	return nil
 }
 
-// rebuildReferences writes the references bucket anew from the identities,
-// for a file whose index has an older layout.
-func rebuildReferences(tx *bolt.Tx) error {
-	if err := tx.DeleteBucket(bucketReferences); err != nil {
-		return err
+// rebuildIndexes writes the references and countries buckets anew from
+// the identities, for a file whose indexes have an older layout (or, before
+// index version 3, no countries bucket).
+func rebuildIndexes(tx *bolt.Tx) error {
+	var fresh [2]*bolt.Bucket
+	for i, name := range [][]byte{bucketReferences, bucketCountries} {
+		if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return err
+		}
+		b, err := tx.CreateBucket(name)
+		if err != nil {
+			return err
+		}
+		fresh[i] = b
 	}
-	refs, err := tx.CreateBucket(bucketReferences)
-	if err != nil {
-		return err
-	}
+	refs, countries := fresh[0], fresh[1]
 	return tx.Bucket(bucketIdentities).ForEach(func(k, v []byte) error {
 		id, err := decodeRecord(k, v)
 		if err != nil {
 			return fmt.Errorf("identity %s: %w", k, err)
 		}
 		if key := referenceKey(id); key != nil {
-			return refs.Put(key, nil)
+			if err := refs.Put(key, nil); err != nil {
+				return err
+			}
+		}
+		if key := countryKey(id); key != nil {
+			return countries.Put(key, nil)
 		}
 		return nil
 	})
@@ -244,7 +257,7 @@ func (s *Store) Create(ctx context.Context, id identity.Identity) error {
 // Transition this writes nothing; it is here so that a future change of PNR,
 // COUNTRY or key cannot leave a stale index entry behind.
 func reindex(tx *bolt.Tx, old, new identity.Identity) error {
-	keys, refs := tx.Bucket(bucketKeys), tx.Bucket(bucketReferences)
+	keys, refs, countries := tx.Bucket(bucketKeys), tx.Bucket(bucketReferences), tx.Bucket(bucketCountries)
 	if !bytes.Equal(old.PublicKey, new.PublicKey) || old.ID != new.ID {
 		if len(old.PublicKey) > 0 {
 			if err := keys.Delete(old.PublicKey); err != nil {
@@ -255,18 +268,25 @@ func reindex(tx *bolt.Tx, old, new identity.Identity) error {
 			return err
 		}
 	}
-	oldRef, newRef := referenceKey(old), referenceKey(new)
-	if !bytes.Equal(oldRef, newRef) {
-		if oldRef != nil {
-			if err := refs.Delete(oldRef); err != nil {
-				return err
-			}
+	if err := moveEntry(refs, referenceKey(old), referenceKey(new)); err != nil {
+		return err
+	}
+	return moveEntry(countries, countryKey(old), countryKey(new))
+}
+
+// moveEntry replaces an index entry: oldKey goes, newKey comes; either may
+// be nil for none.
+func moveEntry(b *bolt.Bucket, oldKey, newKey []byte) error {
+	if bytes.Equal(oldKey, newKey) {
+		return nil
+	}
+	if oldKey != nil {
+		if err := b.Delete(oldKey); err != nil {
+			return err
 		}
-		if newRef != nil {
-			if err := refs.Put(newRef, nil); err != nil {
-				return err
-			}
-		}
+	}
+	if newKey != nil {
+		return b.Put(newKey, nil)
 	}
 	return nil
 }
@@ -395,6 +415,34 @@ func (s *Store) FindPerson(ctx context.Context, pnr, country string) ([]identity
 	return out, nil
 }
 
+// Countries returns the distinct COUNTRY of the Approved identities,
+// sorted. The countries bucket is ordered by country, so this is one seek
+// per country, however many identities each has.
+func (s *Store) Countries(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("boltstore: countries: %w", err)
+	}
+	var out []string
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketCountries).Cursor()
+		for k, _ := c.First(); k != nil; {
+			country, _, ok := bytes.Cut(k, []byte{0})
+			if !ok || len(country) == 0 {
+				return fmt.Errorf("%w: countries index entry %q has no country", identity.ErrUnavailable, k)
+			}
+			out = append(out, string(country))
+			// Past every entry of this country: NUL is the separator, so
+			// the country followed by 0x01 sorts after all of them.
+			k, _ = c.Seek(append(bytes.Clone(country), 1))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: countries: %w", err)
+	}
+	return out, nil
+}
+
 // List returns identities ordered by ID. Filtering by state scans the
 // identities bucket, reading only the state byte of those it skips; that is
 // fine for operator listings, which are rare and paged.
@@ -454,7 +502,7 @@ func (s *Store) PurgeApplications(ctx context.Context, appliedBefore time.Time) 
 	}
 	n := 0
 	err := s.update(func(tx *bolt.Tx) error {
-		ids, keys, refs := tx.Bucket(bucketIdentities), tx.Bucket(bucketKeys), tx.Bucket(bucketReferences)
+		ids := tx.Bucket(bucketIdentities)
 		var old []identity.Identity
 		err := ids.ForEach(func(k, v []byte) error {
 			if st, err := peekState(v); err != nil || st != identity.Created {
@@ -476,13 +524,17 @@ func (s *Store) PurgeApplications(ctx context.Context, appliedBefore time.Time) 
 			if err := ids.Delete([]byte(id.ID)); err != nil {
 				return err
 			}
-			if err := keys.Delete(id.PublicKey); err != nil {
+			if err := tx.Bucket(bucketKeys).Delete(id.PublicKey); err != nil {
 				return err
 			}
-			if ref := referenceKey(id); ref != nil {
-				if err := refs.Delete(ref); err != nil {
-					return err
-				}
+			// Created identities have no countries entry; moveEntry
+			// removes whatever entries the identity has, so a purge can
+			// never leave one behind.
+			if err := moveEntry(tx.Bucket(bucketReferences), referenceKey(id), nil); err != nil {
+				return err
+			}
+			if err := moveEntry(tx.Bucket(bucketCountries), countryKey(id), nil); err != nil {
+				return err
 			}
 		}
 		n = len(old)

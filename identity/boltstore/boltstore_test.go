@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -214,7 +215,7 @@ func TestListRefusesBadQuery(t *testing.T) {
 	}
 }
 
-// checkFile verifies bbolt's own invariants and that the three buckets
+// checkFile verifies bbolt's own invariants and that the four buckets
 // agree: every record has exactly its index entries and every index entry
 // names a record that needs it.
 func checkFile(t *testing.T, s *Store) {
@@ -223,8 +224,8 @@ func checkFile(t *testing.T, s *Store) {
 		for err := range tx.Check() {
 			return fmt.Errorf("bbolt check: %w", err)
 		}
-		ids, keys, refs := tx.Bucket(bucketIdentities), tx.Bucket(bucketKeys), tx.Bucket(bucketReferences)
-		wantRefs := 0
+		ids, keys, refs, countries := tx.Bucket(bucketIdentities), tx.Bucket(bucketKeys), tx.Bucket(bucketReferences), tx.Bucket(bucketCountries)
+		wantRefs, wantCountries := 0, 0
 		err := ids.ForEach(func(k, v []byte) error {
 			id, err := decodeRecord(k, v)
 			if err != nil {
@@ -242,6 +243,12 @@ func checkFile(t *testing.T, s *Store) {
 					return fmt.Errorf("reference of %s missing", id.ID)
 				}
 			}
+			if ck := countryKey(id); ck != nil {
+				wantCountries++
+				if countries.Get(ck) == nil {
+					return fmt.Errorf("countries entry of %s missing", id.ID)
+				}
+			}
 			return nil
 		})
 		if err != nil {
@@ -252,6 +259,9 @@ func checkFile(t *testing.T, s *Store) {
 		}
 		if n := refs.Stats().KeyN; n != wantRefs {
 			return fmt.Errorf("%d references, want %d", n, wantRefs)
+		}
+		if n := countries.Stats().KeyN; n != wantCountries {
+			return fmt.Errorf("%d countries entries, want %d", n, wantCountries)
 		}
 		return nil
 	})
@@ -348,8 +358,8 @@ func crashChild(t *testing.T, path string) {
 }
 
 // TestRebuildsOlderIndex: a file whose reference index has the first
-// layout (no state in the key) is rebuilt when opened, and its lookups
-// work.
+// layout (no state in the key) and no countries bucket is rebuilt when
+// opened, and its lookups work.
 func TestRebuildsOlderIndex(t *testing.T) {
 	s, path := openTemp(t)
 	ctx := context.Background()
@@ -375,6 +385,9 @@ func TestRebuildsOlderIndex(t *testing.T) {
 				return err
 			}
 		}
+		if err := tx.DeleteBucket(bucketCountries); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketMeta).Delete(metaIndex)
 	})
 	if err != nil {
@@ -394,6 +407,10 @@ func TestRebuildsOlderIndex(t *testing.T) {
 	if err != nil || len(all) != 2 {
 		t.Fatalf("FindPerson after the rebuild: %v, %v", all, err)
 	}
+	if got, err := s.Countries(ctx); err != nil || !slices.Equal(got, []string{"SE"}) {
+		t.Fatalf("Countries after the rebuild: %q, %v", got, err)
+	}
+	checkFile(t, s)
 }
 
 // BenchmarkFindValidAmongApplications: the MFA lookup of a person one of

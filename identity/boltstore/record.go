@@ -198,6 +198,21 @@ func referenceKey(id identity.Identity) []byte {
 	return append(append(p[:], code), id.ID...)
 }
 
+// countryKey is the countries-bucket key of an identity, or nil for one
+// that is not Approved or has no COUNTRY: the country, a NUL, the ID. An
+// identity with a COUNTRY has a PNR too (identity.ValidateProperties).
+func countryKey(id identity.Identity) []byte {
+	country := id.Property(identity.PropCountry)
+	if id.State != identity.Approved || country == "" || id.Property(identity.PropPNR) == "" {
+		return nil
+	}
+	k := make([]byte, 0, len(country)+1+len(id.ID))
+	k = append(k, country...)
+	k = append(k, 0)
+	return append(k, id.ID...)
+}
+
 // indexVersion is the layout of the index keys, in the meta bucket; Open
-// rebuilds the indexes of a file with an older one.
-const indexVersion = 2
+// rebuilds the indexes of a file with an older one. Version 3 added the
+// countries bucket.
+const indexVersion = 3

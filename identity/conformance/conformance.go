@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) identity.Store) {
 		{"FindValidManyForOnePerson", testFindValidMany},
 		{"FindPerson", testFindPerson},
 		{"PurgeApplications", testPurgeApplications},
+		{"Countries", testCountries},
 		{"List", testList},
 		{"ListPagination", testListPagination},
 		{"AllowedTransitions", testAllowedTransitions},
@@ -661,6 +662,61 @@ func testPurgeApplications(t *testing.T, s identity.Store) {
 	}
 }
 
+// countries calls Countries, which must succeed.
+func countries(t *testing.T, s identity.Store) []string {
+	t.Helper()
+	got, err := s.Countries(context.Background())
+	if err != nil {
+		t.Fatalf("Countries: %v", err)
+	}
+	return got
+}
+
+// testCountries: the countries of the Approved identities, each once,
+// sorted; identities in any other state, and ones without a COUNTRY, add
+// none; a country goes when its last Approved identity leaves that state,
+// and stays while another remains.
+func testCountries(t *testing.T, s identity.Store) {
+	if got := countries(t, s); len(got) != 0 {
+		t.Errorf("Countries of an empty store: %q", got)
+	}
+	se1 := inState(t, s, "199001011231", "SE", identity.Approved)
+	se2 := inState(t, s, "199001011232", "SE", identity.Approved)
+	no := inState(t, s, "199001011233", "NO", identity.Approved)
+	for st, country := range map[identity.State]string{
+		identity.Created: "DK", identity.Rejected: "FI", identity.Obsoleted: "DE", identity.Compromised: "FR",
+	} {
+		inState(t, s, "199001011234", country, st)
+	}
+	// Approved whatever its window: a person whose approval has lapsed is
+	// still this broker's to serve once the operator renews it.
+	lapsed := Approved(t, "199001011235", "AT")
+	lapsed.From, lapsed.To = time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour)
+	nameless := Approved(t, "", "")
+	nameless.Properties = nameless.Properties[:2] // FIRST and LAST only
+	create(t, s, lapsed, nameless)
+
+	want := []string{"AT", "NO", "SE"}
+	if got := countries(t, s); !slices.Equal(got, want) {
+		t.Fatalf("Countries: %q, want %q", got, want)
+	}
+	at := baseTime().Add(3 * time.Hour)
+	transition(t, s, no.ID, identity.Change{From: identity.Approved, To: identity.Obsoleted, At: at})
+	transition(t, s, se1.ID, identity.Change{From: identity.Approved, To: identity.Compromised, At: at})
+	if got, want := countries(t, s), []string{"AT", "SE"}; !slices.Equal(got, want) {
+		t.Errorf("Countries after NO's last and one of SE's identities left Approved: %q, want %q", got, want)
+	}
+	transition(t, s, se2.ID, identity.Change{From: identity.Approved, To: identity.Rejected, At: at})
+	if got, want := countries(t, s), []string{"AT"}; !slices.Equal(got, want) {
+		t.Errorf("Countries after SE's last identity left Approved: %q, want %q", got, want)
+	}
+	// A person approved again brings the country back.
+	inState(t, s, "199001011233", "NO", identity.Approved)
+	if got, want := countries(t, s), []string{"AT", "NO"}; !slices.Equal(got, want) {
+		t.Errorf("Countries after NO is approved again: %q, want %q", got, want)
+	}
+}
+
 func testList(t *testing.T, s identity.Store) {
 	ctx := context.Background()
 	byState := map[identity.State][]identity.Identity{}
@@ -964,6 +1020,8 @@ func testCancelledContext(t *testing.T, s identity.Store) {
 	wantErr(t, "FindValid", err, context.Canceled)
 	_, err = s.List(ctx, identity.Query{})
 	wantErr(t, "List", err, context.Canceled)
+	_, err = s.Countries(ctx)
+	wantErr(t, "Countries", err, context.Canceled)
 	_, err = s.Transition(ctx, existing.ID, approval(from, to))
 	wantErr(t, "Transition", err, context.Canceled)
 	same(t, "after Transition with a cancelled context", get(t, s, existing.ID), existing)

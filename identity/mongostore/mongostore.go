@@ -30,11 +30,14 @@
 //	                         publicKey_unique  {publicKey: 1} unique
 //	                         state_id          {state: 1, _id: 1}          List by state
 //	LegalIdentityReferences  mfa_lookup        {country: 1, pnr: 1, state: 1, to: 1}
+//	                         countries         {provider: 1, state: 1, country: 1}   Countries
 //	LegalIdentityChanges     pending           {pending: 1} sparse
 //
 // FindValid is one query on mfa_lookup (country, pnr and state equal, to ≥
 // the time; from ≤ the time filtered from the index's few entries per
-// person), then the identities by _id. Identities are the truth:
+// person), then the identities by _id. Countries walks the countries
+// index: one query per country, each the first entry after the last
+// country found, so one index seek each however many identities there are. Identities are the truth:
 // FindValid returns only identities that are themselves Approved, valid at
 // the time and have that PNR and COUNTRY, whatever a reference says.
 //
@@ -345,6 +348,7 @@ func indexes(coll string) []mongo.IndexModel {
 	case CollReferences:
 		return []mongo.IndexModel{
 			{Keys: bson.D{{Key: "country", Value: 1}, {Key: "pnr", Value: 1}, {Key: "state", Value: 1}, {Key: "to", Value: 1}}, Options: options.Index().SetName("mfa_lookup")},
+			{Keys: bson.D{{Key: "provider", Value: 1}, {Key: "state", Value: 1}, {Key: "country", Value: 1}}, Options: options.Index().SetName("countries")},
 		}
 	case CollChanges:
 		return []mongo.IndexModel{
@@ -669,6 +673,67 @@ func (s *Store) find(ctx context.Context, op string, filter bson.D, opts ...opti
 		return nil, s.classify(ctx, op, err)
 	}
 	return out, nil
+}
+
+// countriesQuery finds the first country after the given one among this
+// broker's own references (provider "") of Approved identities: equality
+// on the countries index's first two keys, a range and the sort on its
+// third, one entry read. A string bound also skips any country that is not
+// a string.
+func countriesQuery(after string) (bson.D, *options.FindOneOptionsBuilder) {
+	filter := bson.D{
+		{Key: "provider", Value: ""},
+		{Key: "state", Value: string(identity.Approved)},
+		{Key: "country", Value: bson.D{{Key: "$gt", Value: after}}},
+	}
+	return filter, options.FindOne().
+		SetSort(bson.D{{Key: "country", Value: 1}}).
+		SetProjection(bson.D{{Key: "_id", Value: 0}, {Key: "country", Value: 1}})
+}
+
+// maxCountries bounds Countries' walk: there are 249 country codes.
+const maxCountries = 300
+
+// Countries returns the distinct COUNTRY of the Approved identities,
+// sorted, from the references, by a skip scan of the countries index
+// (MongoDB's distinct would do the same, but FerretDB refuses it with a
+// deadline). References follow their identities: a transition updates the
+// identity first and its reference right after, and an interrupted one is
+// finished by the repair loop, so the answer can trail a transition by at
+// most WithRepairAfter.
+func (s *Store) Countries(ctx context.Context) ([]string, error) {
+	octx, cancel, err := s.begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: countries: %w", err)
+	}
+	defer cancel()
+	var out []string
+	for after := ""; len(out) < maxCountries; {
+		filter, opts := countriesQuery(after)
+		var ref struct {
+			Country string `bson:"country"`
+		}
+		err := s.refs.FindOne(octx, filter, opts).Decode(&ref)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("mongostore: countries: %w", s.classify(octx, "find countries", err))
+		}
+		if ref.Country <= after {
+			// The server broke the order it was asked for: stop rather
+			// than loop.
+			return nil, fmt.Errorf("mongostore: countries: %w: country %q after %q", identity.ErrUnavailable, ref.Country, after)
+		}
+		after = ref.Country
+		// Every reference's country passed identity.ValidateProperties
+		// when it was written; anything else was not written here, and is
+		// not reported as a country this broker serves.
+		if identity.IsCountryCode(ref.Country) {
+			out = append(out, ref.Country)
+		}
+	}
+	return nil, fmt.Errorf("mongostore: countries: %w: more than %d countries", identity.ErrUnavailable, maxCountries)
 }
 
 // List returns identities ordered by ID, from the _id index, or from the

@@ -206,6 +206,7 @@ func TestOpenTwiceIndexes(t *testing.T) {
 		CollReferences: {
 			"_id_":       {`{"_id": 1}`, false},
 			"mfa_lookup": {`{"country": 1,"pnr": 1,"state": 1,"to": 1}`, false},
+			"countries":  {`{"provider": 1,"state": 1,"country": 1}`, false},
 		},
 		CollChanges: {
 			"_id_":    {`{"_id": 1}`, false},

@@ -1,0 +1,528 @@
+package federation
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base32"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/legalmfa/mfa/bus"
+	"github.com/legalmfa/mfa/identity"
+)
+
+// Buckets in a peer's account. This broker's references for the peer are
+// in ShareBucket of the peer's account here; the peer's for this broker
+// arrive in RefsBucket, a mirror of the peer's ShareBucket across the
+// link.
+const (
+	ShareBucket = "MFA_SHARE"
+	RefsBucket  = "MFA_REFS"
+)
+
+// Keys in a share bucket besides the references ("r.<base32 LegalId>").
+const (
+	keyShareLookup  = "lookup-key"
+	keyShareSharing = "sharing"
+	sharingOn       = "on"
+	sharingOff      = "off"
+)
+
+// Identities is what federation reads of the broker's own identities, to
+// share them.
+type Identities interface {
+	List(ctx context.Context, q identity.Query) ([]identity.Identity, error)
+}
+
+// Home serves a peer's request to ask one of this broker's people, with
+// this broker's own rules; the broker is one. It fills in the reply's
+// outcome; federation addresses and signs it.
+type Home interface {
+	ServePeer(ctx context.Context, peer Peer, req AskRequest) AskReply
+}
+
+// Config is what federation needs of the broker.
+type Config struct {
+	Key    ed25519.PrivateKey
+	Creds  *bus.BrokerCredentials
+	Server *bus.EmbeddedServer
+	// NATSURL is the embedded server's client URL, where the broker's
+	// connections in its peers' accounts are made.
+	NATSURL    string
+	Domain     string
+	Peers      *Peers
+	Index      *Index
+	Identities Identities
+	LookupKey  LookupKey
+	Home       Home
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// Federation keeps this broker's links with its approved peers: their
+// accounts and links on NATS, the references shared both ways, and the
+// requests asked and served across.
+type Federation struct {
+	cfg Config
+	me  string
+
+	mu    sync.Mutex
+	links map[string]*link
+
+	stop    context.CancelFunc
+	stopped chan struct{}
+}
+
+// link is everything of one approved peer.
+type link struct {
+	peer   Peer
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	share  jetstream.KeyValue // when this broker shares with the peer
+
+	mu      sync.Mutex
+	serving map[string]context.CancelFunc // the peer's requests served here
+	seen    map[string]time.Time          // their IDs, until they expire
+}
+
+// Start brings up the links with the approved peers, and follows the
+// operator's decisions from then on.
+func Start(ctx context.Context, cfg Config) (*Federation, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Server == nil {
+		return nil, errors.New("federation needs the embedded NATS server: an external one is configured with 'mfa-broker nats-config'")
+	}
+	f := &Federation{cfg: cfg, me: peerIDOf(cfg.Key.Public().(ed25519.PublicKey)), links: map[string]*link{}, stopped: make(chan struct{})}
+	if err := f.reconcile(ctx); err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	f.stop = cancel
+	changed := cfg.Peers.Changed()
+	go func() {
+		defer close(f.stopped)
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-changed:
+			case <-tick.C:
+				// A link whose setup failed (the peer's server was down)
+				// is tried again.
+			}
+			cctx, cancel := context.WithTimeout(rctx, 30*time.Second)
+			if err := f.reconcile(cctx); err != nil {
+				f.cfg.Logger.Warn("federation: peers not all set up", "err", err)
+			}
+			cancel()
+		}
+	}()
+	return f, nil
+}
+
+// Close ends every link.
+func (f *Federation) Close() {
+	if f.stop != nil {
+		f.stop()
+		<-f.stopped
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, l := range f.links {
+		l.close()
+		delete(f.links, id)
+	}
+}
+
+// ID is this broker's peer ID.
+func (f *Federation) ID() string { return f.me }
+
+// reconcile makes the links what the operator decided.
+func (f *Federation) reconcile(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var approved []bus.Peer
+	want := map[string]Peer{}
+	for _, p := range f.cfg.Peers.List() {
+		if p.Approved {
+			approved = append(approved, bus.Peer{ID: p.ID, Key: p.PublicKey, LeafURL: p.LeafURL})
+			want[p.ID] = p
+		}
+	}
+	if err := f.cfg.Server.SetPeers(f.cfg.Creds, f.me, approved); err != nil {
+		return err
+	}
+	var errs []error
+	for id, l := range f.links {
+		if _, ok := want[id]; !ok {
+			l.close()
+			delete(f.links, id)
+			if err := f.cfg.Index.Forget(id); err != nil {
+				errs = append(errs, err)
+			}
+			f.cfg.Logger.Info("federation: peer link ended", "peer", id)
+		}
+	}
+	for id, p := range want {
+		l := f.links[id]
+		if l == nil {
+			var err error
+			if l, err = f.open(ctx, p); err != nil {
+				errs = append(errs, fmt.Errorf("peer %s: %w", id, err))
+				continue
+			}
+			f.links[id] = l
+			f.cfg.Logger.Info("federation: peer link set up", "peer", id, "domain", p.Domain)
+		}
+		l.peer = p
+		if err := f.setSharing(ctx, l, p.Share); err != nil {
+			errs = append(errs, fmt.Errorf("peer %s: sharing: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// open makes the broker's connection in the peer's account, the mirror of
+// the peer's references, and the subscriptions for the peer's requests.
+func (f *Federation) open(ctx context.Context, p Peer) (*link, error) {
+	nc, err := nats.Connect(f.cfg.NATSURL, append(f.cfg.Creds.FederationConnectOptions(p.ID), nats.MaxReconnects(-1))...)
+	if err != nil {
+		return nil, fmt.Errorf("connect in the peer's account: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	refs, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      RefsBucket,
+		Description: "the identity references the peer shares with this broker",
+		Storage:     jetstream.FileStorage,
+		Mirror:      &jetstream.StreamSource{Name: "KV_" + ShareBucket, Domain: p.ID},
+	})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("mirror of the peer's references: %w", err)
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	l := &link{peer: p, nc: nc, js: js, cancel: cancel, serving: map[string]context.CancelFunc{}, seen: map[string]time.Time{}}
+	if _, err := nc.Subscribe(askSubject(f.me), func(m *nats.Msg) { f.serve(l, m) }); err != nil {
+		l.close()
+		return nil, err
+	}
+	if _, err := nc.Subscribe(cancelSubject(f.me), func(m *nats.Msg) { f.cancelServed(l, m) }); err != nil {
+		l.close()
+		return nil, err
+	}
+	l.wg.Add(2)
+	go func() {
+		defer l.wg.Done()
+		f.importRefs(lctx, l, refs)
+	}()
+	go func() {
+		defer l.wg.Done()
+		f.watchLink(lctx, l)
+	}()
+	return l, nil
+}
+
+func (l *link) close() {
+	l.cancel()
+	l.mu.Lock()
+	for _, cancel := range l.serving {
+		cancel()
+	}
+	l.mu.Unlock()
+	l.nc.Close()
+	l.wg.Wait()
+}
+
+// watchLink ends the requests served for the peer when its link drops:
+// its caller can no longer hear the answer, so its devices withdraw.
+func (f *Federation) watchLink(ctx context.Context, l *link) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	downSince := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if f.cfg.Server.LinkUp(l.peer.ID) {
+			downSince = time.Time{}
+			continue
+		}
+		if downSince.IsZero() {
+			downSince = time.Now()
+			continue
+		}
+		if time.Since(downSince) < time.Second {
+			continue
+		}
+		l.mu.Lock()
+		for id, cancel := range l.serving {
+			cancel()
+			delete(l.serving, id)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// refKeyName is a reference's key in a share bucket: its LegalId in
+// base32, which a key-value key may hold and which reads back.
+func refKeyName(legalID string) string {
+	return "r." + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString([]byte(legalID))
+}
+
+func legalIDOfKey(key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, "r.")
+	if !ok {
+		return "", false
+	}
+	b, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(rest)
+	return string(b), err == nil
+}
+
+// setSharing shares this broker's references with the peer, or stops.
+func (f *Federation) setSharing(ctx context.Context, l *link, share bool) error {
+	if share == (l.share != nil) {
+		return nil
+	}
+	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      ShareBucket,
+		Description: "this broker's identity references, shared with the peer",
+		Storage:     jetstream.FileStorage,
+		History:     1,
+	})
+	if err != nil {
+		return err
+	}
+	if !share {
+		// Deletes are new records, so they reach the mirror: the marker
+		// first, for the peer to drop everything at once, then each
+		// reference.
+		if _, err := kv.PutString(ctx, keyShareSharing, sharingOff); err != nil {
+			return err
+		}
+		keys, err := kv.ListKeys(ctx)
+		if err == nil {
+			for k := range keys.Keys() {
+				if strings.HasPrefix(k, "r.") {
+					kv.Delete(ctx, k)
+				}
+			}
+		}
+		l.share = nil
+		f.cfg.Logger.Info("federation: references no longer shared", "peer", l.peer.ID)
+		return nil
+	}
+	if _, err := kv.Put(ctx, keyShareLookup, []byte(base64.StdEncoding.EncodeToString(f.cfg.LookupKey))); err != nil {
+		return err
+	}
+	n, err := f.exportAll(ctx, kv)
+	if err != nil {
+		return err
+	}
+	if _, err := kv.PutString(ctx, keyShareSharing, sharingOn); err != nil {
+		return err
+	}
+	l.share = kv
+	f.cfg.Logger.Info("federation: references shared", "peer", l.peer.ID, "references", n)
+	return nil
+}
+
+// exportPage is how many identities are read at a time to export.
+const exportPage = 1000
+
+// exportAll puts the reference of every identity with a number into a
+// share bucket: approved ones, and the others too, so that a peer that had
+// an earlier version learns it is revoked.
+func (f *Federation) exportAll(ctx context.Context, kv jetstream.KeyValue) (int, error) {
+	n := 0
+	after := ""
+	for {
+		page, err := f.cfg.Identities.List(ctx, identity.Query{After: after, Limit: exportPage})
+		if err != nil {
+			return n, err
+		}
+		for _, id := range page {
+			if ref, ok := NewReference(id, f.cfg.Key, f.cfg.LookupKey); ok && id.State != identity.Created {
+				if _, err := kv.Put(ctx, refKeyName(id.ID), ref.Encode()); err != nil {
+					return n, err
+				}
+				n++
+			}
+		}
+		if len(page) < exportPage {
+			return n, nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// IdentityChanged shares an identity's new state with the peers shared
+// with, at once: an approval, and a revocation above all.
+func (f *Federation) IdentityChanged(ctx context.Context, id identity.Identity) {
+	ref, ok := NewReference(id, f.cfg.Key, f.cfg.LookupKey)
+	if !ok || id.State == identity.Created {
+		return
+	}
+	f.mu.Lock()
+	var shares []jetstream.KeyValue
+	for _, l := range f.links {
+		if l.share != nil {
+			shares = append(shares, l.share)
+		}
+	}
+	f.mu.Unlock()
+	for _, kv := range shares {
+		if _, err := kv.Put(ctx, refKeyName(id.ID), ref.Encode()); err != nil {
+			f.cfg.Logger.Warn("federation: reference not shared", "identity", id.ID, "err", err)
+		}
+	}
+}
+
+// importBatch bounds the changes written to the index at once, and
+// importWait how long a change waits for others to join it.
+const (
+	importBatch = 2000
+	importWait  = 50 * time.Millisecond
+)
+
+// importRefs follows the mirror of the peer's references into the index,
+// from where it left off. References are believed only when signed by the
+// peer as their home.
+func (f *Federation) importRefs(ctx context.Context, l *link, refs jetstream.KeyValue) {
+	for ctx.Err() == nil {
+		opts := []jetstream.WatchOpt{}
+		if rev := f.cfg.Index.Revision(l.peer.ID); rev > 0 {
+			opts = append(opts, jetstream.ResumeFromRevision(rev+1))
+		}
+		w, err := refs.WatchAll(ctx, opts...)
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+				continue
+			}
+		}
+		f.follow(ctx, l, w)
+		w.Stop()
+	}
+}
+
+func (f *Federation) follow(ctx context.Context, l *link, w jetstream.KeyWatcher) {
+	var batch []Change
+	var rev uint64
+	flush := func() {
+		if rev == 0 {
+			return
+		}
+		if err := f.cfg.Index.Apply(l.peer.ID, batch, rev); err != nil {
+			f.cfg.Logger.Error("federation: references not indexed", "peer", l.peer.ID, "err", err)
+		}
+		batch, rev = batch[:0], 0
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			flush()
+			return
+		case <-timer.C:
+			flush()
+		case e, ok := <-w.Updates():
+			if !ok {
+				flush()
+				return
+			}
+			if e == nil {
+				flush() // the initial values are in
+				continue
+			}
+			if e.Key() == keyShareLookup || e.Key() == keyShareSharing {
+				// In order: what came before is indexed first.
+				flush()
+				f.control(l, e)
+				if err := f.cfg.Index.Apply(l.peer.ID, nil, e.Revision()); err != nil {
+					f.cfg.Logger.Error("federation: references not indexed", "peer", l.peer.ID, "err", err)
+				}
+				continue
+			}
+			if change, ok := f.decodeEntry(l, e); ok {
+				batch = append(batch, change...)
+			}
+			if rev == 0 {
+				timer.Reset(importWait)
+			}
+			rev = e.Revision()
+			if len(batch) >= importBatch {
+				flush()
+			}
+		}
+	}
+}
+
+// control applies the peer's lookup key, or its decision to stop sharing.
+func (f *Federation) control(l *link, e jetstream.KeyValueEntry) {
+	switch e.Key() {
+	case keyShareLookup:
+		raw, err := base64.StdEncoding.DecodeString(string(e.Value()))
+		if err == nil {
+			err = f.cfg.Index.SetLookupKey(l.peer.ID, raw)
+		}
+		if err != nil {
+			f.cfg.Logger.Warn("federation: the peer's lookup key is unreadable", "peer", l.peer.ID, "err", err)
+		}
+	case keyShareSharing:
+		if string(e.Value()) == sharingOff {
+			if err := f.cfg.Index.Forget(l.peer.ID); err != nil {
+				f.cfg.Logger.Error("federation: the peer's references not forgotten", "peer", l.peer.ID, "err", err)
+			}
+			f.cfg.Logger.Info("federation: the peer no longer shares its references", "peer", l.peer.ID)
+		}
+	}
+}
+
+// decodeEntry turns a mirrored reference into an index change.
+func (f *Federation) decodeEntry(l *link, e jetstream.KeyValueEntry) ([]Change, bool) {
+	legalID, ok := legalIDOfKey(e.Key())
+	if !ok {
+		return nil, false
+	}
+	if e.Operation() != jetstream.KeyValuePut {
+		return []Change{{Ref: Reference{LegalID: legalID}, Forget: true}}, true
+	}
+	ref, err := DecodeReference(e.Value())
+	if err == nil {
+		err = ref.Verify(l.peer.PublicKey)
+	}
+	if err == nil && ref.LegalID != legalID {
+		err = fmt.Errorf("%w: stored under another LegalId", ErrBadReference)
+	}
+	if err != nil {
+		f.cfg.Logger.Warn("federation: a reference from the peer ignored", "peer", l.peer.ID, "err", err)
+		return nil, false
+	}
+	return []Change{{Ref: ref}}, true
+}
