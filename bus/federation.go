@@ -112,6 +112,11 @@ func (e *EmbeddedServer) SetPeers(own *BrokerCredentials, ownID string, peers []
 			TLS: u.Scheme == "tls",
 		})
 	}
+	if sameFederation(e.opts, opts) {
+		// A reload rebuilds the accounts; one that changes nothing is not
+		// worth the links' subscriptions being redone.
+		return nil
+	}
 	if err := e.ReloadOptions(opts); err != nil {
 		return fmt.Errorf("federation: reconfigure NATS: %w", err)
 	}
@@ -140,6 +145,26 @@ func (e *EmbeddedServer) SetPeers(own *BrokerCredentials, ownID string, peers []
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// sameFederation reports whether two configurations have the same peer
+// accounts and links.
+func sameFederation(a, b *server.Options) bool {
+	if len(a.Accounts) != len(b.Accounts) || len(a.LeafNode.Remotes) != len(b.LeafNode.Remotes) {
+		return false
+	}
+	for i := range a.Accounts {
+		if a.Accounts[i].Name != b.Accounts[i].Name {
+			return false
+		}
+	}
+	for i, r := range a.LeafNode.Remotes {
+		o := b.LeafNode.Remotes[i]
+		if r.LocalAccount != o.LocalAccount || len(r.URLs) != len(o.URLs) || r.URLs[0].String() != o.URLs[0].String() {
+			return false
+		}
+	}
+	return true
 }
 
 // disconnectLinks closes the leaf-node links bound to an account.

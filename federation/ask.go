@@ -26,7 +26,7 @@ func (f *Federation) Find(country, pnr string, now time.Time) ([]Remote, error) 
 	peers := make(map[string]Peer, len(f.links))
 	ids := make([]string, 0, len(f.links))
 	for id, l := range f.links {
-		peers[id] = l.peer
+		peers[id] = l.current()
 		ids = append(ids, id)
 	}
 	f.mu.Unlock()
@@ -134,10 +134,10 @@ func (f *Federation) serve(l *link, m *nats.Msg) {
 	var req AskRequest
 	err := decodeStrict(m.Data, &req)
 	if err == nil {
-		err = req.check(l.peer.PublicKey, f.me, now)
+		err = req.check(l.key, f.me, now)
 	}
-	if err == nil && !l.peer.Share {
-		err = fmt.Errorf("%w: this broker does not share its references with %s", ErrBadMessage, l.peer.ID)
+	if err == nil && !l.current().Share {
+		err = fmt.Errorf("%w: this broker does not share its references with %s", ErrBadMessage, l.id)
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), req.Expires)
 	if err == nil {
@@ -145,27 +145,27 @@ func (f *Federation) serve(l *link, m *nats.Msg) {
 	}
 	if err != nil {
 		cancel()
-		f.cfg.Logger.Info("federation: a request from the peer refused", "peer", l.peer.ID, "err", err)
+		f.cfg.Logger.Info("federation: a request from the peer refused", "peer", l.id, "err", err)
 		f.respond(l, m, req, AskReply{Code: api.CodeMalformed, Message: "The federation request was refused: " + err.Error()})
 		return
 	}
 	go func() {
 		defer l.end(req.RequestID)
 		defer cancel()
-		reply := f.cfg.Home.ServePeer(ctx, l.peer, req)
+		reply := f.cfg.Home.ServePeer(ctx, l.current(), req)
 		f.respond(l, m, req, reply)
 	}()
 }
 
 // respond addresses and countersigns a reply.
 func (f *Federation) respond(l *link, m *nats.Msg, req AskRequest, reply AskReply) {
-	reply.Version, reply.RequestID, reply.From, reply.To = ProtocolVersion, req.RequestID, f.me, l.peer.ID
+	reply.Version, reply.RequestID, reply.From, reply.To = ProtocolVersion, req.RequestID, f.me, l.id
 	reply.sign(f.cfg.Key)
 	if m.Reply == "" {
 		return
 	}
 	if err := m.Respond(mustJSON(reply)); err != nil {
-		f.cfg.Logger.Debug("federation: reply not sent", "peer", l.peer.ID, "err", err)
+		f.cfg.Logger.Debug("federation: reply not sent", "peer", l.id, "err", err)
 	}
 }
 
@@ -200,10 +200,10 @@ func (l *link) end(id string) {
 // away.
 func (f *Federation) cancelServed(l *link, m *nats.Msg) {
 	var c cancelMessage
-	if err := decodeStrict(m.Data, &c); err != nil || c.From != l.peer.ID {
+	if err := decodeStrict(m.Data, &c); err != nil || c.From != l.id {
 		return
 	}
-	if err := ed25519Verify(l.peer.PublicKey, c.form(), c.Signature); err != nil {
+	if err := ed25519Verify(l.key, c.form(), c.Signature); err != nil {
 		return
 	}
 	l.mu.Lock()

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/legalmfa/mfa/api"
 	"github.com/legalmfa/mfa/bus"
 	"github.com/legalmfa/mfa/identity"
 )
@@ -81,8 +82,11 @@ type Federation struct {
 	stopped chan struct{}
 }
 
-// link is everything of one approved peer.
+// link is everything of one approved peer. Its ID and key never change;
+// what the operator decides about it does, so peer is read under mu.
 type link struct {
+	id     string
+	key    ed25519.PublicKey
 	peer   Peer
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -107,7 +111,7 @@ func Start(ctx context.Context, cfg Config) (*Federation, error) {
 	if cfg.Server == nil {
 		return nil, errors.New("federation needs the embedded NATS server: an external one is configured with 'mfa-broker nats-config'")
 	}
-	f := &Federation{cfg: cfg, me: peerIDOf(cfg.Key.Public().(ed25519.PublicKey)), links: map[string]*link{}, stopped: make(chan struct{})}
+	f := &Federation{cfg: cfg, me: api.PeerID(cfg.Key.Public().(ed25519.PublicKey)), links: map[string]*link{}, stopped: make(chan struct{})}
 	if err := f.reconcile(ctx); err != nil {
 		return nil, err
 	}
@@ -191,7 +195,9 @@ func (f *Federation) reconcile(ctx context.Context) error {
 			f.links[id] = l
 			f.cfg.Logger.Info("federation: peer link set up", "peer", id, "domain", p.Domain)
 		}
+		l.mu.Lock()
 		l.peer = p
+		l.mu.Unlock()
 		if err := f.setSharing(ctx, l, p.Share); err != nil {
 			errs = append(errs, fmt.Errorf("peer %s: sharing: %w", id, err))
 		}
@@ -211,18 +217,15 @@ func (f *Federation) open(ctx context.Context, p Peer) (*link, error) {
 		nc.Close()
 		return nil, err
 	}
-	refs, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      RefsBucket,
-		Description: "the identity references the peer shares with this broker",
-		Storage:     jetstream.FileStorage,
-		Mirror:      &jetstream.StreamSource{Name: "KV_" + ShareBucket, Domain: p.ID},
-	})
-	if err != nil {
+	// The share bucket exists from the start, shared with or not: the
+	// peer's mirror of it can then be set up at once, and what this
+	// broker decides later arrives as data in it.
+	if _, err := js.CreateOrUpdateKeyValue(ctx, shareBucketConfig); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("mirror of the peer's references: %w", err)
+		return nil, fmt.Errorf("share bucket: %w", err)
 	}
 	lctx, cancel := context.WithCancel(context.Background())
-	l := &link{peer: p, nc: nc, js: js, cancel: cancel, serving: map[string]context.CancelFunc{}, seen: map[string]time.Time{}}
+	l := &link{id: p.ID, key: p.PublicKey, peer: p, nc: nc, js: js, cancel: cancel, serving: map[string]context.CancelFunc{}, seen: map[string]time.Time{}}
 	if _, err := nc.Subscribe(askSubject(f.me), func(m *nats.Msg) { f.serve(l, m) }); err != nil {
 		l.close()
 		return nil, err
@@ -234,13 +237,20 @@ func (f *Federation) open(ctx context.Context, p Peer) (*link, error) {
 	l.wg.Add(2)
 	go func() {
 		defer l.wg.Done()
-		f.importRefs(lctx, l, refs)
+		f.keepMirror(lctx, l)
 	}()
 	go func() {
 		defer l.wg.Done()
 		f.watchLink(lctx, l)
 	}()
 	return l, nil
+}
+
+// current is the peer as last decided.
+func (l *link) current() Peer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.peer
 }
 
 func (l *link) close() {
@@ -266,7 +276,7 @@ func (f *Federation) watchLink(ctx context.Context, l *link) {
 			return
 		case <-tick.C:
 		}
-		if f.cfg.Server.LinkUp(l.peer.ID) {
+		if f.cfg.Server.LinkUp(l.id) {
 			downSince = time.Time{}
 			continue
 		}
@@ -284,6 +294,102 @@ func (f *Federation) watchLink(ctx context.Context, l *link) {
 		}
 		l.mu.Unlock()
 	}
+}
+
+var shareBucketConfig = jetstream.KeyValueConfig{
+	Bucket:      ShareBucket,
+	Description: "this broker's identity references, shared with the peer",
+	Storage:     jetstream.FileStorage,
+	History:     1,
+}
+
+// mirrorCheck is how often the mirror of the peer's references is looked
+// after, and mirrorStale how long it may go without hearing from the
+// peer's bucket while the link is up before it is set up anew.
+const (
+	mirrorCheck = time.Second
+	// A healthy mirror hears its source's heartbeat every second.
+	mirrorStale = 10 * time.Second
+)
+
+// keepMirror sets up the mirror of the peer's share bucket once the peer
+// has one, follows it into the index, and sets it up anew when it stalls.
+// JetStream retries a mirror that could not reach its source by itself,
+// but backs off up to minutes; a peer back from an outage is followed
+// again within seconds this way.
+func (f *Federation) keepMirror(ctx context.Context, l *link) {
+	peerJS, err := jetstream.NewWithDomain(l.nc, l.id)
+	if err != nil {
+		f.cfg.Logger.Error("federation: the peer's JetStream", "peer", l.id, "err", err)
+		return
+	}
+	var importing sync.WaitGroup
+	defer importing.Wait()
+	started := false
+	var madeAt time.Time // by this process; zero: by an earlier one
+	tick := time.NewTicker(mirrorCheck)
+	defer tick.Stop()
+	for {
+		if f.cfg.Server.LinkUp(l.id) {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			refs, err := f.ensureMirror(cctx, l, peerJS, &madeAt)
+			cancel()
+			switch {
+			case err != nil && ctx.Err() == nil:
+				f.cfg.Logger.Debug("federation: the peer's references not mirrored yet", "peer", l.id, "err", err)
+			case refs != nil && !started:
+				started = true
+				importing.Add(1)
+				go func() {
+					defer importing.Done()
+					f.importRefs(ctx, l, refs)
+				}()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// ensureMirror returns the mirror of the peer's references, making it
+// when the peer's bucket is there to mirror, and anew when it is stale.
+func (f *Federation) ensureMirror(ctx context.Context, l *link, peerJS jetstream.JetStream, madeAt *time.Time) (jetstream.KeyValue, error) {
+	stream, err := l.js.Stream(ctx, "KV_"+RefsBucket)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return nil, err
+		}
+		m := info.Mirror
+		heard := m != nil && m.Active >= 0 && m.Active < mirrorStale
+		young := m != nil && m.Active < 0 && time.Since(*madeAt) < mirrorStale
+		if m == nil || (m.Error == nil && (heard || young)) {
+			return l.js.KeyValue(ctx, RefsBucket)
+		}
+		// Stalled: JetStream is backing off. Sequences in a mirror are
+		// the source's, so one made anew resumes where the index is.
+		f.cfg.Logger.Info("federation: the mirror of the peer's references is set up anew", "peer", l.id)
+		if err := l.js.DeleteStream(ctx, "KV_"+RefsBucket); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := peerJS.Stream(ctx, "KV_"+ShareBucket); err != nil {
+		return nil, fmt.Errorf("the peer's share bucket: %w", err)
+	}
+	*madeAt = time.Now()
+	return l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      RefsBucket,
+		Description: "the identity references the peer shares with this broker",
+		Storage:     jetstream.FileStorage,
+		Mirror:      &jetstream.StreamSource{Name: "KV_" + ShareBucket, Domain: l.id},
+	})
 }
 
 // refKeyName is a reference's key in a share bucket: its LegalId in
@@ -306,12 +412,7 @@ func (f *Federation) setSharing(ctx context.Context, l *link, share bool) error 
 	if share == (l.share != nil) {
 		return nil
 	}
-	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      ShareBucket,
-		Description: "this broker's identity references, shared with the peer",
-		Storage:     jetstream.FileStorage,
-		History:     1,
-	})
+	kv, err := l.js.CreateOrUpdateKeyValue(ctx, shareBucketConfig)
 	if err != nil {
 		return err
 	}
@@ -331,7 +432,7 @@ func (f *Federation) setSharing(ctx context.Context, l *link, share bool) error 
 			}
 		}
 		l.share = nil
-		f.cfg.Logger.Info("federation: references no longer shared", "peer", l.peer.ID)
+		f.cfg.Logger.Info("federation: references no longer shared", "peer", l.id)
 		return nil
 	}
 	if _, err := kv.Put(ctx, keyShareLookup, []byte(base64.StdEncoding.EncodeToString(f.cfg.LookupKey))); err != nil {
@@ -345,7 +446,7 @@ func (f *Federation) setSharing(ctx context.Context, l *link, share bool) error 
 		return err
 	}
 	l.share = kv
-	f.cfg.Logger.Info("federation: references shared", "peer", l.peer.ID, "references", n)
+	f.cfg.Logger.Info("federation: references shared", "peer", l.id, "references", n)
 	return nil
 }
 
@@ -413,7 +514,7 @@ const (
 func (f *Federation) importRefs(ctx context.Context, l *link, refs jetstream.KeyValue) {
 	for ctx.Err() == nil {
 		opts := []jetstream.WatchOpt{}
-		if rev := f.cfg.Index.Revision(l.peer.ID); rev > 0 {
+		if rev := f.cfg.Index.Revision(l.id); rev > 0 {
 			opts = append(opts, jetstream.ResumeFromRevision(rev+1))
 		}
 		w, err := refs.WatchAll(ctx, opts...)
@@ -437,8 +538,8 @@ func (f *Federation) follow(ctx context.Context, l *link, w jetstream.KeyWatcher
 		if rev == 0 {
 			return
 		}
-		if err := f.cfg.Index.Apply(l.peer.ID, batch, rev); err != nil {
-			f.cfg.Logger.Error("federation: references not indexed", "peer", l.peer.ID, "err", err)
+		if err := f.cfg.Index.Apply(l.id, batch, rev); err != nil {
+			f.cfg.Logger.Error("federation: references not indexed", "peer", l.id, "err", err)
 		}
 		batch, rev = batch[:0], 0
 	}
@@ -464,8 +565,8 @@ func (f *Federation) follow(ctx context.Context, l *link, w jetstream.KeyWatcher
 				// In order: what came before is indexed first.
 				flush()
 				f.control(l, e)
-				if err := f.cfg.Index.Apply(l.peer.ID, nil, e.Revision()); err != nil {
-					f.cfg.Logger.Error("federation: references not indexed", "peer", l.peer.ID, "err", err)
+				if err := f.cfg.Index.Apply(l.id, nil, e.Revision()); err != nil {
+					f.cfg.Logger.Error("federation: references not indexed", "peer", l.id, "err", err)
 				}
 				continue
 			}
@@ -489,17 +590,17 @@ func (f *Federation) control(l *link, e jetstream.KeyValueEntry) {
 	case keyShareLookup:
 		raw, err := base64.StdEncoding.DecodeString(string(e.Value()))
 		if err == nil {
-			err = f.cfg.Index.SetLookupKey(l.peer.ID, raw)
+			err = f.cfg.Index.SetLookupKey(l.id, raw)
 		}
 		if err != nil {
-			f.cfg.Logger.Warn("federation: the peer's lookup key is unreadable", "peer", l.peer.ID, "err", err)
+			f.cfg.Logger.Warn("federation: the peer's lookup key is unreadable", "peer", l.id, "err", err)
 		}
 	case keyShareSharing:
 		if string(e.Value()) == sharingOff {
-			if err := f.cfg.Index.Forget(l.peer.ID); err != nil {
-				f.cfg.Logger.Error("federation: the peer's references not forgotten", "peer", l.peer.ID, "err", err)
+			if err := f.cfg.Index.Forget(l.id); err != nil {
+				f.cfg.Logger.Error("federation: the peer's references not forgotten", "peer", l.id, "err", err)
 			}
-			f.cfg.Logger.Info("federation: the peer no longer shares its references", "peer", l.peer.ID)
+			f.cfg.Logger.Info("federation: the peer no longer shares its references", "peer", l.id)
 		}
 	}
 }
@@ -515,13 +616,13 @@ func (f *Federation) decodeEntry(l *link, e jetstream.KeyValueEntry) ([]Change, 
 	}
 	ref, err := DecodeReference(e.Value())
 	if err == nil {
-		err = ref.Verify(l.peer.PublicKey)
+		err = ref.Verify(l.key)
 	}
 	if err == nil && ref.LegalID != legalID {
 		err = fmt.Errorf("%w: stored under another LegalId", ErrBadReference)
 	}
 	if err != nil {
-		f.cfg.Logger.Warn("federation: a reference from the peer ignored", "peer", l.peer.ID, "err", err)
+		f.cfg.Logger.Warn("federation: a reference from the peer ignored", "peer", l.id, "err", err)
 		return nil, false
 	}
 	return []Change{{Ref: ref}}, true

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legalmfa/mfa/api"
 	"github.com/legalmfa/mfa/identity"
 )
 
@@ -18,7 +19,7 @@ func TestIndex(t *testing.T) {
 	}
 	defer x.Close()
 	home, _ := identity.GenerateKey()
-	homeID := peerIDOf(home.Public().(ed25519.PublicKey))
+	homeID := api.PeerID(home.Public().(ed25519.PublicKey))
 	lk := testLookupKey()
 	id := testIdentity(t)
 	r3, _ := NewReference(id, home, lk)
@@ -81,7 +82,7 @@ func BenchmarkIndexFind(b *testing.B) {
 	}
 	defer x.Close()
 	home, _ := identity.GenerateKey()
-	homeID := peerIDOf(home.Public().(ed25519.PublicKey))
+	homeID := api.PeerID(home.Public().(ed25519.PublicKey))
 	lk := testLookupKey()
 	x.SetLookupKey(homeID, lk)
 	const n = 1_000_000

@@ -88,7 +88,7 @@ func (r AskRequest) check(peer ed25519.PublicKey, me string, now time.Time) erro
 	switch {
 	case r.Version != ProtocolVersion:
 		return fmt.Errorf("%w: version %d", ErrBadMessage, r.Version)
-	case r.From != peerIDOf(peer):
+	case r.From != api.PeerID(peer):
 		return fmt.Errorf("%w: it says it is from %s", ErrBadMessage, r.From)
 	case r.To != me:
 		return fmt.Errorf("%w: it is for %s", ErrBadMessage, r.To)

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/legalmfa/mfa/api"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -53,7 +54,7 @@ func (p Peer) Fingerprint() string { return Fingerprint(p.PublicKey) }
 
 // Fingerprint groups a broker key's peer ID in fours.
 func Fingerprint(key ed25519.PublicKey) string {
-	id := peerIDOf(key)
+	id := api.PeerID(key)
 	var groups []string
 	for i := 0; i < len(id); i += 4 {
 		groups = append(groups, id[i:min(i+4, len(id))])
@@ -192,7 +193,7 @@ func (p *Peers) Get(id string) (Peer, error) {
 func (p *Peers) ApprovedPeer(key ed25519.PublicKey) (string, bool) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	peer, ok := p.peers[peerIDOf(key)]
+	peer, ok := p.peers[api.PeerID(key)]
 	if !ok || !peer.Approved || !peer.PublicKey.Equal(key) {
 		return "", false
 	}

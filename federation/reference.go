@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/legalmfa/mfa/api"
 	"github.com/legalmfa/mfa/identity"
 )
 
@@ -91,7 +92,7 @@ func NewReference(id identity.Identity, key ed25519.PrivateKey, lookup LookupKey
 		return Reference{}, false
 	}
 	r := Reference{
-		Home:      peerIDOf(key.Public().(ed25519.PublicKey)),
+		Home:      api.PeerID(key.Public().(ed25519.PublicKey)),
 		LegalID:   id.ID,
 		Lookup:    lookup.Hash(country, pnr),
 		PublicKey: id.PublicKey,
@@ -108,8 +109,8 @@ func NewReference(id identity.Identity, key ed25519.PrivateKey, lookup LookupKey
 // signed by that key, naming that peer as its home, well formed.
 func (r Reference) Verify(home ed25519.PublicKey) error {
 	switch {
-	case r.Home != peerIDOf(home):
-		return fmt.Errorf("%w: it names %s as its home, and came from %s", ErrBadReference, r.Home, peerIDOf(home))
+	case r.Home != api.PeerID(home):
+		return fmt.Errorf("%w: it names %s as its home, and came from %s", ErrBadReference, r.Home, api.PeerID(home))
 	case identity.ValidateID(r.LegalID) != nil:
 		return fmt.Errorf("%w: malformed LegalId", ErrBadReference)
 	case !isLookup(r.Lookup):
@@ -197,11 +198,4 @@ func isLookup(s string) bool {
 		}
 	}
 	return true
-}
-
-// peerIDOf names a broker by its key; it stands in for api.PeerID until
-// that lands.
-func peerIDOf(pub ed25519.PublicKey) string {
-	sum := sha256.Sum256(pub)
-	return strings.ToLower(lookupEncoding.EncodeToString(sum[:20]))
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legalmfa/mfa/api"
 	"github.com/legalmfa/mfa/identity"
 )
 
@@ -64,7 +65,7 @@ func TestReferenceSignedByItsHome(t *testing.T) {
 		{"lookup", func(r *Reference) { r.Lookup = testLookupKey().Hash("SE", "19800101-0000") }},
 		{"LegalId", func(r *Reference) { r.LegalID = "someone-else@legal.b.test" }},
 		{"version", func(r *Reference) { r.Version = 99 }},
-		{"home", func(r *Reference) { r.Home = peerIDOf(other.Public().(ed25519.PublicKey)) }},
+		{"home", func(r *Reference) { r.Home = api.PeerID(other.Public().(ed25519.PublicKey)) }},
 	}
 	for _, c := range tamper {
 		changed := r

@@ -21,6 +21,7 @@ import (
 
 	"github.com/legalmfa/mfa/api"
 	"github.com/legalmfa/mfa/bus"
+	"github.com/legalmfa/mfa/federation"
 	"github.com/legalmfa/mfa/guard"
 
 	"github.com/nats-io/nats.go"
@@ -214,6 +215,9 @@ func (c *Config) Check() error {
 		return err
 	}
 	if c.FederationListen != "" {
+		if c.NATSURL != "" {
+			return errors.New("federation-listen: federation runs on the embedded NATS server; it cannot be combined with nats-url yet")
+		}
 		if _, err := listenPort(c.FederationListen); err != nil {
 			return fmt.Errorf("federation-listen %q: %w", c.FederationListen, err)
 		}
@@ -256,6 +260,9 @@ type Service struct {
 	pusher *notify.Pusher
 	blocks *guard.Blocklist
 	orders *order.Book
+	peers  *federation.Peers      // nil when the broker does not federate
+	index  *federation.Index      // the references peers share
+	fed    *federation.Federation // the links with approved peers
 
 	http, admin     *http.Server
 	httpLn, adminLn net.Listener
@@ -312,13 +319,21 @@ func (s *Service) start(ctx context.Context) error {
 	if s.store, err = openStore(ctx, cfg, log); err != nil {
 		return err
 	}
-	if err := s.connectNATS(creds); err != nil {
+	if err := s.connectNATS(creds, api.PeerID(brokerKey.Public().(ed25519.PublicKey))); err != nil {
 		return err
 	}
 	// The callout must answer before any device can connect.
 	var authOpts []bus.AuthOption
 	if s.nats != nil {
 		authOpts = append(authOpts, bus.WithConnectionLimit(s.nats, bus.MaxDeviceConnections))
+	}
+	if cfg.FederationListen != "" {
+		// The callout admits approved peers' links: it must know them
+		// before it answers.
+		if s.peers, err = federation.OpenPeers(ctx, s.nc, cfg.NATSReplicas, log); err != nil {
+			return fmt.Errorf("federation peers: %w", err)
+		}
+		authOpts = append(authOpts, bus.WithPeers(s.peers))
 	}
 	if s.auth, err = bus.StartAuthService(s.nc, creds, s.store, log, authOpts...); err != nil {
 		return err
@@ -370,6 +385,11 @@ func (s *Service) start(ctx context.Context) error {
 	); err != nil {
 		return err
 	}
+	if s.peers != nil {
+		if err := s.startFederation(ctx, brokerKey, creds); err != nil {
+			return err
+		}
+	}
 	if cfg.ApplicationExpiry > 0 {
 		s.startPurging(cfg.ApplicationExpiry)
 	}
@@ -381,6 +401,29 @@ func (s *Service) start(ctx context.Context) error {
 		storeName = "mongodb"
 	}
 	log.Info("broker started", "http", s.httpURL, "nats", s.natsURL, "admin", cfg.AdminSocket, "domain", cfg.Domain, "data", cfg.DataDir, "store", storeName)
+	return nil
+}
+
+// startFederation opens the index of the peers' references and brings up
+// the links with the approved peers; the broker asks through them from
+// then on, and tells them of every change to an identity.
+func (s *Service) startFederation(ctx context.Context, brokerKey ed25519.PrivateKey, creds *bus.BrokerCredentials) error {
+	lookupKey, err := identity.LoadOrCreateSecret(filepath.Join(s.cfg.DataDir, "federation-lookup.key"), 32)
+	if err != nil {
+		return fmt.Errorf("federation lookup key: %w", err)
+	}
+	if s.index, err = federation.OpenIndex(filepath.Join(s.cfg.DataDir, "federation.db")); err != nil {
+		return fmt.Errorf("federation index: %w", err)
+	}
+	if s.fed, err = federation.Start(ctx, federation.Config{
+		Key: brokerKey, Creds: creds, Server: s.nats, NATSURL: s.nats.ClientURL(),
+		Domain: s.cfg.Domain, Peers: s.peers, Index: s.index, Identities: s.store,
+		LookupKey: federation.LookupKey(lookupKey), Home: s.broker, Logger: s.log.With("component", "federation"),
+	}); err != nil {
+		return fmt.Errorf("federation: %w", err)
+	}
+	s.broker.UseFederation(s.fed, s.fed.IdentityChanged)
+	s.broker.UsePeerAdmin(s.fed)
 	return nil
 }
 
@@ -433,7 +476,11 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (identity.Stor
 	return mongostore.Open(ctx, cfg.MongoDBURI, opts...)
 }
 
-func (s *Service) connectNATS(creds *bus.BrokerCredentials) error {
+// connectNATS starts the embedded server, unless an external one is
+// configured, and connects to it. domain names the server's JetStream for
+// peers, which address its share buckets by it; only a federating broker
+// needs one.
+func (s *Service) connectNATS(creds *bus.BrokerCredentials, domain string) error {
 	opts := append(creds.ConnectOptions(),
 		nats.Name("mfa-broker"),
 		// The pusher ends its own superseded requests directly; hearing its
@@ -457,10 +504,15 @@ func (s *Service) connectNATS(creds *bus.BrokerCredentials) error {
 				return fmt.Errorf("NATS TLS: %w", err)
 			}
 		}
-		srv, err := bus.StartServer(bus.ServerConfig{
+		natsCfg := bus.ServerConfig{
 			Listen: s.cfg.NATSListen, StoreDir: filepath.Join(s.cfg.DataDir, "jetstream"),
 			Credentials: creds, TLS: natsTLS, Logger: s.log,
-		})
+			LeafListen: s.cfg.FederationListen,
+		}
+		if s.cfg.FederationListen != "" {
+			natsCfg.Domain = domain
+		}
+		srv, err := bus.StartServer(natsCfg)
 		if err != nil {
 			return err
 		}
@@ -493,12 +545,14 @@ func (s *Service) natsPort() int {
 }
 
 // federationPort is the leaf-node port peers are told when no federation
-// URL is configured: FederationListen's; 0, with no listen address, for a
-// broker that does not federate. A random port (":0") is only known once
-// the leaf listener has it, so until then it is 0 as well.
+// URL is configured: the one the leaf listener took (a random one for
+// ":0"); 0 for a broker that does not federate.
 func (s *Service) federationPort() int {
 	if s.cfg.FederationListen == "" {
 		return 0
+	}
+	if s.nats != nil {
+		return s.nats.LeafPort()
 	}
 	port, _ := listenPort(s.cfg.FederationListen) // Check has refused a bad one
 	return port
@@ -696,6 +750,15 @@ func (s *Service) stop() {
 	}
 	if s.orders != nil {
 		s.orders.Close()
+	}
+	if s.fed != nil {
+		s.fed.Close()
+	}
+	if s.index != nil {
+		s.index.Close()
+	}
+	if s.peers != nil {
+		s.peers.Close()
 	}
 	if s.auth != nil {
 		s.auth.Close()
