@@ -62,7 +62,7 @@ func verifyEvidence(t *testing.T, tb *testBroker, o outcome, d *notifytest.Devic
 	if ev["LegalId"] != d.LegalID || ev["Decision"] != string(decision) || ev["Algorithm"] != "Ed25519" {
 		t.Fatalf("evidence %v", ev)
 	}
-	resp := tb.do(http.MethodGet, strings.TrimPrefix(ev["PublicKeyUrl"], tb.srv.HTTPURL()), "", "", nil)
+	resp := tb.do(http.MethodGet, strings.TrimPrefix(ev["PublicKeyUrl"], tb.url("")), "", "", nil)
 	var pub struct{ Id, State, PublicKey string }
 	if err := json.Unmarshal(resp.body, &pub); err != nil || resp.status != 200 {
 		t.Fatalf("GET %s: %d %s", ev["PublicKeyUrl"], resp.status, resp.body)

@@ -4,13 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/legalmfa/mfa/broker/service"
 	"github.com/legalmfa/mfa/federation"
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/internal/poll"
+	"github.com/legalmfa/mfa/internal/syncbuf"
 	"github.com/legalmfa/mfa/notify"
 	"github.com/legalmfa/mfa/notify/notifytest"
 )
@@ -122,4 +128,310 @@ func TestFederatedApprove(t *testing.T) {
 	if p.Push.Requester.Via != "a.test" {
 		t.Errorf("the device was not told the request came via a.test: %+v", p.Push.Requester)
 	}
+}
+
+// federated is A and B peered, each sharing with the other.
+type federated struct {
+	a, b     *testBroker
+	aID, bID string
+}
+
+func startFederation(t *testing.T) federated {
+	t.Helper()
+	a := startFederatingBroker(t, "a.test")
+	b := startFederatingBroker(t, "b.test")
+	aID, bID := peerWith(t, a, b, true, true)
+	return federated{a: a, b: b, aID: aID, bID: bID}
+}
+
+// personAtB makes an approved identity at B and waits until A holds its
+// reference.
+func (f federated) personAtB(pnr, country string, decide notifytest.Decider) *notifytest.Device {
+	f.a.t.Helper()
+	before := 0
+	if p, ok := f.a.peer(f.bID); ok {
+		before = p.References
+	}
+	d := f.b.person(pnr, country, decide)
+	f.a.awaitReferences(f.bID, before+1)
+	return d
+}
+
+// TestFederatedMFA: at A, a request for a person whose identity is at B
+// ends as a local one would, in every encoding, and the evidence verifies
+// offline against the key B publishes.
+func TestFederatedMFA(t *testing.T) {
+	t.Parallel()
+	f := startFederation(t)
+	a, b := f.a, f.b
+	approver := f.personAtB("19800101-0001", "SE", notifytest.Always(notify.Approve))
+	denier := f.personAtB("19800101-0002", "SE", notifytest.Always(notify.Deny))
+	silent := f.personAtB("19800101-0003", "SE", nil)
+	rpID, rpKey := a.requester()
+	for _, enc := range allEncodings {
+		t.Run(enc, func(t *testing.T) {
+			for _, accept := range allAccepts {
+				m := mfaBody{PNR: "19800101-0001", COUNTRY: "SE", Timeout: 30, Reason: "Federated sign in (" + enc + ", " + accept + ")"}
+				o := a.postMFA(context.Background(), enc, m, accept)
+				if o.status != http.StatusOK || o.code != "approved" {
+					t.Fatalf("%s: %d %s (%s), want 200 approved", accept, o.status, o.code, o.message)
+				}
+				p := approver.NextPrompt()
+				if r := p.Push.Requester; r.Via != "a.test" || r.Verified || p.Push.Reason != m.Reason {
+					t.Fatalf("the device at B was shown %+v, %q", r, p.Push.Reason)
+				}
+				if !strings.HasPrefix(accept, "text/html") {
+					verifyEvidence(t, b, o, approver, m.Reason, notify.Approve)
+				}
+			}
+
+			m := mfaBody{PNR: "19800101-0002", COUNTRY: "SE", Timeout: 30, Reason: "Federated payment"}
+			o := a.postMFA(context.Background(), enc, m, "application/json")
+			if o.status != http.StatusForbidden || o.code != "denied" {
+				t.Fatalf("denial: %d %s (%s)", o.status, o.code, o.message)
+			}
+			verifyEvidence(t, b, o, denier, m.Reason, notify.Deny)
+
+			o = a.postMFA(context.Background(), enc, mfaBody{PNR: "19800101-0003", COUNTRY: "SE", Timeout: 1, Reason: "Nobody answers"}, "text/plain")
+			if o.status != http.StatusRequestTimeout || o.code != "timeout" {
+				t.Fatalf("timeout: %d %s (%s)", o.status, o.code, o.message)
+			}
+			p := silent.NextPrompt()
+			poll.Until(t, "withdrawal at B after the timeout", func() bool { return len(silent.WithdrawalsFor(p.Push.RequestID)) == 1 })
+
+			// Superseded: a second request for the person replaces the
+			// first, at B, which holds the person's pending request.
+			first := make(chan outcome, 1)
+			go func() {
+				first <- a.postMFA(context.Background(), enc, mfaBody{PNR: "19800101-0003", COUNTRY: "SE", Timeout: 30, Reason: "First"}, "application/json")
+			}()
+			p = silent.NextPrompt()
+			if p.Push.Reason != "First" {
+				t.Fatalf("prompt %q", p.Push.Reason)
+			}
+			o = a.postMFA(context.Background(), enc, mfaBody{PNR: "19800101-0003", COUNTRY: "SE", Timeout: 1, Reason: "Second"}, "application/json")
+			if o.code != "timeout" {
+				t.Fatalf("second request: %d %s (%s)", o.status, o.code, o.message)
+			}
+			if o := <-first; o.status != http.StatusConflict || o.code != "superseded" {
+				t.Fatalf("first request: %d %s (%s), want 409 superseded", o.status, o.code, o.message)
+			}
+			silent.NextPrompt() // the second's
+
+			// The caller going away at A withdraws the prompt at B.
+			ctx, cancel := context.WithCancel(context.Background())
+			gone := make(chan struct{})
+			go func() {
+				defer close(gone)
+				ct, body := mfaBody{PNR: "19800101-0003", COUNTRY: "SE", Timeout: 30, Reason: "Leaving"}.encode(enc)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.url("/MFA"), strings.NewReader(body))
+				req.Header.Set("Content-Type", ct)
+				if resp, err := a.client.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}()
+			p = silent.NextPrompt()
+			cancel()
+			<-gone
+			poll.Until(t, "withdrawal at B after the caller left A", func() bool {
+				ws := silent.WithdrawalsFor(p.Push.RequestID)
+				return len(ws) == 1 && ws[0].Why == notify.WhyCancelled
+			})
+			poll.Until(t, "nothing pending at A or B", func() bool { return a.srv.Pending() == 0 && b.srv.Pending() == 0 })
+
+			// A signed request is verified at A, and shown verified via A.
+			m = mfaBody{PNR: "19800101-0001", COUNTRY: "SE", Timeout: 30, Reason: "Signed at A", LegalId: rpID}
+			sign(rpKey, &m)
+			o = a.postMFA(context.Background(), enc, m, "application/json")
+			if o.code != "approved" {
+				t.Fatalf("signed request: %d %s (%s)", o.status, o.code, o.message)
+			}
+			if r := approver.NextPrompt().Push.Requester; !r.Verified || r.LegalID != rpID || r.Name != "Example Bank AB" || r.Via != "a.test" {
+				t.Fatalf("the device at B was shown requester %+v", r)
+			}
+		})
+	}
+}
+
+// TestFederatedNotMe: "not me" at B blocks A's caller at B, as locally.
+func TestFederatedNotMe(t *testing.T) {
+	t.Parallel()
+	f := startFederation(t)
+	victim := f.personAtB("19440404-0001", "SE", notifytest.Always(notify.NotMe))
+	m := mfaBody{PNR: "19440404-0001", COUNTRY: "SE", Timeout: 30, Reason: "Suspicious"}
+	o := f.a.postMFA(context.Background(), "json", m, "application/json")
+	if o.status != http.StatusForbidden || o.code != "denied-not-me" || o.evidence["Decision"] != "not-me" {
+		t.Fatalf("got %d %s %v", o.status, o.code, o.evidence)
+	}
+	verifyEvidence(t, f.b, o, victim, m.Reason, notify.NotMe)
+	o = f.a.postMFA(context.Background(), "xml", m, "application/json")
+	if o.status != http.StatusForbidden || o.code != "blocked" {
+		t.Fatalf("the same caller again: %d %s (%s), want 403 blocked", o.status, o.code, o.message)
+	}
+	victim.NextPrompt() // the first request's
+	f.b.barrier(victim, "19440404-0001", "SE")
+}
+
+// TestFederatedPersonOnBothBrokers: a person with identities at A and at
+// B gets both devices asked; the first answer wins, the other withdraws.
+func TestFederatedPersonOnBothBrokers(t *testing.T) {
+	t.Parallel()
+	f := startFederation(t)
+	atA := f.a.person("19330303-0001", "NO", nil)
+	atB := f.personAtB("19330303-0001", "NO", notifytest.Always(notify.Approve))
+	o := f.a.postMFA(context.Background(), "form", mfaBody{PNR: "19330303-0001", COUNTRY: "NO", Timeout: 30, Reason: "Both"}, "application/json")
+	if o.code != "approved" || o.evidence["LegalId"] != atB.LegalID {
+		t.Fatalf("got %s from %s, want approved by the identity at B", o.code, o.evidence["LegalId"])
+	}
+	verifyEvidence(t, f.b, o, atB, "Both", notify.Approve)
+	p := atA.NextPrompt()
+	poll.Until(t, "the device at A told to withdraw", func() bool { return len(atA.WithdrawalsFor(p.Push.RequestID)) == 1 })
+
+	// And asked at B, where the identity at A is the remote one.
+	atB2 := f.b.person("19330303-0002", "NO", nil)
+	atA2 := f.a.person("19330303-0002", "NO", notifytest.Always(notify.Approve))
+	f.b.awaitReferences(f.aID, 2)
+	o = f.b.postMFA(context.Background(), "json", mfaBody{PNR: "19330303-0002", COUNTRY: "NO", Timeout: 30, Reason: "Other way"}, "application/json")
+	if o.code != "approved" || o.evidence["LegalId"] != atA2.LegalID {
+		t.Fatalf("at B: got %s from %s, want approved by the identity at A", o.code, o.evidence["LegalId"])
+	}
+	verifyEvidence(t, f.a, o, atA2, "Other way", notify.Approve)
+	p = atB2.NextPrompt()
+	poll.Until(t, "the device at B told to withdraw", func() bool { return len(atB2.WithdrawalsFor(p.Push.RequestID)) == 1 })
+}
+
+// brokerProcess is a broker run as a process of its own, as in
+// production, so that a test can kill it.
+type brokerProcess struct {
+	*testBroker
+	args []string
+	cmd  *exec.Cmd
+	out  *syncbuf.Buffer
+}
+
+// startBrokerProcess runs a federating broker on fixed free ports, so that
+// it comes back where its peers expect it after a restart.
+func startBrokerProcess(t *testing.T, domain string) *brokerProcess {
+	t.Helper()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	bp := &brokerProcess{
+		args: []string{"--data-dir", dataDir, "--domain", domain, "--http-addr", freeAddr(t),
+			"--nats-listen", freeAddr(t), "--federation-listen", freeAddr(t), "--log-format", "json"},
+		out: &syncbuf.Buffer{},
+	}
+	bp.testBroker = &testBroker{t: t, cfg: config{Config: service.Config{DataDir: dataDir}}, logs: bp.out, client: http.DefaultClient}
+	bp.httpURL = "http://" + bp.args[5]
+	bp.start()
+	t.Cleanup(func() {
+		bp.kill()
+		if t.Failed() {
+			t.Logf("%s log:\n%s", domain, bp.out.String())
+		}
+	})
+	return bp
+}
+
+func (bp *brokerProcess) start() {
+	bp.t.Helper()
+	bp.cmd = exec.Command(os.Args[0], bp.args...)
+	bp.cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	bp.cmd.Stdout, bp.cmd.Stderr = bp.out, bp.out
+	if err := bp.cmd.Start(); err != nil {
+		bp.t.Fatal(err)
+	}
+	poll.For(bp.t, 30*time.Second, func() error {
+		resp, err := http.Get(bp.url("/Broker"))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		return json.NewDecoder(resp.Body).Decode(&bp.info)
+	})
+}
+
+// kill ends the process at once, as a crash or a pulled cable would: no
+// answer to anything pending.
+func (bp *brokerProcess) kill() {
+	if bp.cmd != nil && bp.cmd.Process != nil {
+		bp.cmd.Process.Kill()
+		bp.cmd.Wait()
+		bp.cmd = nil
+	}
+}
+
+// TestFederatedPeerDown: with B gone, A answers 503 peer-unavailable
+// within 2 seconds, for a request pending when B went and for new ones;
+// once B is back, A reaches B's people again by itself.
+func TestFederatedPeerDown(t *testing.T) {
+	t.Parallel()
+	a := startFederatingBroker(t, "a.test")
+	b := startBrokerProcess(t, "b.test")
+	_, bID := peerWith(t, a, b.testBroker, true, true)
+	approver := b.unstartedPerson("19700707-0001", "FI", notifytest.Always(notify.Approve))
+	approver.Start()
+	silent := b.person("19700707-0002", "FI", nil)
+	a.awaitReferences(bID, 2)
+	if o := a.postMFA(context.Background(), "json", mfaBody{PNR: "19700707-0001", COUNTRY: "FI", Timeout: 30, Reason: "Before"}, "application/json"); o.code != "approved" {
+		t.Fatalf("before: %d %s (%s)", o.status, o.code, o.message)
+	}
+
+	pending := make(chan outcome, 1)
+	go func() {
+		pending <- a.postMFA(context.Background(), "xml", mfaBody{PNR: "19700707-0002", COUNTRY: "FI", Timeout: 60, Reason: "In flight"}, "application/json")
+	}()
+	silent.NextPrompt()
+	killed := time.Now()
+	b.kill()
+	o := <-pending
+	if took := time.Since(killed); o.status != http.StatusServiceUnavailable || o.code != "peer-unavailable" || took > 2*time.Second {
+		t.Fatalf("in flight when B died: %d %s (%s) after %v, want 503 peer-unavailable within 2s", o.status, o.code, o.message, took)
+	} else {
+		t.Logf("pending request answered %v after B was killed", took)
+	}
+	start := time.Now()
+	o = a.postMFA(context.Background(), "form", mfaBody{PNR: "19700707-0001", COUNTRY: "FI", Timeout: 30, Reason: "While down"}, "text/plain")
+	if took := time.Since(start); o.status != http.StatusServiceUnavailable || o.code != "peer-unavailable" || took > 2*time.Second {
+		t.Fatalf("B down: %d %s (%s) after %v, want 503 peer-unavailable within 2s", o.status, o.code, o.message, took)
+	}
+
+	b.start()
+	back := time.Now()
+	again := b.deviceFor(approver.LegalID, approver.Key, notifytest.Always(notify.Approve))
+	again.Start()
+	poll.For(t, 30*time.Second, func() error {
+		if p, ok := a.peer(bID); !ok || !p.LinkUp {
+			return fmt.Errorf("link down")
+		}
+		return nil
+	})
+	o = a.postMFA(context.Background(), "json", mfaBody{PNR: "19700707-0001", COUNTRY: "FI", Timeout: 30, Reason: "After"}, "application/json")
+	if o.code != "approved" {
+		t.Fatalf("after B came back: %d %s (%s)", o.status, o.code, o.message)
+	}
+	t.Logf("B back and serving A's requests %v after its restart", time.Since(back))
+}
+
+// TestFederatedAskerDown: when the broker that asked goes away, the home
+// broker withdraws the prompt: nobody is left to hear the answer.
+func TestFederatedAskerDown(t *testing.T) {
+	t.Parallel()
+	a := startBrokerProcess(t, "a.test")
+	b := startFederatingBroker(t, "b.test")
+	_, bID := peerWith(t, a.testBroker, b, true, true)
+	silent := b.person("19710101-0001", "IS", nil)
+	a.awaitReferences(bID, 1)
+	go func() {
+		ct, body := mfaBody{PNR: "19710101-0001", COUNTRY: "IS", Timeout: 60, Reason: "Asker dies"}.encode("json")
+		if resp, err := http.Post(a.url("/MFA"), ct, strings.NewReader(body)); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	p := silent.NextPrompt()
+	if p.Push.Requester.Via != "a.test" {
+		t.Fatalf("prompt %+v", p.Push.Requester)
+	}
+	a.kill()
+	took := poll.Within(t, 5*time.Second, "withdrawal at B after A died", func() bool { return len(silent.WithdrawalsFor(p.Push.RequestID)) == 1 })
+	t.Logf("prompt withdrawn %v after the asking broker died", took)
+	poll.Until(t, "nothing pending at B", func() bool { return b.srv.Pending() == 0 })
 }

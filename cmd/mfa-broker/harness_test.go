@@ -54,6 +54,9 @@ type testBroker struct {
 	logs   *syncbuf.Buffer
 	info   api.BrokerInfo
 	client *http.Client // trusts the broker's certificate when it has one
+	// httpURL is where the broker serves HTTP; srv is nil for a broker
+	// run as a process of its own.
+	httpURL string
 }
 
 func startBroker(t testing.TB, tweak ...func(*config)) *testBroker {
@@ -80,7 +83,7 @@ func startBroker(t testing.TB, tweak ...func(*config)) *testBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb := &testBroker{t: t, srv: s, cfg: cfg, logs: logs, client: http.DefaultClient}
+	tb := &testBroker{t: t, srv: s, cfg: cfg, logs: logs, client: http.DefaultClient, httpURL: s.HTTPURL()}
 	if cfg.TLSCert != "" {
 		pem, err := os.ReadFile(cfg.TLSCert)
 		if err != nil {
@@ -107,7 +110,7 @@ func startBroker(t testing.TB, tweak ...func(*config)) *testBroker {
 	return tb
 }
 
-func (tb *testBroker) url(path string) string { return tb.srv.HTTPURL() + path }
+func (tb *testBroker) url(path string) string { return tb.httpURL + path }
 
 type httpResult struct {
 	status int
