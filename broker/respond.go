@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/federation"
 
 	"github.com/gin-gonic/gin"
 
@@ -87,6 +88,12 @@ func (b *Broker) errorResponse(err error, requestID string) api.Response {
 		r.Code, r.Message = api.CodeInvalidField, publicMessage(err, identity.ErrInvalid)
 	case errors.Is(err, identity.ErrBadSignature):
 		r.Code, r.Message = api.CodeInvalidField, publicMessage(err, identity.ErrBadSignature)
+	case errors.Is(err, federation.ErrNoPeer):
+		r.Code, r.Message = api.CodeNotFound, publicMessage(err, federation.ErrNoPeer)
+	case errors.Is(err, federation.ErrPeerExists), errors.Is(err, federation.ErrNoChange), errors.Is(err, federation.ErrNotApproved):
+		r.Code = api.CodeConflict
+	case errors.Is(err, federation.ErrSelfPeering), errors.Is(err, federation.ErrDiscovery):
+		r.Code = api.CodeInvalidField
 	default:
 		b.log.Error("internal error", "request", requestID, "err", err)
 		r.Code, r.Message = api.CodeInternalError, "The broker failed to handle the request; it has been logged."

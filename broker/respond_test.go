@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/federation"
 	"github.com/legalmfa/mfa/guard"
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/notify"
@@ -52,6 +53,12 @@ func TestErrorResponse(t *testing.T) {
 		{wrap(identity.ErrInvalid), api.CodeInvalidField, http.StatusBadRequest, "", 0},
 		{wrap(identity.ErrBadSignature), api.CodeInvalidField, http.StatusBadRequest, "", 0},
 		{fmt.Errorf("%w: a.b", guard.ErrNoBlock), api.CodeNotFound, http.StatusNotFound, "", 0},
+		{fmt.Errorf("%w: p1", federation.ErrNoPeer), api.CodeNotFound, http.StatusNotFound, "", 0},
+		{fmt.Errorf("%w: p1", federation.ErrPeerExists), api.CodeConflict, http.StatusConflict, "", 0},
+		{federation.ErrNoChange, api.CodeConflict, http.StatusConflict, "", 0},
+		{fmt.Errorf("%w: approve p1 first", federation.ErrNotApproved), api.CodeConflict, http.StatusConflict, "", 0},
+		{federation.ErrSelfPeering, api.CodeInvalidField, http.StatusBadRequest, "", 0},
+		{fmt.Errorf("%w: %w", federation.ErrDiscovery, federation.ErrNotMFACapable), api.CodeInvalidField, http.StatusBadRequest, "", 0},
 		{&api.Error{Code: api.CodeMissingField, Field: api.FieldReason, Message: "field Reason is required"}, api.CodeMissingField, http.StatusBadRequest, api.FieldReason, 0},
 		{errors.New("something nobody expected"), api.CodeInternalError, http.StatusInternalServerError, "", 0},
 	}

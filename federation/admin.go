@@ -34,8 +34,20 @@ const (
 	StopSharing
 )
 
-// ErrNoChange: the peer is already as the decision would make it.
-var ErrNoChange = errors.New("the peer is already so")
+// Errors of the operator's decisions, which the operator endpoints map
+// to statuses.
+var (
+	// ErrNoChange: the peer is already as the decision would make it.
+	ErrNoChange = errors.New("the peer is already so")
+	// ErrNotApproved: sharing with a peer needs it approved first.
+	ErrNotApproved = errors.New("the peer is not approved")
+	// ErrDiscovery: the broker to add could not be fetched, or its
+	// documents do not make it a peer (ErrNotMFACapable, ErrBadDiscovery,
+	// ErrNotFederating are wrapped in it).
+	ErrDiscovery = errors.New("cannot peer")
+	// ErrNotFederating: the broker is MFA-capable but takes no peers.
+	ErrNotFederating = errors.New("the broker does not federate: its federation document has no LeafUrl")
+)
 
 // discoveryTimeout bounds fetching a peer's discovery documents.
 const discoveryTimeout = 10 * time.Second
@@ -46,17 +58,17 @@ const discoveryTimeout = 10 * time.Second
 func (f *Federation) AddPeer(ctx context.Context, url string) (PeerStatus, error) {
 	doc, err := Discover(ctx, &http.Client{Timeout: discoveryTimeout}, url)
 	if err != nil {
-		return PeerStatus{}, err
+		return PeerStatus{}, fmt.Errorf("%w: %w", ErrDiscovery, err)
 	}
 	if doc.PeerID == f.me {
 		return PeerStatus{}, ErrSelfPeering
 	}
 	if doc.LeafURL == "" {
-		return PeerStatus{}, fmt.Errorf("%s does not federate: its federation document has no leaf URL", url)
+		return PeerStatus{}, fmt.Errorf("%w: %s: %w", ErrDiscovery, url, ErrNotFederating)
 	}
 	key, err := identity.ParsePublicKey(doc.PublicKey)
 	if err != nil {
-		return PeerStatus{}, fmt.Errorf("%s: the federation document's key: %w", url, err)
+		return PeerStatus{}, fmt.Errorf("%w: %s: the federation document's key: %w", ErrDiscovery, url, err)
 	}
 	p := Peer{ID: doc.PeerID, Domain: doc.Domain, PublicKey: key, URL: strings.TrimRight(url, "/"), LeafURL: doc.LeafURL}
 	if err := f.cfg.Peers.Add(ctx, p, f.cfg.Now()); err != nil {
@@ -100,7 +112,7 @@ func (f *Federation) DecidePeer(ctx context.Context, id string, d Decision) (Pee
 			p.Approved, p.Share = false, false
 		case StartSharing:
 			if !p.Approved {
-				return fmt.Errorf("approve %s before sharing references with it", p.ID)
+				return fmt.Errorf("%w: approve %s before sharing references with it", ErrNotApproved, p.ID)
 			}
 			if p.Share {
 				return ErrNoChange

@@ -2,23 +2,30 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/legalmfa/mfa/broker/service"
+	"github.com/legalmfa/mfa/bus"
 	"github.com/legalmfa/mfa/federation"
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/internal/poll"
 	"github.com/legalmfa/mfa/internal/syncbuf"
 	"github.com/legalmfa/mfa/notify"
 	"github.com/legalmfa/mfa/notify/notifytest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // startFederatingBroker is a broker that federates: its own domain, and a
@@ -434,4 +441,338 @@ func TestFederatedAskerDown(t *testing.T) {
 	took := poll.Within(t, 5*time.Second, "withdrawal at B after A died", func() bool { return len(silent.WithdrawalsFor(p.Push.RequestID)) == 1 })
 	t.Logf("prompt withdrawn %v after the asking broker died", took)
 	poll.Until(t, "nothing pending at B", func() bool { return b.srv.Pending() == 0 })
+}
+
+// askedDevices is how many devices the broker's log says it asked for a
+// request: identities of its own and its peers'.
+func (tb *testBroker) askedDevices(requestID string) int {
+	tb.t.Helper()
+	for _, line := range strings.Split(tb.logs.String(), "\n") {
+		var e struct {
+			Msg, Request string
+			Devices      *int
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "http" && e.Request == requestID && e.Devices != nil {
+			return *e.Devices
+		}
+	}
+	tb.t.Fatalf("no access log line for request %s", requestID)
+	return 0
+}
+
+// TestFederatedRevocation: what B decides reaches A within 5 seconds: an
+// identity obsoleted or compromised, sharing stopped; and what A decides
+// takes effect at once.
+func TestFederatedRevocation(t *testing.T) {
+	t.Parallel()
+	f := startFederation(t)
+	a, b := f.a, f.b
+	var people []*notifytest.Device
+	for i := range 3 {
+		people = append(people, f.personAtB(fmt.Sprintf("19600606-000%d", i), "DE", notifytest.Always(notify.Approve)))
+	}
+	ask := func(i int) outcome {
+		return a.postMFA(context.Background(), "json", mfaBody{PNR: fmt.Sprintf("19600606-000%d", i), COUNTRY: "DE", Timeout: 10, Reason: "Still there?"}, "application/json")
+	}
+	for i := range people {
+		if o := ask(i); o.code != "approved" {
+			t.Fatalf("person %d before: %d %s (%s)", i, o.status, o.code, o.message)
+		}
+	}
+	// A answers from its copy of B's references: 404 without asking B.
+	gone := func(i int) func() error {
+		return func() error {
+			o := ask(i)
+			if o.status != http.StatusNotFound || o.code != "unknown-person" {
+				return fmt.Errorf("%d %s (%s)", o.status, o.code, o.message)
+			}
+			if n := a.askedDevices(o.requestID); n != 0 {
+				return fmt.Errorf("404, but A still asked %d devices", n)
+			}
+			return nil
+		}
+	}
+	for i, verb := range []string{"obsolete", "compromise"} {
+		if out, err := b.operator("identity", verb, people[i].LegalID); err != nil {
+			t.Fatalf("%s: %v: %s", verb, err, out)
+		}
+		t.Logf("%s at B reached A in %v", verb, poll.For(t, 5*time.Second, gone(i)))
+	}
+	if o := ask(2); o.code != "approved" {
+		t.Fatalf("the third person: %d %s (%s)", o.status, o.code, o.message)
+	}
+	b.peerCommand("unshare", f.aID)
+	t.Logf("unshare at B reached A in %v", poll.For(t, 5*time.Second, gone(2)))
+	if p, _ := a.peer(f.bID); p.References != 0 || !p.LinkUp {
+		t.Fatalf("after unshare A has %d references from B, link up %v", p.References, p.LinkUp)
+	}
+
+	// Sharing again brings the references back; B still asks A's people.
+	b.peerCommand("share", f.aID)
+	a.awaitReferences(f.bID, 3)
+	if o := ask(2); o.code != "approved" {
+		t.Fatalf("shared again: %d %s (%s)", o.status, o.code, o.message)
+	}
+
+	// B withdraws its approval: the link ends on both sides.
+	b.peerCommand("withdraw", f.aID)
+	took := poll.For(t, 5*time.Second, func() error {
+		pa, _ := b.peer(f.aID)
+		pb, _ := a.peer(f.bID)
+		if pa.LinkUp || pb.LinkUp {
+			return fmt.Errorf("link up at B %v, at A %v", pa.LinkUp, pb.LinkUp)
+		}
+		return nil
+	})
+	t.Logf("withdrawal at B ended the link in %v", took)
+	if o := ask(2); o.status != http.StatusServiceUnavailable || o.code != "peer-unavailable" {
+		t.Fatalf("B withdrew: %d %s (%s), want 503 peer-unavailable", o.status, o.code, o.message)
+	}
+	// A removes B: its references go with it.
+	if out, err := a.operator("peer", "remove", f.bID); err != nil {
+		t.Fatalf("remove: %v: %s", err, out)
+	}
+	poll.For(t, 5*time.Second, gone(2))
+	if _, ok := a.peer(f.bID); ok {
+		t.Fatal("B still listed at A")
+	}
+}
+
+// credentials are the broker's NATS credentials, made from its key.
+func (tb *testBroker) credentials() *bus.BrokerCredentials {
+	tb.t.Helper()
+	key, err := identity.ReadKeyFile(tb.cfg.BrokerKeyFile)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	creds, err := bus.NewBrokerCredentials(key)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	return creds
+}
+
+// federationConn connects, with the broker's own credentials, into the
+// account its NATS server keeps for a peer: where the peer's link arrives.
+func (tb *testBroker) federationConn(peerID string) *nats.Conn {
+	tb.t.Helper()
+	nc, err := nats.Connect(tb.info.NATSURL, tb.credentials().FederationConnectOptions(peerID)...)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	tb.t.Cleanup(nc.Close)
+	return nc
+}
+
+// TestFederationIsolation: a link carries federation subjects only. A
+// broker peered with A but not with B never learns B's references, and
+// cannot reach B's people through A; A's credentials open nothing on B's
+// NATS; and from A's end of the link, B's devices and JetStream are out of
+// reach.
+func TestFederationIsolation(t *testing.T) {
+	t.Parallel()
+	f := startFederation(t)
+	a, b := f.a, f.b
+	c := startFederatingBroker(t, "c.test")
+	_, cID := peerWith(t, a, c, true, true)
+	atB := f.personAtB("19550505-0001", "PL", notifytest.Always(notify.Approve))
+	atA := a.person("19550505-0002", "PL", notifytest.Always(notify.Approve))
+	c.awaitReferences(f.aID, 1)
+
+	// C reaches A's person, never B's, and holds nothing of B's.
+	if o := c.postMFA(context.Background(), "json", mfaBody{PNR: "19550505-0002", COUNTRY: "PL", Timeout: 10, Reason: "C to A"}, "application/json"); o.code != "approved" || o.evidence["LegalId"] != atA.LegalID {
+		t.Fatalf("C asking A's person: %d %s (%s)", o.status, o.code, o.message)
+	}
+	if o := c.postMFA(context.Background(), "json", mfaBody{PNR: "19550505-0001", COUNTRY: "PL", Timeout: 10, Reason: "C to B"}, "application/json"); o.status != http.StatusNotFound || o.code != "unknown-person" {
+		t.Fatalf("C asking B's person: %d %s (%s), want 404 unknown-person", o.status, o.code, o.message)
+	}
+	if ps := c.peers(); len(ps) != 1 || ps[0].ID != f.aID || ps[0].References != 1 {
+		t.Fatalf("C's peers: %+v", ps)
+	}
+	if _, ok := b.peer(cID); ok {
+		t.Fatal("B knows C")
+	}
+
+	// A's credentials on B's NATS: the broker's, and the one A uses in
+	// its own account for B, are both refused.
+	aCreds := a.credentials()
+	for name, opts := range map[string][]nats.Option{
+		"broker":                          aCreds.ConnectOptions(),
+		"federation":                      aCreds.FederationConnectOptions(f.bID),
+		"federation for A's account at B": aCreds.FederationConnectOptions(f.aID),
+	} {
+		if nc, err := nats.Connect(b.info.NATSURL, append(opts, nats.MaxReconnects(0))...); err == nil {
+			nc.Close()
+			t.Errorf("A's %s credentials connected to B's NATS", name)
+		}
+	}
+
+	// From A's end of the link: B's JetStream shows only the buckets of
+	// A's account there, and nothing published reaches B's devices.
+	link := a.federationConn(f.bID)
+	js, err := jetstream.NewWithDomain(link, f.bID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	names := js.StreamNames(ctx)
+	var streams []string
+	for n := range names.Name() {
+		streams = append(streams, n)
+	}
+	if names.Err() != nil {
+		t.Fatal(names.Err())
+	}
+	for _, n := range streams {
+		if n != "KV_"+federation.ShareBucket && n != "KV_"+federation.RefsBucket {
+			t.Errorf("A sees stream %s in B's JetStream", n)
+		}
+	}
+	if len(streams) == 0 {
+		t.Error("A sees no stream in B's JetStream: the check proves nothing")
+	}
+	if _, err := js.Stream(ctx, "MFA_ORDERS"); err == nil {
+		t.Error("A reached B's orders")
+	}
+	var leaked atomic.Int32
+	if _, err := link.Subscribe(">", func(m *nats.Msg) {
+		forgedHere := strings.Contains(string(m.Data), "Forged through the link") // its own publish, echoed
+		if (strings.HasPrefix(m.Subject, "mfa.push.") || strings.HasPrefix(m.Subject, "mfa.answer.")) && !forgedHere {
+			leaked.Add(1)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	forged := notify.Push{RequestID: notify.NewRequestID(), LegalID: atB.LegalID, Reason: "Forged through the link"}
+	body, _ := json.Marshal(forged)
+	deviceID := identity.DeviceIDOf(atB.Key.Public().(ed25519.PublicKey))
+	if err := link.Publish(notify.PushSubject(deviceID), body); err != nil {
+		t.Fatal(err)
+	}
+	link.Flush()
+	// B's own request is the next prompt the device shows, and its push
+	// was not seen from the link.
+	b.barrier(atB, "19550505-0001", "PL")
+	link.Flush()
+	if n := leaked.Load(); n != 0 {
+		t.Errorf("%d pushes or answers of B's seen from A's end of the link", n)
+	}
+}
+
+// TestFederationKeepsNumbersHome captures every message on both ends of
+// the A–B link while references are shared and requests for a known
+// number are asked, approved, denied and timed out: the number is in none
+// of them, nor in either broker's log.
+func TestFederationKeepsNumbersHome(t *testing.T) {
+	t.Parallel()
+	const pnr, country = "19501212-9876", "SE"
+	a := startFederatingBroker(t, "a.test")
+	b := startFederatingBroker(t, "b.test")
+	// The spies listen before anything is shared: the first references
+	// are captured too.
+	aID, bID := peerWith(t, a, b, false, false)
+	var captured syncbuf.Buffer
+	for _, spy := range []*nats.Conn{a.federationConn(bID), b.federationConn(aID)} {
+		if _, err := spy.Subscribe(">", func(m *nats.Msg) {
+			fmt.Fprintf(&captured, "%s %s %s %v\n", m.Subject, m.Reply, m.Data, m.Header)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		spy.Flush()
+	}
+	a.peerCommand("share", bID)
+	b.peerCommand("share", aID)
+	d := b.person(pnr, country, func(p notify.Prompt) (notify.Decision, bool) {
+		switch p.Push.Reason {
+		case "Approve":
+			return notify.Approve, true
+		case "Deny":
+			return notify.Deny, true
+		}
+		return "", false
+	})
+	a.awaitReferences(bID, 1)
+	for _, tc := range []struct{ reason, code string }{{"Approve", "approved"}, {"Deny", "denied"}, {"Wait", "timeout"}} {
+		for _, enc := range allEncodings {
+			o := a.postMFA(context.Background(), enc, mfaBody{PNR: pnr, COUNTRY: country, Timeout: 1, Reason: tc.reason}, "application/json")
+			if o.code != tc.code {
+				t.Fatalf("%s/%s: %d %s (%s)", tc.reason, enc, o.status, o.code, o.message)
+			}
+			d.NextPrompt()
+		}
+	}
+	// The barrier: a last message every spy must have seen, so that all
+	// before it were captured.
+	for _, spy := range []*nats.Conn{a.federationConn(bID)} {
+		spy.Publish("mfa.fed.barrier", []byte("end"))
+		spy.Flush()
+	}
+	poll.Until(t, "the barrier captured on both ends", func() bool {
+		return strings.Count(captured.String(), "mfa.fed.barrier") == 2
+	})
+	all := captured.String()
+	for _, want := range []string{"mfa.fed.ask." + bID, d.LegalID} {
+		if !strings.Contains(all, want) {
+			t.Fatalf("the capture lacks %q: it proves nothing\n%s", want, all)
+		}
+	}
+	digits := strings.ReplaceAll(pnr, "-", "")
+	for name, text := range map[string]string{"the link": all, "A's log": a.logs.String(), "B's log": b.logs.String()} {
+		for _, form := range []string{pnr, digits, digits[2:], base64.StdEncoding.EncodeToString([]byte(pnr))} {
+			if strings.Contains(text, form) {
+				t.Errorf("%s holds the personal number as %q", name, form)
+			}
+		}
+	}
+}
+
+// TestPeeringTakesBothOperators: nothing flows until both operators have
+// approved each other, a broker that is not MFA-capable is refused, and
+// a broker cannot peer with itself.
+func TestPeeringTakesBothOperators(t *testing.T) {
+	t.Parallel()
+	a := startFederatingBroker(t, "a.test")
+	b := startFederatingBroker(t, "b.test")
+	plain := startBroker(t) // does not federate
+	notMFA := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(notMFA.Close)
+	for _, tc := range []struct{ url, want string }{
+		{notMFA.URL, "MFA"},
+		{plain.url(""), "does not federate"},
+		{a.url(""), "itself"},
+	} {
+		out, err := a.operator("peer", "add", tc.url)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("peer add %s: %v: %q, want an error saying %q", tc.url, err, out, tc.want)
+		}
+	}
+	if ps := a.peers(); len(ps) != 0 {
+		t.Fatalf("refused peers kept: %+v", ps)
+	}
+
+	b.person("19900909-0001", "SE", notifytest.Always(notify.Approve))
+	pb := a.peerCommand("add", b.url(""))
+	pa := b.peerCommand("add", a.url(""))
+	a.peerCommand("approve", pb.ID)
+	a.peerCommand("share", pb.ID)
+	if out, err := b.operator("peer", "share", pa.ID); err == nil || !strings.Contains(err.Error(), "approve") {
+		t.Fatalf("sharing with a peer not approved: %v: %s", err, out)
+	}
+	o := a.postMFA(context.Background(), "json", mfaBody{PNR: "19900909-0001", COUNTRY: "SE", Timeout: 5, Reason: "Too early"}, "application/json")
+	if o.status != http.StatusNotFound || o.code != "unknown-person" {
+		t.Fatalf("before B approved: %d %s (%s), want 404", o.status, o.code, o.message)
+	}
+	if p, _ := a.peer(pb.ID); p.LinkUp || p.References != 0 {
+		t.Fatalf("before B approved, A's view of B: %+v", p)
+	}
+	b.peerCommand("approve", pa.ID)
+	b.peerCommand("share", pa.ID)
+	a.awaitReferences(pb.ID, 1)
+	if o := a.postMFA(context.Background(), "json", mfaBody{PNR: "19900909-0001", COUNTRY: "SE", Timeout: 5, Reason: "Now"}, "application/json"); o.code != "approved" {
+		t.Fatalf("after both approved: %d %s (%s)", o.status, o.code, o.message)
+	}
+	if out, err := plain.operator("peer", "list"); err == nil || !strings.Contains(err.Error(), "does not federate") {
+		t.Errorf("peer list on a broker that does not federate: %v: %q", err, out)
+	}
 }
