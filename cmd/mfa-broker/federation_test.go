@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legalmfa/mfa/broker"
 	"github.com/legalmfa/mfa/broker/service"
 	"github.com/legalmfa/mfa/bus"
 	"github.com/legalmfa/mfa/federation"
@@ -774,5 +775,81 @@ func TestPeeringTakesBothOperators(t *testing.T) {
 	}
 	if out, err := plain.operator("peer", "list"); err == nil || !strings.Contains(err.Error(), "does not federate") {
 		t.Errorf("peer list on a broker that does not federate: %v: %q", err, out)
+	}
+}
+
+// TestFederationRefusesForgeries sends B, from A's end of the link, a
+// genuine ask captured there and replayed, and copies altered after
+// signing: none pushes anything. A peer's requests are limited by a budget
+// of its own.
+func TestFederationRefusesForgeries(t *testing.T) {
+	t.Parallel()
+	a := startFederatingBroker(t, "a.test")
+	b := startFederatingBroker(t, "b.test", func(c *config) { c.CallerRate = broker.Rate{Events: 3, Per: time.Hour} })
+	_, bID := peerWith(t, a, b, true, true)
+	d := b.person("19660606-0001", "EE", notifytest.Always(notify.Approve))
+	a.awaitReferences(bID, 1)
+	link := a.federationConn(bID)
+	asks := make(chan []byte, 8)
+	if _, err := link.Subscribe("mfa.fed.ask."+bID, func(m *nats.Msg) { asks <- m.Data }); err != nil {
+		t.Fatal(err)
+	}
+	link.Flush()
+	ask := func(reason string) outcome {
+		return a.postMFA(context.Background(), "json", mfaBody{PNR: "19660606-0001", COUNTRY: "EE", Timeout: 30, Reason: reason}, "application/json")
+	}
+	if o := ask("Genuine"); o.code != "approved" {
+		t.Fatalf("genuine: %d %s (%s)", o.status, o.code, o.message)
+	}
+	d.NextPrompt()
+	genuine := <-asks
+
+	alter := func(field string, value any) []byte {
+		var m map[string]any
+		if err := json.Unmarshal(genuine, &m); err != nil {
+			t.Fatal(err)
+		}
+		m[field] = value
+		out, _ := json.Marshal(m)
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		body []byte
+	}{
+		{"replayed", genuine},
+		{"another Reason", alter("Reason", "Transfer everything")},
+		{"another identity", alter("LegalId", "someone-else@legal.b.test")},
+		{"re-targeted", alter("To", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz")},
+		{"from another broker", alter("From", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz")},
+		{"later expiry", alter("Expires", time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano))},
+		{"unsigned", alter("Signature", nil)},
+		{"not JSON", []byte("<Ask/>")},
+	} {
+		m, err := link.Request("mfa.fed.ask."+bID, tc.body, 5*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var reply federation.AskReply
+		if err := json.Unmarshal(m.Data, &reply); err != nil {
+			t.Fatalf("%s: %v: %s", tc.name, err, m.Data)
+		}
+		if reply.Code == "approved" || reply.Decision != "" || len(reply.SignedData) != 0 {
+			t.Errorf("%s: B answered %+v", tc.name, reply)
+		}
+	}
+	// Nothing was pushed for any of them: B's own next request is the
+	// device's next prompt.
+	b.barrier(d, "19660606-0001", "EE")
+
+	// The peer's budget: three requests an hour, one used.
+	for i := range 2 {
+		if o := ask(fmt.Sprintf("Within budget %d", i)); o.code != "approved" {
+			t.Fatalf("within budget: %d %s (%s)", o.status, o.code, o.message)
+		}
+		d.NextPrompt()
+	}
+	if o := ask("Over budget"); o.status != http.StatusTooManyRequests || o.code != "rate-limited" {
+		t.Fatalf("over the peer's budget: %d %s (%s), want 429 rate-limited", o.status, o.code, o.message)
 	}
 }
