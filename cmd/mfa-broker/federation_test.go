@@ -21,6 +21,7 @@ import (
 	"github.com/legalmfa/mfa/bus"
 	"github.com/legalmfa/mfa/federation"
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/identity/mongostore/mongotest"
 	"github.com/legalmfa/mfa/internal/poll"
 	"github.com/legalmfa/mfa/internal/syncbuf"
 	"github.com/legalmfa/mfa/notify"
@@ -851,5 +852,34 @@ func TestFederationRefusesForgeries(t *testing.T) {
 	}
 	if o := ask("Over budget"); o.status != http.StatusTooManyRequests || o.code != "rate-limited" {
 		t.Fatalf("over the peer's budget: %d %s (%s), want 429 rate-limited", o.status, o.code, o.message)
+	}
+}
+
+// TestFederationOnMongoDB: brokers keeping their identities in MongoDB
+// share them, and are asked across, as the embedded store's are.
+func TestFederationOnMongoDB(t *testing.T) {
+	t.Parallel()
+	onMongo := func(c *config) { c.MongoDBURI = mongotest.Start(t); c.MongoDBTimeout = 30 * time.Second }
+	a := startFederatingBroker(t, "a.test", onMongo)
+	b := startFederatingBroker(t, "b.test", onMongo)
+	aID, bID := peerWith(t, a, b, true, true)
+	atB := b.person("19770707-0001", "SE", notifytest.Always(notify.Approve))
+	atA := a.person("19770707-0002", "SE", notifytest.Always(notify.Approve))
+	a.awaitReferences(bID, 1)
+	b.awaitReferences(aID, 1)
+	if o := a.postMFA(context.Background(), "xml", mfaBody{PNR: "19770707-0001", COUNTRY: "SE", Timeout: 30, Reason: "A to B"}, ""); o.code != "approved" {
+		t.Fatalf("A to B: %d %s (%s)", o.status, o.code, o.message)
+	} else {
+		verifyEvidence(t, b, o, atB, "A to B", notify.Approve)
+	}
+	if o := b.postMFA(context.Background(), "json", mfaBody{PNR: "19770707-0002", COUNTRY: "SE", Timeout: 30, Reason: "B to A"}, ""); o.code != "approved" {
+		t.Fatalf("B to A: %d %s (%s)", o.status, o.code, o.message)
+	} else {
+		verifyEvidence(t, a, o, atA, "B to A", notify.Approve)
+	}
+	for _, tb := range []*testBroker{a, b} {
+		if !strings.Contains(tb.logs.String(), `"store":"mongodb"`) {
+			t.Fatal("a broker does not run on MongoDB")
+		}
 	}
 }
