@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base32"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -881,5 +882,62 @@ func TestFederationOnMongoDB(t *testing.T) {
 		if !strings.Contains(tb.logs.String(), `"store":"mongodb"`) {
 			t.Fatal("a broker does not run on MongoDB")
 		}
+	}
+}
+
+// TestFederationIgnoresForgedReferences writes into B's share bucket, as
+// only B may, references that B did not sign: one signed by another key,
+// one that names another home. A ignores both and logs it; the genuine
+// reference written after them is the only one A takes.
+func TestFederationIgnoresForgedReferences(t *testing.T) {
+	t.Parallel()
+	f := startFederation(t)
+	a, b := f.a, f.b
+	f.personAtB("19880808-0001", "SE", notifytest.Always(notify.Approve))
+	js, err := jetstream.New(b.federationConn(f.aID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	share, err := js.KeyValue(ctx, federation.ShareBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := share.Get(ctx, "lookup-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup, err := base64.StdEncoding.DecodeString(string(entry.Value()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forger, _ := identity.GenerateKey()
+	deviceKey, _ := identity.GenerateKey()
+	now := time.Now()
+	forgedIdentity := identity.Identity{
+		ID: "forged@legal.b.test", State: identity.Approved, PublicKey: deviceKey.Public().(ed25519.PublicKey),
+		Properties: []identity.Property{{Name: "PNR", Value: "19880808-0002"}, {Name: "COUNTRY", Value: "SE"}},
+		From:       now.Add(-time.Hour), To: now.Add(time.Hour), Version: 1,
+	}
+	forged, _ := federation.NewReference(forgedIdentity, forger, federation.LookupKey(lookup))
+	forgedIdentity.ID = "other-home@legal.b.test"
+	otherHome, _ := federation.NewReference(forgedIdentity, forger, federation.LookupKey(lookup))
+	otherHome.Home = f.aID // names A as its home, though it came from B
+	for _, ref := range []federation.Reference{forged, otherHome} {
+		key := "r." + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString([]byte(ref.LegalID))
+		if _, err := share.Put(ctx, key, ref.Encode()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.personAtB("19880808-0003", "SE", notifytest.Always(notify.Approve)) // waits for 2 references
+	if p, _ := a.peer(f.bID); p.References != 2 {
+		t.Fatalf("A holds %d references from B, want the 2 genuine ones", p.References)
+	}
+	if n := strings.Count(a.logs.String(), "a reference from the peer ignored"); n != 2 {
+		t.Fatalf("A logged %d ignored references, want 2", n)
+	}
+	if o := a.postMFA(context.Background(), "json", mfaBody{PNR: "19880808-0002", COUNTRY: "SE", Timeout: 5, Reason: "Forged"}, "application/json"); o.code != "unknown-person" {
+		t.Fatalf("the forged identity's number: %d %s (%s), want 404", o.status, o.code, o.message)
 	}
 }
