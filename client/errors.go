@@ -123,6 +123,7 @@ var (
 	// The broker, or a service behind it.
 	ErrPushUnavailable  error = codeError(api.CodePushUnavailable)
 	ErrStoreUnavailable error = codeError(api.CodeStoreUnavailable)
+	ErrPeerUnavailable  error = codeError(api.CodePeerUnavailable)
 	ErrShuttingDown     error = codeError(api.CodeShuttingDown)
 	ErrTooBusy          error = codeError(api.CodeTooBusy)
 	ErrInternalError    error = codeError(api.CodeInternalError)
@@ -136,7 +137,7 @@ var sentinels = []error{
 	ErrMalformed, ErrSchemaViolation, ErrMissingField, ErrUnknownField, ErrDuplicateField, ErrInvalidField,
 	ErrUnsupportedMediaType, ErrBodyTooLarge, ErrNotAcceptable, ErrMethodNotAllowed, ErrNotFound, ErrConflict,
 	ErrApplicationsClosed,
-	ErrPushUnavailable, ErrStoreUnavailable, ErrShuttingDown, ErrTooBusy, ErrInternalError,
+	ErrPushUnavailable, ErrStoreUnavailable, ErrPeerUnavailable, ErrShuttingDown, ErrTooBusy, ErrInternalError,
 }
 
 // Sentinel is the sentinel error of an outcome code, or nil for a code
