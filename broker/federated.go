@@ -61,7 +61,7 @@ func (b *Broker) askEverywhere(ctx context.Context, q notify.Question, remotes [
 				RequestID: q.RequestID, Reason: q.Reason, Requester: q.Requester, Expires: q.Expires,
 				MatchChoices: q.MatchChoices, Match: q.Match,
 			})
-			results <- remoteAnswer(r, reply, err)
+			results <- remoteAnswer(r, q, reply, err)
 		}()
 	}
 	var won *answer
@@ -84,7 +84,7 @@ func (b *Broker) askEverywhere(ctx context.Context, q notify.Question, remotes [
 }
 
 // remoteAnswer turns a home broker's verified reply into an answer.
-func remoteAnswer(r federation.Remote, reply federation.AskReply, err error) answer {
+func remoteAnswer(r federation.Remote, q notify.Question, reply federation.AskReply, err error) answer {
 	a := answer{keyBase: r.Peer.URL}
 	switch {
 	case errors.Is(err, federation.ErrPeerUnavailable), errors.Is(err, federation.ErrBadMessage):
@@ -98,7 +98,9 @@ func remoteAnswer(r federation.Remote, reply federation.AskReply, err error) ans
 		a.out = notify.Outcome{
 			Decision: notify.Decision(reply.Decision), LegalID: reply.LegalID, PublicKey: r.Ref.PublicKey,
 			SignedData: reply.SignedData, Signature: reply.DeviceSignature, Push: reply.Push,
-			Match: reply.Match, WrongNumber: reply.Code == api.CodeWrongNumber,
+			// Judged here, from the verified answer, as for a local
+			// device: not taken from the home broker's word.
+			Match: reply.Match, WrongNumber: len(q.MatchChoices) > 0 && reply.Match != q.Match,
 		}
 		return a
 	}
@@ -173,7 +175,8 @@ func (b *Broker) ServePeer(ctx context.Context, peer federation.Peer, req federa
 		return refuse(&retryError{err: ErrTooBusy, wait: retryAfterSeconds * time.Second})
 	}
 	requester := req.Requester
-	requester.Via = req.Via
+	// The peer as its operator approved it, not as it names itself.
+	requester.Via = peer.Domain
 	expires := now.Add(time.Duration(b.decoder.MaxTimeout()) * time.Second)
 	if req.Expires.Before(expires) {
 		expires = req.Expires

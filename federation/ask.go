@@ -46,10 +46,14 @@ func (f *Federation) Find(country, pnr string, now time.Time) ([]Remote, error) 
 // LinkUp reports whether the link with a peer is up.
 func (f *Federation) LinkUp(peerID string) bool { return f.cfg.Server.LinkUp(peerID) }
 
-// linkDownAfter is how long a link may be down before the requests across
-// it are given up: under the 2 seconds a caller waits at most to learn that
-// a peer is unavailable.
-const linkDownAfter = 750 * time.Millisecond
+// linkCheck is how often a link's state is looked at, and linkDownAfter
+// how long it may be down before the requests across it are given up:
+// together under the 2 seconds a caller waits at most to learn that a
+// peer is unavailable.
+const (
+	linkCheck     = 250 * time.Millisecond
+	linkDownAfter = 750 * time.Millisecond
+)
 
 // Ask asks the home broker of a remote identity, and returns its verified
 // reply: ErrPeerUnavailable when the peer cannot be reached or its link
@@ -59,35 +63,29 @@ func (f *Federation) Ask(ctx context.Context, r Remote, req AskRequest) (AskRepl
 	f.mu.Lock()
 	l := f.links[r.Peer.ID]
 	f.mu.Unlock()
-	if l == nil || !f.cfg.Server.LinkUp(r.Peer.ID) {
+	if l == nil {
 		return AskReply{}, fmt.Errorf("%w: %s (%s) is not linked", ErrPeerUnavailable, r.Peer.ID, r.Peer.Domain)
+	}
+	up, dropped := l.state()
+	if !up && f.cfg.Server.LinkUp(l.id) {
+		// Back since the watcher looked.
+		l.markUp()
+		up, dropped = l.state()
+	}
+	if !up {
+		return AskReply{}, fmt.Errorf("%w: the link with %s (%s) is down", ErrPeerUnavailable, r.Peer.ID, r.Peer.Domain)
 	}
 	req.Version, req.From, req.To, req.LegalID, req.Via = ProtocolVersion, f.me, r.Peer.ID, r.Ref.LegalID, f.cfg.Domain
 	req.sign(f.cfg.Key)
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	// A drop of the link ends the wait in under 2 seconds, not at the
+	// timeout.
 	go func() {
-		// The link is watched while the person decides: a drop ends the
-		// wait in under 2 seconds, not at the timeout.
-		tick := time.NewTicker(250 * time.Millisecond)
-		defer tick.Stop()
-		var down time.Time
-		for {
-			select {
-			case <-actx.Done():
-				return
-			case <-tick.C:
-			}
-			if f.cfg.Server.LinkUp(r.Peer.ID) {
-				down = time.Time{}
-				continue
-			}
-			if down.IsZero() {
-				down = time.Now()
-			} else if time.Since(down) >= linkDownAfter {
-				cancel(fmt.Errorf("%w: the link with %s dropped", ErrPeerUnavailable, r.Peer.ID))
-				return
-			}
+		select {
+		case <-actx.Done():
+		case <-dropped:
+			cancel(fmt.Errorf("%w: the link with %s dropped", ErrPeerUnavailable, r.Peer.ID))
 		}
 	}()
 	m, err := l.nc.RequestWithContext(actx, askSubject(r.Peer.ID), mustJSON(req))
@@ -116,7 +114,7 @@ func (f *Federation) Ask(ctx context.Context, r Remote, req AskRequest) (AskRepl
 }
 
 func (f *Federation) sendCancel(l *link, home, requestID string) {
-	c := cancelMessage{RequestID: requestID, From: f.me}
+	c := cancelMessage{RequestID: requestID, From: f.me, To: home}
 	c.Signature = ed25519.Sign(f.cfg.Key, c.form())
 	if err := l.nc.Publish(cancelSubject(home), mustJSON(c)); err != nil {
 		f.cfg.Logger.Debug("federation: cancel not sent", "request", requestID, "err", err)
@@ -141,7 +139,7 @@ func (f *Federation) serve(l *link, m *nats.Msg) {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), req.Expires)
 	if err == nil {
-		err = l.begin(req.RequestID, cancel, now)
+		err = l.begin(req.RequestID, req.Expires, cancel, now)
 	}
 	if err != nil {
 		cancel()
@@ -169,15 +167,23 @@ func (f *Federation) respond(l *link, m *nats.Msg, req AskRequest, reply AskRepl
 	}
 }
 
+// seenSweep is how often the IDs of expired requests are forgotten.
+const seenSweep = 10 * time.Second
+
 // begin registers a request served for the peer; a request ID seen
-// before (until it expires), or one past the peer's share, is refused.
-func (l *link) begin(id string, cancel context.CancelFunc, now time.Time) error {
+// before, or one past the peer's share, is refused. An ID is remembered
+// until its request expires: after that, check refuses the request for
+// being expired.
+func (l *link) begin(id string, expires time.Time, cancel context.CancelFunc, now time.Time) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for seen, until := range l.seen {
-		if now.After(until) {
-			delete(l.seen, seen)
+	if now.After(l.pruneAt) {
+		for seen, until := range l.seen {
+			if now.After(until) {
+				delete(l.seen, seen)
+			}
 		}
+		l.pruneAt = now.Add(seenSweep)
 	}
 	if _, replayed := l.seen[id]; replayed {
 		return fmt.Errorf("%w: request %s was asked before", ErrBadMessage, id)
@@ -185,7 +191,7 @@ func (l *link) begin(id string, cancel context.CancelFunc, now time.Time) error 
 	if len(l.serving) >= maxServedPerPeer {
 		return fmt.Errorf("%w: %d requests of this peer are waiting already", ErrBadMessage, maxServedPerPeer)
 	}
-	l.seen[id] = now.Add(time.Hour)
+	l.seen[id] = expires
 	l.serving[id] = cancel
 	return nil
 }
@@ -200,7 +206,7 @@ func (l *link) end(id string) {
 // away.
 func (f *Federation) cancelServed(l *link, m *nats.Msg) {
 	var c cancelMessage
-	if err := decodeStrict(m.Data, &c); err != nil || c.From != l.id {
+	if err := decodeStrict(m.Data, &c); err != nil || c.From != l.id || c.To != f.me {
 		return
 	}
 	if err := ed25519Verify(l.key, c.form(), c.Signature); err != nil {

@@ -75,8 +75,12 @@ type Federation struct {
 	cfg Config
 	me  string
 
-	mu    sync.Mutex
-	links map[string]*link
+	// reconciling serializes reconciles, which talk to JetStream and may
+	// export every identity; mu guards links only, briefly, so that
+	// lookups never wait for a reconcile.
+	reconciling sync.Mutex
+	mu          sync.Mutex
+	links       map[string]*link
 
 	stop    context.CancelFunc
 	stopped chan struct{}
@@ -87,16 +91,19 @@ type Federation struct {
 type link struct {
 	id     string
 	key    ed25519.PublicKey
-	peer   Peer
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	share  jetstream.KeyValue // when this broker shares with the peer
 
 	mu      sync.Mutex
+	peer    Peer
+	share   jetstream.KeyValue            // when this broker shares with the peer
 	serving map[string]context.CancelFunc // the peer's requests served here
 	seen    map[string]time.Time          // their IDs, until they expire
+	pruneAt time.Time                     // when seen is next swept
+	up      bool                          // as watchLink last saw it
+	dropped chan struct{}                 // closed when the link has been down linkDownAfter
 }
 
 // Start brings up the links with the approved peers, and follows the
@@ -147,11 +154,14 @@ func (f *Federation) Close() {
 		f.stop()
 		<-f.stopped
 	}
+	f.reconciling.Lock()
+	defer f.reconciling.Unlock()
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	for id, l := range f.links {
+	links := f.links
+	f.links = map[string]*link{}
+	f.mu.Unlock()
+	for _, l := range links {
 		l.close()
-		delete(f.links, id)
 	}
 }
 
@@ -160,8 +170,8 @@ func (f *Federation) ID() string { return f.me }
 
 // reconcile makes the links what the operator decided.
 func (f *Federation) reconcile(ctx context.Context) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.reconciling.Lock()
+	defer f.reconciling.Unlock()
 	var approved []bus.Peer
 	want := map[string]Peer{}
 	for _, p := range f.cfg.Peers.List() {
@@ -174,10 +184,19 @@ func (f *Federation) reconcile(ctx context.Context) error {
 		return err
 	}
 	var errs []error
+	f.mu.Lock()
+	var ended []*link
 	for id, l := range f.links {
 		if _, ok := want[id]; !ok {
-			l.close()
+			ended = append(ended, l)
 			delete(f.links, id)
+		}
+	}
+	f.mu.Unlock()
+	for _, l := range ended {
+		id := l.id
+		{
+			l.close()
 			if err := f.cfg.Index.Forget(id); err != nil {
 				errs = append(errs, err)
 			}
@@ -185,14 +204,18 @@ func (f *Federation) reconcile(ctx context.Context) error {
 		}
 	}
 	for id, p := range want {
+		f.mu.Lock()
 		l := f.links[id]
+		f.mu.Unlock()
 		if l == nil {
 			var err error
 			if l, err = f.open(ctx, p); err != nil {
 				errs = append(errs, fmt.Errorf("peer %s: %w", id, err))
 				continue
 			}
+			f.mu.Lock()
 			f.links[id] = l
+			f.mu.Unlock()
 			f.cfg.Logger.Info("federation: peer link set up", "peer", id, "domain", p.Domain)
 		}
 		l.mu.Lock()
@@ -225,7 +248,9 @@ func (f *Federation) open(ctx context.Context, p Peer) (*link, error) {
 		return nil, fmt.Errorf("share bucket: %w", err)
 	}
 	lctx, cancel := context.WithCancel(context.Background())
-	l := &link{id: p.ID, key: p.PublicKey, peer: p, nc: nc, js: js, cancel: cancel, serving: map[string]context.CancelFunc{}, seen: map[string]time.Time{}}
+	l := &link{id: p.ID, key: p.PublicKey, peer: p, nc: nc, js: js, cancel: cancel,
+		serving: map[string]context.CancelFunc{}, seen: map[string]time.Time{}, dropped: make(chan struct{})}
+	l.up = f.cfg.Server.LinkUp(p.ID)
 	if _, err := nc.Subscribe(askSubject(f.me), func(m *nats.Msg) { f.serve(l, m) }); err != nil {
 		l.close()
 		return nil, err
@@ -264,10 +289,12 @@ func (l *link) close() {
 	l.wg.Wait()
 }
 
-// watchLink ends the requests served for the peer when its link drops:
-// its caller can no longer hear the answer, so its devices withdraw.
+// watchLink follows the link's state for the asks across it, and ends
+// the requests served for the peer when it drops: its caller can no
+// longer hear the answer, so its devices withdraw. One watcher per link,
+// however many requests are pending.
 func (f *Federation) watchLink(ctx context.Context, l *link) {
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(linkCheck)
 	defer tick.Stop()
 	downSince := time.Time{}
 	for {
@@ -276,24 +303,50 @@ func (f *Federation) watchLink(ctx context.Context, l *link) {
 			return
 		case <-tick.C:
 		}
-		if f.cfg.Server.LinkUp(l.id) {
+		up := f.cfg.Server.LinkUp(l.id)
+		if up {
 			downSince = time.Time{}
-			continue
-		}
-		if downSince.IsZero() {
-			downSince = time.Now()
-			continue
-		}
-		if time.Since(downSince) < time.Second {
+			l.markUp()
 			continue
 		}
 		l.mu.Lock()
-		for id, cancel := range l.serving {
-			cancel()
-			delete(l.serving, id)
+		l.up = false
+		switch {
+		case downSince.IsZero():
+			downSince = time.Now()
+		case time.Since(downSince) >= linkDownAfter:
+			select {
+			case <-l.dropped:
+			default:
+				close(l.dropped)
+				for id, cancel := range l.serving {
+					cancel()
+					delete(l.serving, id)
+				}
+			}
 		}
 		l.mu.Unlock()
 	}
+}
+
+// markUp records the link up; a drop after this is news.
+func (l *link) markUp() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.up = true
+	select {
+	case <-l.dropped:
+		l.dropped = make(chan struct{})
+	default:
+	}
+}
+
+// state is whether the link was up when last looked at, and a channel
+// closed when it has dropped.
+func (l *link) state() (up bool, dropped <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.up, l.dropped
 }
 
 var shareBucketConfig = jetstream.KeyValueConfig{
@@ -409,7 +462,10 @@ func legalIDOfKey(key string) (string, bool) {
 
 // setSharing shares this broker's references with the peer, or stops.
 func (f *Federation) setSharing(ctx context.Context, l *link, share bool) error {
-	if share == (l.share != nil) {
+	l.mu.Lock()
+	sharing := l.share != nil
+	l.mu.Unlock()
+	if share == sharing {
 		return nil
 	}
 	kv, err := l.js.CreateOrUpdateKeyValue(ctx, shareBucketConfig)
@@ -417,6 +473,9 @@ func (f *Federation) setSharing(ctx context.Context, l *link, share bool) error 
 		return err
 	}
 	if !share {
+		l.mu.Lock()
+		l.share = nil
+		l.mu.Unlock()
 		// Deletes are new records, so they reach the mirror: the marker
 		// first, for the peer to drop everything at once, then each
 		// reference.
@@ -431,21 +490,27 @@ func (f *Federation) setSharing(ctx context.Context, l *link, share bool) error 
 				}
 			}
 		}
-		l.share = nil
 		f.cfg.Logger.Info("federation: references no longer shared", "peer", l.id)
 		return nil
 	}
 	if _, err := kv.Put(ctx, keyShareLookup, []byte(base64.StdEncoding.EncodeToString(f.cfg.LookupKey))); err != nil {
 		return err
 	}
-	n, err := f.exportAll(ctx, kv)
-	if err != nil {
-		return err
-	}
-	if _, err := kv.PutString(ctx, keyShareSharing, sharingOn); err != nil {
-		return err
-	}
+	// Changes made while the export runs are shared as they happen; the
+	// export never puts back an older version than they did.
+	l.mu.Lock()
 	l.share = kv
+	l.mu.Unlock()
+	n, err := f.exportAll(ctx, kv)
+	if err == nil {
+		_, err = kv.PutString(ctx, keyShareSharing, sharingOn)
+	}
+	if err != nil {
+		l.mu.Lock()
+		l.share = nil // tried again at the next reconcile
+		l.mu.Unlock()
+		return err
+	}
 	f.cfg.Logger.Info("federation: references shared", "peer", l.id, "references", n)
 	return nil
 }
@@ -466,7 +531,7 @@ func (f *Federation) exportAll(ctx context.Context, kv jetstream.KeyValue) (int,
 		}
 		for _, id := range page {
 			if ref, ok := NewReference(id, f.cfg.Key, f.cfg.LookupKey); ok && id.State != identity.Created {
-				if _, err := kv.Put(ctx, refKeyName(id.ID), ref.Encode()); err != nil {
+				if err := putNewer(ctx, kv, ref); err != nil {
 					return n, err
 				}
 				n++
@@ -489,15 +554,50 @@ func (f *Federation) IdentityChanged(ctx context.Context, id identity.Identity) 
 	f.mu.Lock()
 	var shares []jetstream.KeyValue
 	for _, l := range f.links {
+		l.mu.Lock()
 		if l.share != nil {
 			shares = append(shares, l.share)
 		}
+		l.mu.Unlock()
 	}
 	f.mu.Unlock()
 	for _, kv := range shares {
-		if _, err := kv.Put(ctx, refKeyName(id.ID), ref.Encode()); err != nil {
+		if err := putNewer(ctx, kv, ref); err != nil {
 			f.cfg.Logger.Warn("federation: reference not shared", "identity", id.ID, "err", err)
 		}
+	}
+}
+
+// putNewer puts a reference in a share bucket unless the bucket holds the
+// same or a later version: an export running beside a change must not
+// put back what the change replaced, and a restart's export writes only
+// what changed while the broker was down. Writes are compare-and-set.
+func putNewer(ctx context.Context, kv jetstream.KeyValue, ref Reference) error {
+	key, value := refKeyName(ref.LegalID), ref.Encode()
+	for {
+		_, err := kv.Create(ctx, key, value)
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return err
+		}
+		e, err := kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // deleted meanwhile: Create again
+		}
+		if err != nil {
+			return err
+		}
+		if held, err := DecodeReference(e.Value()); err == nil && held.Version >= ref.Version {
+			return nil
+		}
+		_, err = kv.Update(ctx, key, value, e.Revision())
+		if err == nil {
+			return nil
+		}
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence {
+			return err
+		}
+		// Written meanwhile: look again.
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +39,11 @@ var (
 
 // ProtocolVersion is the version of the federation's messages.
 const ProtocolVersion = 1
+
+// MaxAskLifetime bounds how far ahead an ask may expire. The home broker
+// remembers an ask's ID until then, to refuse it replayed; the bound keeps
+// that memory small whatever a peer sends.
+const MaxAskLifetime = time.Hour
 
 // maxMessageBytes bounds a federation message: an ask carries a Reason of
 // at most 2,000 characters; a reply, the device's evidence.
@@ -74,7 +81,8 @@ func (r AskRequest) form() []byte {
 		Add("Requester", string(mustJSON(r.Requester))).
 		Add("Via", r.Via).
 		Add("Expires", r.Expires.UTC().Format(time.RFC3339Nano)).
-		Add("MatchChoices", strings.Join(r.MatchChoices, ",")).
+		// As JSON: joined, ["1,2"] and ["1","2"] would sign alike.
+		Add("MatchChoices", string(mustJSON(r.MatchChoices))).
 		Add("Match", r.Match)
 	return f.Bytes()
 }
@@ -98,6 +106,8 @@ func (r AskRequest) check(peer ed25519.PublicKey, me string, now time.Time) erro
 		return fmt.Errorf("%w: malformed LegalId", ErrBadMessage)
 	case !now.Before(r.Expires):
 		return fmt.Errorf("%w: expired at %s", ErrBadMessage, r.Expires.UTC().Format(time.RFC3339))
+	case r.Expires.After(now.Add(MaxAskLifetime)):
+		return fmt.Errorf("%w: it expires more than %v ahead", ErrBadMessage, MaxAskLifetime)
 	}
 	if err := identity.Verify(peer, r.form(), r.Signature); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadMessage, err)
@@ -176,6 +186,16 @@ func (r AskReply) check(home ed25519.PublicKey, req AskRequest, ref Reference) e
 	if err := json.Unmarshal(r.Push, &push); err != nil || push.RequestID != req.RequestID || push.LegalID != req.LegalID {
 		return fmt.Errorf("%w: the push shown is not this request's", ErrBadMessage)
 	}
+	// What the person was shown is what was asked: the evidence proves
+	// it, number matching included. Via is the home broker's to say.
+	shownBy, askedBy := push.Requester, req.Requester
+	shownBy.Via, askedBy.Via = "", ""
+	if push.Reason != req.Reason || shownBy != askedBy || !slices.Equal(push.MatchChoices, req.MatchChoices) {
+		return fmt.Errorf("%w: the push shown is not what was asked", ErrBadMessage)
+	}
+	if len(req.MatchChoices) > 0 && !slices.Contains(req.MatchChoices, r.Match) && r.Decision == string(notify.Approve) {
+		return fmt.Errorf("%w: an approval without one of the numbers offered", ErrBadMessage)
+	}
 	decision, err := notify.ParseDecision(r.Decision)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadMessage, err)
@@ -186,15 +206,17 @@ func (r AskReply) check(home ed25519.PublicKey, req AskRequest, ref Reference) e
 	return nil
 }
 
-// cancelMessage asks the home broker to withdraw a request.
+// cancelMessage asks the home broker To to withdraw a request; one person
+// may have identities at several, each asked under the same RequestId.
 type cancelMessage struct {
 	RequestID string `json:"RequestId"`
 	From      string `json:"From"`
+	To        string `json:"To"`
 	Signature []byte `json:"Signature"`
 }
 
 func (c cancelMessage) form() []byte {
-	return identity.NewSignedForm("MFA-Federation-Cancel/1").Add("RequestId", c.RequestID).Add("From", c.From).Bytes()
+	return identity.NewSignedForm("MFA-Federation-Cancel/1").Add("RequestId", c.RequestID).Add("From", c.From).Add("To", c.To).Bytes()
 }
 
 func decodeStrict(b []byte, v any) error {
@@ -206,7 +228,8 @@ func decodeStrict(b []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadMessage, err)
 	}
-	if dec.More() {
+	// Not dec.More: it is false before a stray "}" or "]".
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: data after the message", ErrBadMessage)
 	}
 	return nil

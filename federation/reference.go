@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -143,7 +144,8 @@ func DecodeReference(b []byte) (Reference, error) {
 	if err := dec.Decode(&r); err != nil {
 		return Reference{}, fmt.Errorf("%w: %w", ErrBadReference, err)
 	}
-	if dec.More() {
+	// Not dec.More: it is false before a stray "}" or "]".
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Reference{}, fmt.Errorf("%w: data after the reference", ErrBadReference)
 	}
 	return r, nil
