@@ -100,6 +100,9 @@ authorization {
   auth_callout {
     issuer: %s
     auth_users: [ %s ]
+    # Named, so that leaf-node links from federated peers, which arrive
+    # in no account, meet the callout too.
+    account: "$G"
   }
 }
 # Every client's limits, as the embedded server has them: the callout

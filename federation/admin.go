@@ -89,7 +89,7 @@ func (f *Federation) Peers() []PeerStatus {
 func (f *Federation) status(p Peer) PeerStatus {
 	s := PeerStatus{Peer: p, Fingerprint: p.Fingerprint()}
 	if p.Approved {
-		s.LinkUp = f.cfg.Server.LinkUp(p.ID)
+		s.LinkUp = f.LinkUp(p.ID)
 		s.References = f.cfg.Index.Count(p.ID)
 	}
 	return s

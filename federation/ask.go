@@ -43,8 +43,17 @@ func (f *Federation) Find(country, pnr string, now time.Time) ([]Remote, error) 
 	return out, nil
 }
 
-// LinkUp reports whether the link with a peer is up.
-func (f *Federation) LinkUp(peerID string) bool { return f.cfg.Server.LinkUp(peerID) }
+// LinkUp reports whether the link with a peer was up when last looked at.
+func (f *Federation) LinkUp(peerID string) bool {
+	f.mu.Lock()
+	l := f.links[peerID]
+	f.mu.Unlock()
+	if l == nil {
+		return false
+	}
+	up, _ := l.state()
+	return up
+}
 
 // linkCheck is how often a link's state is looked at, and linkDownAfter
 // how long it may be down before the requests across it are given up:
@@ -67,7 +76,7 @@ func (f *Federation) Ask(ctx context.Context, r Remote, req AskRequest) (AskRepl
 		return AskReply{}, fmt.Errorf("%w: %s (%s) is not linked", ErrPeerUnavailable, r.Peer.ID, r.Peer.Domain)
 	}
 	up, dropped := l.state()
-	if !up && f.cfg.Server.LinkUp(l.id) {
+	if !up && f.linkUp(l) {
 		// Back since the watcher looked.
 		l.markUp()
 		up, dropped = l.state()

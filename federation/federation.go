@@ -52,12 +52,16 @@ type Home interface {
 
 // Config is what federation needs of the broker.
 type Config struct {
-	Key    ed25519.PrivateKey
-	Creds  *bus.BrokerCredentials
+	Key   ed25519.PrivateKey
+	Creds *bus.BrokerCredentials
+	// Server is the embedded NATS server, which federation reconfigures
+	// as peers come and go; nil on an external server or cluster, which
+	// the operator configures (bus.ServerFederationConfig).
 	Server *bus.EmbeddedServer
-	// NATSURL is the embedded server's client URL, where the broker's
-	// connections in its peers' accounts are made.
-	NATSURL    string
+	// NATSURL is where the broker's connections in its peers' accounts
+	// are made, with ConnectOptions besides the credentials (TLS).
+	NATSURL        string
+	ConnectOptions []nats.Option
 	Domain     string
 	Peers      *Peers
 	Index      *Index
@@ -114,9 +118,6 @@ func Start(ctx context.Context, cfg Config) (*Federation, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.Server == nil {
-		return nil, errors.New("federation needs the embedded NATS server: an external one is configured with 'mfa-broker nats-config'")
 	}
 	f := &Federation{cfg: cfg, me: api.PeerID(cfg.Key.Public().(ed25519.PublicKey)), links: map[string]*link{}, stopped: make(chan struct{})}
 	if err := f.reconcile(ctx); err != nil {
@@ -180,9 +181,6 @@ func (f *Federation) reconcile(ctx context.Context) error {
 			want[p.ID] = p
 		}
 	}
-	if err := f.cfg.Server.SetPeers(f.cfg.Creds, f.me, approved); err != nil {
-		return err
-	}
 	var errs []error
 	f.mu.Lock()
 	var ended []*link
@@ -196,11 +194,25 @@ func (f *Federation) reconcile(ctx context.Context) error {
 	for _, l := range ended {
 		id := l.id
 		{
+			// What was shared goes with the link, before the account
+			// does: nothing of it stays readable in the peer's account.
+			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			for _, bucket := range []string{ShareBucket, RefsBucket} {
+				if err := l.js.DeleteKeyValue(dctx, bucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+					f.cfg.Logger.Warn("federation: a bucket of an ended link not deleted", "peer", id, "bucket", bucket, "err", err)
+				}
+			}
+			cancel()
 			l.close()
 			if err := f.cfg.Index.Forget(id); err != nil {
 				errs = append(errs, err)
 			}
 			f.cfg.Logger.Info("federation: peer link ended", "peer", id)
+		}
+	}
+	if f.cfg.Server != nil {
+		if err := f.cfg.Server.SetPeers(f.cfg.Creds, f.me, approved); err != nil {
+			return errors.Join(append(errs, err)...)
 		}
 	}
 	for id, p := range want {
@@ -231,8 +243,12 @@ func (f *Federation) reconcile(ctx context.Context) error {
 // open makes the broker's connection in the peer's account, the mirror of
 // the peer's references, and the subscriptions for the peer's requests.
 func (f *Federation) open(ctx context.Context, p Peer) (*link, error) {
-	nc, err := nats.Connect(f.cfg.NATSURL, append(f.cfg.Creds.FederationConnectOptions(p.ID), nats.MaxReconnects(-1))...)
+	opts := append(f.cfg.Creds.FederationConnectOptions(p.ID), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(f.cfg.NATSURL, append(opts, f.cfg.ConnectOptions...)...)
 	if err != nil {
+		if f.cfg.Server == nil {
+			return nil, fmt.Errorf("connect in the peer's account (does the NATS configuration have it? print it with 'mfa-broker nats-config --federation-listen' and reload the servers): %w", err)
+		}
 		return nil, fmt.Errorf("connect in the peer's account: %w", err)
 	}
 	js, err := jetstream.New(nc)
@@ -250,8 +266,13 @@ func (f *Federation) open(ctx context.Context, p Peer) (*link, error) {
 	lctx, cancel := context.WithCancel(context.Background())
 	l := &link{id: p.ID, key: p.PublicKey, peer: p, nc: nc, js: js, cancel: cancel,
 		serving: map[string]context.CancelFunc{}, seen: map[string]time.Time{}, dropped: make(chan struct{})}
-	l.up = f.cfg.Server.LinkUp(p.ID)
-	if _, err := nc.Subscribe(askSubject(f.me), func(m *nats.Msg) { f.serve(l, m) }); err != nil {
+	// Replicas of this broker share the asks; cancels and pings reach
+	// all, and only the replica serving an ask acts on its cancel.
+	if _, err := nc.QueueSubscribe(askSubject(f.me), queueGroup, func(m *nats.Msg) { f.serve(l, m) }); err != nil {
+		l.close()
+		return nil, err
+	}
+	if _, err := nc.QueueSubscribe(pingSubject(f.me), queueGroup, func(m *nats.Msg) { m.Respond(nil) }); err != nil {
 		l.close()
 		return nil, err
 	}
@@ -259,6 +280,7 @@ func (f *Federation) open(ctx context.Context, p Peer) (*link, error) {
 		l.close()
 		return nil, err
 	}
+	l.up = f.linkUp(l)
 	l.wg.Add(2)
 	go func() {
 		defer l.wg.Done()
@@ -303,7 +325,7 @@ func (f *Federation) watchLink(ctx context.Context, l *link) {
 			return
 		case <-tick.C:
 		}
-		up := f.cfg.Server.LinkUp(l.id)
+		up := f.linkUp(l)
 		if up {
 			downSince = time.Time{}
 			l.markUp()
@@ -327,6 +349,25 @@ func (f *Federation) watchLink(ctx context.Context, l *link) {
 		}
 		l.mu.Unlock()
 	}
+}
+
+// queueGroup is where the replicas of a broker share a peer's requests.
+const queueGroup = "mfa-broker"
+
+// pingTimeout bounds a ping across a link.
+const pingTimeout = 500 * time.Millisecond
+
+// linkUp looks whether the link with a peer is up: the embedded server
+// knows its leaf-node connections; on an external one, the peer
+// answering a ping across the link says so.
+func (f *Federation) linkUp(l *link) bool {
+	if f.cfg.Server != nil {
+		return f.cfg.Server.LinkUp(l.id)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+	defer cancel()
+	_, err := l.nc.RequestWithContext(ctx, pingSubject(l.id), nil)
+	return err == nil
 }
 
 // markUp records the link up; a drop after this is news.
@@ -383,7 +424,7 @@ func (f *Federation) keepMirror(ctx context.Context, l *link) {
 	tick := time.NewTicker(mirrorCheck)
 	defer tick.Stop()
 	for {
-		if f.cfg.Server.LinkUp(l.id) {
+		if up, _ := l.state(); up {
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			refs, err := f.ensureMirror(cctx, l, peerJS, &madeAt)
 			cancel()

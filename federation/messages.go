@@ -23,8 +23,10 @@ import (
 //
 //	mfa.fed.ask.<home>      a peer asks the home broker to ask one of its people (request/reply)
 //	mfa.fed.cancel.<home>   the asking peer's caller went away: withdraw
+//	mfa.fed.ping.<broker>   is the link up? (request/reply; used on an external NATS server)
 func askSubject(home string) string    { return "mfa.fed.ask." + home }
 func cancelSubject(home string) string { return "mfa.fed.cancel." + home }
+func pingSubject(broker string) string { return "mfa.fed.ping." + broker }
 
 // Errors of the federation's messages.
 var (

@@ -174,6 +174,16 @@ type LookupKey []byte
 // LookupKeySize is the size of a lookup key, in bytes.
 const LookupKeySize = 32
 
+// DeriveLookupKey is a broker's lookup key, derived from its key: the
+// replicas of a broker share the key, and so hash alike without a file of
+// their own to agree on. It is one-way: the peers that receive it learn
+// nothing of the broker key.
+func DeriveLookupKey(brokerKey ed25519.PrivateKey) LookupKey {
+	mac := hmac.New(sha256.New, brokerKey.Seed())
+	mac.Write([]byte("mfa-federation-lookup-key"))
+	return LookupKey(mac.Sum(nil))
+}
+
 // Hash is the lookup hash of a person: HMAC-SHA-256 over COUNTRY, a NUL
 // and the PNR, in lower-case base32 without padding (a NATS subject token
 // and a key-value key).

@@ -25,6 +25,7 @@ import (
 	"github.com/legalmfa/mfa/guard"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/legalmfa/mfa/broker"
 	"github.com/legalmfa/mfa/encoding"
@@ -216,7 +217,7 @@ func (c *Config) Check() error {
 	}
 	if c.FederationListen != "" {
 		if c.NATSURL != "" {
-			return errors.New("federation-listen: federation runs on the embedded NATS server; it cannot be combined with nats-url yet")
+			return errors.New("federation-listen: with nats-url, the NATS servers listen for peers (mfa-broker nats-config --federation-listen); give their address with federation-url instead")
 		}
 		if _, err := listenPort(c.FederationListen); err != nil {
 			return fmt.Errorf("federation-listen %q: %w", c.FederationListen, err)
@@ -228,6 +229,13 @@ func (c *Config) Check() error {
 		}
 	}
 	return nil
+}
+
+// Federates reports whether the broker federates: with the embedded NATS
+// server, when it listens for peers; with an external one, when peers are
+// told where the servers listen for them.
+func (c *Config) Federates() bool {
+	return c.FederationListen != "" || (c.NATSURL != "" && c.FederationURL != "")
 }
 
 // listenPort is the port of a listen address, host:port with a host that
@@ -327,7 +335,7 @@ func (s *Service) start(ctx context.Context) error {
 	if s.nats != nil {
 		authOpts = append(authOpts, bus.WithConnectionLimit(s.nats, bus.MaxDeviceConnections))
 	}
-	if cfg.FederationListen != "" {
+	if cfg.Federates() {
 		// The callout admits approved peers' links: it must know them
 		// before it answers.
 		if s.peers, err = federation.OpenPeers(ctx, s.nc, cfg.NATSReplicas, log); err != nil {
@@ -408,18 +416,38 @@ func (s *Service) start(ctx context.Context) error {
 // the links with the approved peers; the broker asks through them from
 // then on, and tells them of every change to an identity.
 func (s *Service) startFederation(ctx context.Context, brokerKey ed25519.PrivateKey, creds *bus.BrokerCredentials) error {
-	lookupKey, err := identity.LoadOrCreateSecret(filepath.Join(s.cfg.DataDir, "federation-lookup.key"), 32)
-	if err != nil {
-		return fmt.Errorf("federation lookup key: %w", err)
+	me := api.PeerID(brokerKey.Public().(ed25519.PublicKey))
+	fcfg := federation.Config{
+		Key: brokerKey, Creds: creds, NATSURL: s.natsURL,
+		Domain: s.cfg.Domain, Peers: s.peers, Identities: s.store,
+		Home: s.broker, Logger: s.log.With("component", "federation"),
 	}
+	if s.nats != nil {
+		fcfg.Server, fcfg.NATSURL = s.nats, s.nats.ClientURL()
+	} else {
+		// Peers reach this broker's buckets by the servers' JetStream
+		// domain: a cluster configured otherwise cannot federate.
+		js, err := jetstream.New(s.nc)
+		if err != nil {
+			return err
+		}
+		info, err := js.AccountInfo(ctx)
+		if err != nil {
+			return fmt.Errorf("federation: JetStream on the NATS servers: %w", err)
+		}
+		if info.Domain != me {
+			return fmt.Errorf("federation: the NATS servers' JetStream domain is %q; federation needs %q (mfa-broker nats-config --federation-listen)", info.Domain, me)
+		}
+		if s.cfg.NATSCA != "" {
+			fcfg.ConnectOptions = append(fcfg.ConnectOptions, nats.RootCAs(s.cfg.NATSCA))
+		}
+	}
+	var err error
 	if s.index, err = federation.OpenIndex(filepath.Join(s.cfg.DataDir, "federation.db")); err != nil {
 		return fmt.Errorf("federation index: %w", err)
 	}
-	if s.fed, err = federation.Start(ctx, federation.Config{
-		Key: brokerKey, Creds: creds, Server: s.nats, NATSURL: s.nats.ClientURL(),
-		Domain: s.cfg.Domain, Peers: s.peers, Index: s.index, Identities: s.store,
-		LookupKey: federation.LookupKey(lookupKey), Home: s.broker, Logger: s.log.With("component", "federation"),
-	}); err != nil {
+	fcfg.Index, fcfg.LookupKey = s.index, federation.DeriveLookupKey(brokerKey)
+	if s.fed, err = federation.Start(ctx, fcfg); err != nil {
 		return fmt.Errorf("federation: %w", err)
 	}
 	s.broker.UseFederation(s.fed, s.fed.IdentityChanged)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/base32"
@@ -17,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/legalmfa/mfa/api"
 	"github.com/legalmfa/mfa/broker"
 	"github.com/legalmfa/mfa/broker/service"
 	"github.com/legalmfa/mfa/bus"
@@ -939,5 +943,160 @@ func TestFederationIgnoresForgedReferences(t *testing.T) {
 	}
 	if o := a.postMFA(context.Background(), "json", mfaBody{PNR: "19880808-0002", COUNTRY: "SE", Timeout: 5, Reason: "Forged"}, "application/json"); o.code != "unknown-person" {
 		t.Fatalf("the forged identity's number: %d %s (%s), want 404", o.status, o.code, o.message)
+	}
+}
+
+// externalNATS is a nats-server of the operator's, configured from what
+// nats-config prints for a broker, as a file it can be reloaded from.
+type externalNATS struct {
+	t       *testing.T
+	srv     *natsserver.Server
+	file    string
+	head    string // listen and JetStream, the operator's own part
+	dataDir string
+}
+
+func startExternalNATS(t *testing.T, dataDir, leafListen string) *externalNATS {
+	t.Helper()
+	x := &externalNATS{t: t, file: filepath.Join(t.TempDir(), "nats.conf"), dataDir: dataDir}
+	x.writeConfig(leafListen) // creates the broker key, and so the domain
+	key, err := identity.ReadKeyFile(filepath.Join(dataDir, "broker.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.head = fmt.Sprintf("listen: 127.0.0.1:-1\njetstream { store_dir: %q, domain: %s }\n",
+		filepath.Join(t.TempDir(), "js"), api.PeerID(key.Public().(ed25519.PublicKey)))
+	x.writeConfig(leafListen)
+	opts, err := natsserver.ProcessConfigFile(x.file)
+	if err != nil {
+		b, _ := os.ReadFile(x.file)
+		t.Fatalf("the configuration does not load: %v\n%s", err, b)
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	if x.srv, err = natsserver.NewServer(opts); err != nil {
+		t.Fatal(err)
+	}
+	go x.srv.Start()
+	if !x.srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("the configured NATS server did not start")
+	}
+	t.Cleanup(func() { x.srv.Shutdown(); x.srv.WaitForShutdown() })
+	return x
+}
+
+// writeConfig writes what nats-config prints now, after the operator's
+// own part.
+func (x *externalNATS) writeConfig(leafListen string) {
+	x.t.Helper()
+	var conf bytes.Buffer
+	if err := run(context.Background(), []string{"nats-config", "--data-dir", x.dataDir, "--federation-listen", leafListen}, &conf, &conf, func(string) string { return "" }); err != nil {
+		x.t.Fatalf("nats-config: %v\n%s", err, conf.String())
+	}
+	if err := os.WriteFile(x.file, []byte(x.head+conf.String()), 0o600); err != nil {
+		x.t.Fatal(err)
+	}
+}
+
+// reconfigure prints the configuration anew and reloads the server, as
+// the operator does after deciding about a peer.
+func (x *externalNATS) reconfigure(leafListen string) {
+	x.t.Helper()
+	x.writeConfig(leafListen)
+	if err := x.srv.Reload(); err != nil {
+		b, _ := os.ReadFile(x.file)
+		x.t.Fatalf("reload: %v\n%s", err, b)
+	}
+}
+
+// TestFederationOnExternalNATS: brokers on NATS servers of their own,
+// configured with nats-config, federate once their operators have put the
+// peers in the servers' configuration; a second replica of a broker,
+// sharing its key and servers, asks the peer's people from the same
+// references.
+func TestFederationOnExternalNATS(t *testing.T) {
+	t.Parallel()
+	type side struct {
+		nats    *externalNATS
+		leaf    string
+		dataDir string
+	}
+	sides := map[string]*side{}
+	for _, name := range []string{"a", "b"} {
+		s := &side{leaf: freeAddr(t), dataDir: filepath.Join(t.TempDir(), "data")}
+		s.nats = startExternalNATS(t, s.dataDir, s.leaf)
+		sides[name] = s
+	}
+	onExternal := func(s *side, dataDir string) func(*config) {
+		return func(c *config) {
+			url := s.nats.srv.ClientURL()
+			c.DataDir, c.NATSURL, c.NATSDeviceURL = dataDir, url, url
+			c.BrokerKeyFile = filepath.Join(s.dataDir, "broker.key")
+			c.FederationURL = "nats-leaf://" + s.leaf
+			c.NATSListen = "127.0.0.1:1" // must not be used
+		}
+	}
+	a := startBroker(t, func(c *config) { c.Domain = "a.test" }, onExternal(sides["a"], sides["a"].dataDir))
+	b := startBroker(t, func(c *config) { c.Domain = "b.test" }, onExternal(sides["b"], sides["b"].dataDir))
+	if a.srv.EmbeddedNATS() || b.srv.EmbeddedNATS() {
+		t.Fatal("an embedded NATS server was started despite --nats-url")
+	}
+	pb := a.peerCommand("add", b.url(""))
+	pa := b.peerCommand("add", a.url(""))
+	if pb.LeafURL != "nats-leaf://"+sides["b"].leaf {
+		t.Fatalf("B's federation document gives leaf URL %q", pb.LeafURL)
+	}
+	a.peerCommand("approve", pb.ID)
+	b.peerCommand("approve", pa.ID)
+	a.peerCommand("share", pb.ID)
+	b.peerCommand("share", pa.ID)
+	for _, s := range sides {
+		s.nats.reconfigure(s.leaf)
+	}
+	d := b.person("19740404-0001", "SE", notifytest.Always(notify.Approve))
+	poll.For(t, 30*time.Second, func() error {
+		if p, ok := a.peer(pb.ID); !ok || !p.LinkUp || p.References != 1 {
+			return fmt.Errorf("A's view of B: %+v", p)
+		}
+		return nil
+	})
+	o := a.postMFA(context.Background(), "json", mfaBody{PNR: "19740404-0001", COUNTRY: "SE", Timeout: 30, Reason: "Across external NATS"}, "application/json")
+	if o.code != "approved" {
+		t.Fatalf("A to B: %d %s (%s)", o.status, o.code, o.message)
+	}
+	verifyEvidence(t, b, o, d, "Across external NATS", notify.Approve)
+	if p := d.NextPrompt(); p.Push.Requester.Via != "a.test" {
+		t.Fatalf("the device at B was shown %+v", p.Push.Requester)
+	}
+
+	// A second replica of A: same key and servers, a data directory of
+	// its own. It knows B as a peer, and finds B's person, at once.
+	a2 := startBroker(t, func(c *config) { c.Domain = "a.test" }, onExternal(sides["a"], filepath.Join(t.TempDir(), "replica")))
+	poll.For(t, 30*time.Second, func() error {
+		if p, ok := a2.peer(pb.ID); !ok || !p.LinkUp || p.References != 1 {
+			return fmt.Errorf("the replica's view of B: %+v", p)
+		}
+		return nil
+	})
+	o = a2.postMFA(context.Background(), "xml", mfaBody{PNR: "19740404-0001", COUNTRY: "SE", Timeout: 30, Reason: "From the replica"}, "application/json")
+	if o.code != "approved" {
+		t.Fatalf("replica of A to B: %d %s (%s)", o.status, o.code, o.message)
+	}
+	d.NextPrompt()
+
+	// Removing the peer: the link's buckets go, and the configuration
+	// printed next has no account for it.
+	a.operator("peer", "remove", pb.ID)
+	poll.For(t, 10*time.Second, func() error {
+		if o := a.postMFA(context.Background(), "json", mfaBody{PNR: "19740404-0001", COUNTRY: "SE", Timeout: 5, Reason: "Removed"}, "application/json"); o.code != "unknown-person" {
+			return fmt.Errorf("after removal: %d %s", o.status, o.code)
+		}
+		return nil
+	})
+	var conf bytes.Buffer
+	if err := run(context.Background(), []string{"nats-config", "--data-dir", sides["a"].dataDir, "--federation-listen", sides["a"].leaf}, &conf, &conf, func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(conf.String(), bus.FederationAccount(pb.ID)) {
+		t.Fatalf("nats-config still configures the removed peer:\n%s", conf.String())
 	}
 }

@@ -10,10 +10,12 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"strings"
@@ -21,6 +23,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/broker/operator"
 	"github.com/legalmfa/mfa/broker/service"
 	"github.com/legalmfa/mfa/bus"
 	"github.com/legalmfa/mfa/identity"
@@ -147,11 +151,20 @@ func runServe(ctx context.Context, e env, args []string) error {
 
 const natsConfigHelp = `
 Usage: mfa-broker nats-config [--data-dir DIR] [--broker-key-file FILE]
+                              [--federation-listen HOST:PORT]
 
 Prints the authorization block an external nats-server needs so that it
 admits the broker and lets the broker's callout judge every other client.
 It creates the broker key if there is none yet, so the configuration can be
 made before the broker first starts.
+
+With --federation-listen, it also prints what the servers need for the
+broker to federate: the leaf-node listener peers link to, the JetStream
+domain, and an account for each approved peer with the links this broker
+makes, as the running broker knows them (through its operator socket).
+Print it anew and reload the servers after approving, withdrawing or
+removing a peer; run the broker with --federation-url naming the leaf-node
+listener as peers reach it.
 `
 
 func runNATSConfig(e env, args []string) error {
@@ -159,6 +172,8 @@ func runNATSConfig(e env, args []string) error {
 	c := cli.New("mfa-broker nats-config", natsConfigHelp, envPrefix, e.stdout)
 	dataDirFlags(c, &cfg)
 	keyFlags(c, &cfg)
+	var leafListen string
+	c.Flags.StringVar(&leafListen, "federation-listen", "", "address where the NATS servers listen for federated peers' leaf-node links, e.g. 0.0.0.0:7422")
 	if _, err := c.Parse(args, e.getenv); err != nil {
 		return err
 	}
@@ -174,6 +189,39 @@ func runNATSConfig(e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.WriteString(e.stdout, creds.ServerAuthConfig())
+	if _, err = io.WriteString(e.stdout, creds.ServerAuthConfig()); err != nil || leafListen == "" {
+		return err
+	}
+	peers, err := approvedPeers(cfg)
+	if err != nil {
+		return err
+	}
+	fed, err := creds.ServerFederationConfig(api.PeerID(key.Public().(ed25519.PublicKey)), leafListen, peers)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(e.stdout, fed)
 	return err
+}
+
+// approvedPeers are the peers the running broker's operator approved; none
+// when no broker runs on the data directory yet (the first configuration,
+// made before it starts).
+func approvedPeers(cfg config) ([]bus.Peer, error) {
+	if _, err := os.Stat(cfg.AdminSocket); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), operatorTimeout)
+	defer cancel()
+	all, err := operator.New(cfg.AdminSocket).Peers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("the running broker's peers: %w", err)
+	}
+	var peers []bus.Peer
+	for _, p := range all {
+		if p.Approved {
+			peers = append(peers, bus.Peer{ID: p.ID, Key: p.PublicKey, LeafURL: p.LeafURL})
+		}
+	}
+	return peers, nil
 }
