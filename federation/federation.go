@@ -62,14 +62,14 @@ type Config struct {
 	// are made, with ConnectOptions besides the credentials (TLS).
 	NATSURL        string
 	ConnectOptions []nats.Option
-	Domain     string
-	Peers      *Peers
-	Index      *Index
-	Identities Identities
-	LookupKey  LookupKey
-	Home       Home
-	Logger     *slog.Logger
-	Now        func() time.Time
+	Domain         string
+	Peers          *Peers
+	Index          *Index
+	Identities     Identities
+	LookupKey      LookupKey
+	Home           Home
+	Logger         *slog.Logger
+	Now            func() time.Time
 }
 
 // Federation keeps this broker's links with its approved peers: their
