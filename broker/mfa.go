@@ -195,7 +195,7 @@ const recordKey = "mfa.record"
 // answer.
 func (b *Broker) authenticate(ctx context.Context, call *mfaCall) api.Response {
 	now := b.now()
-	q, remotes, blockKey, err := b.prepare(ctx, call, now)
+	q, remotes, blockKey, err := b.prepare(ctx, call, now, true)
 	if err != nil {
 		return b.errorResponse(err, call.rec.requestID)
 	}
@@ -218,7 +218,7 @@ func (b *Broker) authenticate(ctx context.Context, call *mfaCall) api.Response {
 // prepare makes the question to push, and the key that blocks this caller
 // from asking this person again. Every check that can refuse the request is
 // here, before the push: no phone buzzes for a request that is refused.
-func (b *Broker) prepare(ctx context.Context, call *mfaCall, now time.Time) (notify.Question, []federation.Remote, string, error) {
+func (b *Broker) prepare(ctx context.Context, call *mfaCall, now time.Time, federated bool) (notify.Question, []federation.Remote, string, error) {
 	req, fc, rec := &call.req, call.fc, call.rec
 	fail := func(err error) (notify.Question, []federation.Remote, string, error) {
 		return notify.Question{}, nil, "", err
@@ -262,6 +262,14 @@ func (b *Broker) prepare(ctx context.Context, call *mfaCall, now time.Time) (not
 	}
 	if len(found) == 0 && len(remotes) == 0 {
 		return fail(ErrUnknownPerson)
+	}
+	if !federated && len(remotes) > 0 {
+		if len(found) == 0 {
+			// Refused before anything is spent: the person's budget,
+			// a signed request's nonce.
+			return fail(&api.Error{Code: api.CodeUnknownPerson, Message: "The person's identity is held by a federated broker, which orders do not reach; send POST /MFA instead."})
+		}
+		remotes = nil
 	}
 	q := notify.Question{
 		RequestID: rec.requestID,

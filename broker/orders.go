@@ -93,14 +93,11 @@ func (b *Broker) placeOrder(ctx context.Context, call *mfaCall) api.Response {
 		return b.errorResponse(err, requestID)
 	}
 	now := b.now()
-	q, remotes, blockKey, err := b.prepare(ctx, call, now)
+	// Orders run on this broker's own pusher: a federated person's
+	// devices are asked through POST /MFA.
+	q, _, blockKey, err := b.prepare(ctx, call, now, false)
 	if err != nil {
 		return b.errorResponse(err, requestID)
-	}
-	if len(q.Targets) == 0 && len(remotes) > 0 {
-		// Orders run on this broker's own pusher; a federated person's
-		// devices are asked through POST /MFA.
-		return b.errorResponse(fmt.Errorf("%w: the person's identity is held by a federated broker, which orders do not reach; use POST /MFA", ErrUnknownPerson), requestID)
 	}
 	if match {
 		q.Match, q.MatchChoices = notify.NewMatch(notify.MatchChoices)

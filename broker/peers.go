@@ -22,9 +22,18 @@ type PeerAdmin interface {
 // UsePeerAdmin serves the operator's peer endpoints from a.
 func (b *Broker) UsePeerAdmin(a PeerAdmin) { b.peerAdmin = a }
 
-// AdminPeers is the answer to listing peers.
+// AdminPeers is the answer to listing peers: this broker as its peers
+// know it, which its operator reads out to theirs, and the peers.
 type AdminPeers struct {
+	Self  AdminSelf               `json:"Self"`
 	Peers []federation.PeerStatus `json:"Peers"`
+}
+
+// AdminSelf is this broker as peers see it.
+type AdminSelf struct {
+	ID          string `json:"Id"`
+	Domain      string `json:"Domain"`
+	Fingerprint string `json:"Fingerprint"`
 }
 
 // AddPeerRequest is the body of adding a peer: its base URL, where its
@@ -57,7 +66,8 @@ func (b *Broker) handleAdminPeers(c *gin.Context) {
 	if b.noPeers(c) {
 		return
 	}
-	c.JSON(http.StatusOK, AdminPeers{Peers: b.peerAdmin.Peers()})
+	self := AdminSelf{ID: api.PeerID(b.brokerKey), Domain: b.domain, Fingerprint: federation.Fingerprint(b.brokerKey)}
+	c.JSON(http.StatusOK, AdminPeers{Self: self, Peers: b.peerAdmin.Peers()})
 }
 
 func (b *Broker) handleAdminAddPeer(c *gin.Context) {

@@ -403,7 +403,7 @@ var shareBucketConfig = jetstream.KeyValueConfig{
 const (
 	mirrorCheck = time.Second
 	// A healthy mirror hears its source's heartbeat every second.
-	mirrorStale = 10 * time.Second
+	mirrorStale = 5 * time.Second
 )
 
 // keepMirror sets up the mirror of the peer's share bucket once the peer
@@ -418,25 +418,39 @@ func (f *Federation) keepMirror(ctx context.Context, l *link) {
 		return
 	}
 	var importing sync.WaitGroup
-	defer importing.Wait()
-	started := false
+	var stopImport context.CancelFunc
+	defer func() {
+		if stopImport != nil {
+			stopImport()
+		}
+		importing.Wait()
+	}()
 	var madeAt time.Time // by this process; zero: by an earlier one
 	tick := time.NewTicker(mirrorCheck)
 	defer tick.Stop()
 	for {
 		if up, _ := l.state(); up {
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			before := madeAt
 			refs, err := f.ensureMirror(cctx, l, peerJS, &madeAt)
 			cancel()
 			switch {
 			case err != nil && ctx.Err() == nil:
 				f.cfg.Logger.Debug("federation: the peer's references not mirrored yet", "peer", l.id, "err", err)
-			case refs != nil && !started:
-				started = true
+			case refs != nil && (stopImport == nil || madeAt != before):
+				// A mirror made anew is followed anew at once: a watcher
+				// of the one deleted would notice only after its own
+				// heartbeats failed.
+				if stopImport != nil {
+					stopImport()
+					importing.Wait()
+				}
+				ictx, cancel := context.WithCancel(ctx)
+				stopImport = cancel
 				importing.Add(1)
 				go func() {
 					defer importing.Done()
-					f.importRefs(ctx, l, refs)
+					f.importRefs(ictx, l, refs)
 				}()
 			}
 		}

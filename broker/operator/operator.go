@@ -150,9 +150,15 @@ func (c *Client) Unblock(ctx context.Context, key string) (broker.AdminBlock, er
 
 // Peers lists the federated peers and their links.
 func (c *Client) Peers(ctx context.Context) ([]federation.PeerStatus, error) {
+	out, err := c.PeerList(ctx)
+	return out.Peers, err
+}
+
+// PeerList is the peers, and this broker as they see it.
+func (c *Client) PeerList(ctx context.Context) (broker.AdminPeers, error) {
 	var out broker.AdminPeers
 	err := c.Call(ctx, http.MethodGet, "/peers", nil, &out)
-	return out.Peers, err
+	return out, err
 }
 
 // AddPeer adds the broker at url as a peer, not approved.

@@ -263,8 +263,18 @@ func TestFederatedMFA(t *testing.T) {
 			if r := approver.NextPrompt().Push.Requester; !r.Verified || r.LegalID != rpID || r.Name != "Example Bank AB" || r.Via != "a.test" {
 				t.Fatalf("the device at B was shown requester %+v", r)
 			}
+
+			// Orders do not reach a peer's people, and say so.
+			ct, body := mfaBody{PNR: "19800101-0001", COUNTRY: "SE", Timeout: 30, Reason: "An order"}.encode(enc)
+			r := a.do(http.MethodPost, "/Orders", ct, "application/json", strings.NewReader(body))
+			if r.status != http.StatusNotFound || !strings.Contains(string(r.body), "federated broker, which orders do not reach") {
+				t.Fatalf("an order for B's person at A: %d %s", r.status, r.body)
+			}
 		})
 	}
+	// The refused orders pushed nothing: B's own request is the next
+	// prompt.
+	b.barrier(approver, "19800101-0001", "SE")
 }
 
 // TestFederatedNotMe: "not me" at B blocks A's caller at B, as locally.
@@ -423,6 +433,20 @@ func TestFederatedPeerDown(t *testing.T) {
 		t.Fatalf("after B came back: %d %s (%s)", o.status, o.code, o.message)
 	}
 	t.Logf("B back and serving A's requests %v after its restart", time.Since(back))
+
+	// And B's changes reach A again: the mirror of B's references was
+	// made anew, and is followed.
+	if out, err := b.operator("identity", "obsolete", approver.LegalID); err != nil {
+		t.Fatalf("obsolete: %v: %s", err, out)
+	}
+	took := poll.For(t, 10*time.Second, func() error {
+		o := a.postMFA(context.Background(), "json", mfaBody{PNR: "19700707-0001", COUNTRY: "FI", Timeout: 5, Reason: "Obsoleted"}, "application/json")
+		if o.code != "unknown-person" || a.askedDevices(o.requestID) != 0 {
+			return fmt.Errorf("%d %s", o.status, o.code)
+		}
+		return nil
+	})
+	t.Logf("a change at B reached A %v after it was made, %v after B's restart", took, time.Since(back))
 }
 
 // TestFederatedAskerDown: when the broker that asked goes away, the home
@@ -761,6 +785,11 @@ func TestPeeringTakesBothOperators(t *testing.T) {
 	b.person("19900909-0001", "SE", notifytest.Always(notify.Approve))
 	pb := a.peerCommand("add", b.url(""))
 	pa := b.peerCommand("add", a.url(""))
+	// What B's operator reads out from their own list is what A's
+	// operator was shown when adding B.
+	if out, err := b.operator("peer", "list"); err != nil || !strings.Contains(out, "fingerprint "+pb.Fingerprint+"\n") || !strings.Contains(out, "this broker "+pb.ID) {
+		t.Fatalf("B's peer list does not show B's fingerprint %s: %v\n%s", pb.Fingerprint, err, out)
+	}
 	a.peerCommand("approve", pb.ID)
 	a.peerCommand("share", pb.ID)
 	if out, err := b.operator("peer", "share", pa.ID); err == nil || !strings.Contains(err.Error(), "approve") {

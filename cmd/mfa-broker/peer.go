@@ -73,16 +73,19 @@ func runPeer(ctx context.Context, e env, args []string) error {
 	var one federation.PeerStatus
 	switch verb {
 	case "list":
-		peers, err := op.Peers(ctx)
+		list, err := op.PeerList(ctx)
 		if err != nil {
 			return err
 		}
 		if *asJSON {
-			return writeJSON(e.stdout, peers)
+			return writeJSON(e.stdout, list.Peers)
 		}
+		// This broker first: its fingerprint is what the operator reads
+		// out to the other.
+		fmt.Fprintf(e.stdout, "this broker %s (%s)\nfingerprint %s\n\n", list.Self.ID, list.Self.Domain, list.Self.Fingerprint)
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "PEER\tDOMAIN\tFINGERPRINT\tAPPROVED\tSHARED\tLINK\tREFERENCES")
-		for _, p := range peers {
+		for _, p := range list.Peers {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", p.ID, p.Domain, p.Fingerprint, yesNo(p.Approved), yesNo(p.Share), map[bool]string{true: "up", false: "down"}[p.LinkUp], p.References)
 		}
 		return tw.Flush()
