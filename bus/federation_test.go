@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,18 +127,29 @@ func TestFederationLink(t *testing.T) {
 	// neither of B's accounts, nor does B's own connection hear A's.
 	var mu sync.Mutex
 	var crossed []string
+	var probed atomic.Bool
 	for name, nc := range map[string]*nats.Conn{"B's federation account": bFed, "B's global account": b.BrokerConn()} {
 		if _, err := nc.Subscribe(">", func(m *nats.Msg) {
-			if strings.HasPrefix(m.Subject, "mfa.push") {
+			switch {
+			case strings.HasPrefix(m.Subject, "mfa.push"):
 				mu.Lock()
 				crossed = append(crossed, name+": "+string(m.Data))
 				mu.Unlock()
+			case m.Subject == "mfa.fed.probe":
+				probed.Store(true)
 			}
 		}); err != nil {
 			t.Fatal(err)
 		}
 		nc.Flush()
 	}
+	// A learns of B's new interest across the link a moment after B has
+	// it: until a probe arrives, a publish on A would find no one to go to.
+	poll.Until(t, "B's interest known on A", func() bool {
+		aFed.Publish("mfa.fed.probe", nil)
+		aFed.Flush()
+		return probed.Load()
+	})
 	a.Conn.Publish("mfa.push.device", []byte("a push on A"))
 	aFed.Publish("mfa.push.device", []byte("a push in B's account on A"))
 	// The barrier: a request across the link after both publishes; the
