@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/audit"
 
 	"github.com/gin-gonic/gin"
 
@@ -298,6 +299,8 @@ func (b *Broker) handleAdminTransition(c *gin.Context) {
 		return
 	}
 	b.log.Info("identity state changed by operator", "id", id.ID, "from", from, "to", to)
+	b.record(audit.Event{Kind: audit.KindIdentity, Identity: id.ID, Person: b.personOf(id),
+		Action: c.Param("action"), From: string(from), To: string(to)})
 	if b.onIdentityChange != nil {
 		// The peers this broker shares with learn of it at once: an
 		// approval, and a revocation above all.

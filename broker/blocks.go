@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/audit"
 	"github.com/legalmfa/mfa/guard"
 )
 
@@ -86,6 +87,7 @@ func (b *Broker) handleAdminUnblock(c *gin.Context) {
 			return
 		}
 		b.log.Info("block lifted by operator", "block", key, "request", blk.RequestID)
+		b.record(audit.Event{Kind: audit.KindUnblock, Block: key, Request: blk.RequestID})
 		c.JSON(http.StatusOK, adminBlock(blk))
 		return
 	}

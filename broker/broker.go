@@ -57,6 +57,7 @@ type Broker struct {
 	// brokerKeyPEM is brokerKey as the OCM discovery document gives it.
 	brokerKeyPEM string
 	log          *slog.Logger
+	obs          Observer
 	now          func() time.Time
 	pnrHash      *pnrHasher
 
@@ -92,6 +93,7 @@ type Broker struct {
 	orders           OrderBook
 	opener           Opener
 	numberMatching   NumberMatching
+	auditor          Auditor
 	// running counts the orders whose wait runs here; stopping ends when
 	// shutdown begins, and with it the collects waiting here.
 	running    sync.WaitGroup
@@ -158,7 +160,7 @@ func New(registry Registry, asker Asker, decoder *encoding.Decoder, brokerKey ed
 	}
 	b := &Broker{
 		registry: registry, asker: asker, decoder: decoder, pages: pages,
-		brokerKey: brokerKey, log: slog.Default(), now: time.Now,
+		brokerKey: brokerKey, log: slog.Default(), obs: nopObserver{}, now: time.Now,
 	}
 	b.stopping, b.beginClose = context.WithCancel(context.Background())
 	for _, o := range opts {
@@ -201,7 +203,7 @@ func (b *Broker) router() (*gin.Engine, error) {
 	if err := r.SetTrustedProxies(b.trustedProxies); err != nil {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
-	r.Use(b.recoverPanic, b.accessLog)
+	r.Use(b.recoverPanic, b.publicAccessLog)
 	// Every resource that answers GET answers HEAD (RFC 9110, 9.3.2):
 	// net/http sends the headers and drops the body.
 	get := func(path string, h gin.HandlerFunc) {

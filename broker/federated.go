@@ -31,11 +31,13 @@ func (b *Broker) UseFederation(f Federated, changed func(context.Context, identi
 }
 
 // answer is how one branch of a request ended: a device's answer, or why
-// none came. keyBase is where the answering identity's key is published.
+// none came. keyBase is where the answering identity's key is published;
+// peerID and peerDomain name the home broker of a remote branch.
 type answer struct {
-	out     notify.Outcome
-	err     error
-	keyBase string
+	out                notify.Outcome
+	err                error
+	keyBase            string
+	peerID, peerDomain string
 }
 
 // askEverywhere asks the person's devices here and their identities' home
@@ -85,7 +87,7 @@ func (b *Broker) askEverywhere(ctx context.Context, q notify.Question, remotes [
 
 // remoteAnswer turns a home broker's verified reply into an answer.
 func remoteAnswer(r federation.Remote, q notify.Question, reply federation.AskReply, err error) answer {
-	a := answer{keyBase: r.Peer.URL}
+	a := answer{keyBase: r.Peer.URL, peerID: r.Peer.ID, peerDomain: r.Peer.Domain}
 	switch {
 	case errors.Is(err, federation.ErrPeerUnavailable), errors.Is(err, federation.ErrBadMessage):
 		a.err = fmt.Errorf("%w: %s: %w", ErrPeerUnavailable, r.Peer.Domain, err)
@@ -130,9 +132,11 @@ func remoteAnswer(r federation.Remote, q notify.Question, reply federation.AskRe
 // person; "not me" blocks the peer's caller; the wait is at most this
 // broker's maximum.
 func (b *Broker) ServePeer(ctx context.Context, peer federation.Peer, req federation.AskRequest) federation.AskReply {
-	now := b.now()
+	now, start := b.now(), time.Now()
+	var waited time.Duration // the person's, once the devices are asked
 	refuse := func(err error) federation.AskReply {
 		r := b.errorResponse(err, req.RequestID)
+		b.observePeer(start, r.Code, waited)
 		return federation.AskReply{Code: r.Code, Message: r.Message, RetryAfter: r.RetryAfter}
 	}
 	if b.shuttingDown.Load() {
@@ -154,13 +158,15 @@ func (b *Broker) ServePeer(ctx context.Context, peer federation.Peer, req federa
 	}
 	caller := "peer:" + peer.ID
 	if wait := b.callerLimit.take(now, caller); wait > 0 {
+		b.obs.RateLimited(budgetPeer)
 		return refuse(rateLimited("from this peer", wait))
 	}
-	limit := b.identityLimit
+	limit, budget := b.identityLimit, budgetPerson
 	if req.Requester.Verified {
-		limit = b.signedIdentityLimit
+		limit, budget = b.signedIdentityLimit, budgetPersonSigned
 	}
 	if wait := limit.take(now, id.ID); wait > 0 {
+		b.obs.RateLimited(budget)
 		return refuse(rateLimited("for this person", wait))
 	}
 	// The peer's caller, as the peer named it: its requester, or its
@@ -168,6 +174,7 @@ func (b *Broker) ServePeer(ctx context.Context, peer federation.Peer, req federa
 	blockKey := b.blockKey(caller+"/"+peerCaller(req.Requester), b.pnrHash.sum(country, pnr))
 	if b.blocks != nil {
 		if until, blocked := b.blocks.Blocked(blockKey, now); blocked {
+			b.obs.Blocked()
 			return refuse(&retryError{err: ErrBlocked, wait: until.Sub(now)})
 		}
 	}
@@ -187,14 +194,24 @@ func (b *Broker) ServePeer(ctx context.Context, peer federation.Peer, req federa
 		MatchChoices: req.MatchChoices, Match: req.Match,
 	}
 	out, err := b.asker.Ask(ctx, q)
-	if err != nil {
-		return refuse(err)
+	waited = out.Waited
+	if errors.Is(err, context.DeadlineExceeded) {
+		// ctx ends at the ask's expiry, the instant the pusher's own timer
+		// fires: whichever the pusher saw first, the request timed out.
+		err = notify.ErrExpired
 	}
 	rec := &mfaRecord{requestID: req.RequestID, pnr: b.pnrHash.sum(country, pnr)}
+	if err != nil {
+		reply := refuse(err)
+		b.recordPeerMFA(peer, req, rec.pnr, out, err, reply.Code)
+		return reply
+	}
 	resp := outcomeResponse(out, req.RequestID, "")
 	if out.Decision == notify.NotMe {
 		b.reportNotMe(blockKey, rec, now)
 	}
+	b.recordPeerMFA(peer, req, rec.pnr, out, nil, resp.Code)
+	b.observePeer(start, resp.Code, out.Waited)
 	b.log.Info("federated request answered", "peer", peer.ID, "request", req.RequestID, "person", rec.pnr, "code", resp.Code)
 	return federation.AskReply{
 		Code: resp.Code, Message: resp.Message, LegalID: out.LegalID, Decision: string(out.Decision),

@@ -67,6 +67,7 @@ func (b *Broker) handleApply(c *gin.Context) {
 	// Applications are open to anyone, so they have a budget of their own:
 	// a flood of them cannot fill the store, nor spend MFA requests'.
 	if wait := b.applyLimit.take(b.now(), "ip:"+c.ClientIP()); wait > 0 {
+		b.obs.RateLimited(budgetApply)
 		b.fail(c, encoding.MediaJSON, rateLimited("from this address", wait))
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/audit"
 	"github.com/legalmfa/mfa/guard"
 
 	"github.com/gin-gonic/gin"
@@ -96,7 +97,10 @@ type mfaCall struct {
 func (b *Broker) admit(c *gin.Context, order bool) *mfaCall {
 	ct, ctErr := encoding.ParseContentType(c.GetHeader("Content-Type"))
 	mt, acceptable := answerFormat(c, ct.Media)
-	rec := &mfaRecord{format: ct.Format, start: time.Now()}
+	rec := &mfaRecord{format: ct.Format, start: time.Now(), flow: flowMFA}
+	if order {
+		rec.flow = flowOrder
+	}
 	c.Set(recordKey, rec)
 	if b.shuttingDown.Load() {
 		b.write(c, mt, b.errorResponse(ErrShuttingDown, ""))
@@ -107,6 +111,7 @@ func (b *Broker) admit(c *gin.Context, order bool) *mfaCall {
 	// verifies is moved to its requester's budget (prepare).
 	refundIP, wait := b.callerLimit.reserve(b.now(), "ip:"+c.ClientIP())
 	if wait > 0 {
+		b.obs.RateLimited(budgetAddress)
 		b.write(c, mt, b.errorResponse(rateLimited("from this address", wait), ""))
 		return nil
 	}
@@ -176,6 +181,7 @@ const statusClientClosedRequest = 499
 // mfaRecord is what the access log says about an MFA request.
 type mfaRecord struct {
 	requestID string
+	flow      string // flowMFA or flowOrder
 	format    encoding.Format
 	pnr       string // keyed hash, never the number
 	signed    bool
@@ -206,13 +212,23 @@ func (b *Broker) authenticate(ctx context.Context, call *mfaCall) api.Response {
 		a = b.askEverywhere(ctx, q, remotes, call.fc.baseURL)
 	}
 	call.rec.waited = a.out.Waited // also when nobody answered: a timeout is all wait
+	return b.conclude(call, a, blockKey, now)
+}
+
+// conclude turns how a pushed request ended into its answer, and records
+// it in the audit trail before the caller hears it.
+func (b *Broker) conclude(call *mfaCall, a answer, blockKey string, now time.Time) api.Response {
+	var resp api.Response
 	if a.err != nil {
-		return b.errorResponse(a.err, call.rec.requestID)
+		resp = b.errorResponse(a.err, call.rec.requestID)
+	} else {
+		if a.out.Decision == notify.NotMe {
+			b.reportNotMe(blockKey, call.rec, now)
+		}
+		resp = outcomeResponse(a.out, call.rec.requestID, a.keyBase)
 	}
-	if a.out.Decision == notify.NotMe {
-		b.reportNotMe(blockKey, call.rec, now)
-	}
-	return outcomeResponse(a.out, call.rec.requestID, a.keyBase)
+	b.recordMFA(call, a, resp.Code, false)
+	return resp
 }
 
 // prepare makes the question to push, and the key that blocks this caller
@@ -227,12 +243,13 @@ func (b *Broker) prepare(ctx context.Context, call *mfaCall, now time.Time, fede
 	if err != nil {
 		return fail(err)
 	}
-	caller, identityLimit := "ip:"+fc.remoteIP, b.identityLimit
+	caller, identityLimit, personBudget := "ip:"+fc.remoteIP, b.identityLimit, budgetPerson
 	if req.Signed() {
 		// Verified: the requester's budget, not its address's.
 		call.refundIP()
-		caller, identityLimit = "id:"+req.LegalID, b.signedIdentityLimit
+		caller, identityLimit, personBudget = "id:"+req.LegalID, b.signedIdentityLimit, budgetPersonSigned
 		if wait := b.callerLimit.take(now, caller); wait > 0 {
+			b.obs.RateLimited(budgetRequester)
 			return fail(rateLimited("from this requester", wait))
 		}
 		if err := b.checkIssued(*req, now); err != nil {
@@ -242,6 +259,7 @@ func (b *Broker) prepare(ctx context.Context, call *mfaCall, now time.Time, fede
 	blockKey := b.blockKey(caller, rec.pnr)
 	if b.blocks != nil {
 		if until, blocked := b.blocks.Blocked(blockKey, now); blocked {
+			b.obs.Blocked()
 			return fail(&retryError{err: fmt.Errorf("%w; requests from this caller to this person are refused until %s", ErrBlocked, until.UTC().Format(time.RFC3339)), wait: until.Sub(now)})
 		}
 	}
@@ -286,6 +304,7 @@ func (b *Broker) prepare(ctx context.Context, call *mfaCall, now time.Time, fede
 		keys = append(keys, r.Ref.LegalID)
 	}
 	if wait := identityLimit.take(now, keys...); wait > 0 {
+		b.obs.RateLimited(personBudget)
 		return fail(rateLimited("for this person", wait))
 	}
 	// The nonce is spent last, once nothing else can refuse the request:
@@ -324,17 +343,23 @@ func (b *Broker) spendNonce(ctx context.Context, req api.Request) error {
 }
 
 // reportNotMe blocks the caller from asking this person again for a while,
-// and says so in the log: someone may be trying to get in.
+// and says so in the log and the audit trail: someone may be trying to get
+// in.
 func (b *Broker) reportNotMe(blockKey string, rec *mfaRecord, now time.Time) {
 	b.log.Warn("person reported a request as not theirs", "request", rec.requestID, "person", rec.pnr, "block", b.notMeBlock)
+	e := audit.Event{Kind: audit.KindNotMe, Request: rec.requestID, Person: rec.pnr}
+	defer func() { b.record(e) }()
 	if b.blocks == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := b.blocks.Block(ctx, guard.Block{Key: blockKey, Since: now, Until: now.Add(b.notMeBlock), RequestID: rec.requestID}); err != nil {
+	blk := guard.Block{Key: blockKey, Since: now, Until: now.Add(b.notMeBlock), RequestID: rec.requestID}
+	if err := b.blocks.Block(ctx, blk); err != nil {
 		b.log.Error("block after 'not me' not recorded", "request", rec.requestID, "err", err)
+		return
 	}
+	e.Block, e.Until = blk.Key, blk.Until.UTC()
 }
 
 // blockKey names a caller ("ip:<address>" or "id:<LegalId>") and a person

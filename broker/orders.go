@@ -161,6 +161,11 @@ func (b *Broker) runOrder(ctx context.Context, cancel context.CancelFunc, done f
 			b.reportNotMe(blockKey, call.rec, asked)
 		}
 	}
+	// Counted before the outcome is written: a collect that reads it
+	// finds the metrics agreeing.
+	b.obs.Outcome(flowOrder, string(resp.Code), out.Waited)
+	// On disk before any collect can read the outcome.
+	b.recordMFA(call, answer{out: out, err: err}, resp.Code, true)
 	b.endOrder(ref, resp)
 	b.log.Info("order ended", "request", requestID, "person", call.rec.pnr, "code", resp.Code, "waited_ms", out.Waited.Milliseconds())
 }

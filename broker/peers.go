@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/audit"
 	"github.com/legalmfa/mfa/federation"
 )
 
@@ -87,6 +88,7 @@ func (b *Broker) handleAdminAddPeer(c *gin.Context) {
 		return
 	}
 	b.log.Info("peer added by operator", "peer", p.ID, "domain", p.Domain)
+	b.record(audit.Event{Kind: audit.KindPeer, Action: "add", Peer: p.ID, Domain: p.Domain})
 	c.JSON(http.StatusCreated, p)
 }
 
@@ -105,6 +107,7 @@ func (b *Broker) handleAdminDecidePeer(c *gin.Context) {
 		return
 	}
 	b.log.Info("peer decided by operator", "peer", p.ID, "action", c.Param("action"))
+	b.record(audit.Event{Kind: audit.KindPeer, Action: c.Param("action"), Peer: p.ID, Domain: p.Domain})
 	c.JSON(http.StatusOK, p)
 }
 
@@ -112,10 +115,19 @@ func (b *Broker) handleAdminRemovePeer(c *gin.Context) {
 	if b.noPeers(c) {
 		return
 	}
-	if err := b.peerAdmin.RemovePeer(c.Request.Context(), c.Param("id")); err != nil {
+	id := c.Param("id")
+	// Its domain, for the audit trail, while it is still known.
+	var domain string
+	for _, p := range b.peerAdmin.Peers() {
+		if p.ID == id {
+			domain = p.Domain
+		}
+	}
+	if err := b.peerAdmin.RemovePeer(c.Request.Context(), id); err != nil {
 		b.fail(c, "", err)
 		return
 	}
-	b.log.Info("peer removed by operator", "peer", c.Param("id"))
+	b.log.Info("peer removed by operator", "peer", id)
+	b.record(audit.Event{Kind: audit.KindPeer, Action: "remove", Peer: id, Domain: domain})
 	c.Status(http.StatusNoContent)
 }

@@ -139,6 +139,8 @@ func (b *Broker) write(c *gin.Context, mt encoding.MediaType, r api.Response) {
 	if v, ok := c.Get(recordKey); ok {
 		rec = v.(*mfaRecord)
 		rec.code = string(r.Code)
+	} else {
+		c.Set(codeKey, string(r.Code))
 	}
 	var body []byte
 	var err error

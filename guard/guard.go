@@ -174,6 +174,20 @@ func (b *Blocklist) List(now time.Time) []Block {
 	return out
 }
 
+// InForce counts the blocks in force at now, without copying them: a
+// metrics scrape reads it.
+func (b *Blocklist) InForce(now time.Time) int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	n := 0
+	for _, blk := range b.entries {
+		if now.Before(blk.Until) {
+			n++
+		}
+	}
+	return n
+}
+
 // ErrNoBlock: there is no such block in force.
 var ErrNoBlock = errors.New("no such block")
 

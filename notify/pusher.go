@@ -53,6 +53,7 @@ type Pusher struct {
 	refusals *slog.Logger
 	// answerRates bounds each device's answers per second.
 	answerRates *deviceRates
+	obs         Observer
 
 	mu       sync.Mutex
 	pending  map[string]*pendingRequest
@@ -160,6 +161,7 @@ func NewPusher(ctx context.Context, nc *nats.Conn, key ed25519.PrivateKey, domai
 		withdrawSecret: newSecret(),
 		instance:       NewInstanceID(),
 		log:            slog.Default(),
+		obs:            nopObserver{},
 		publishTimeout: publishTimeout,
 		pending:        make(map[string]*pendingRequest),
 		byDevice:       make(map[string]map[string]*pendingRequest),
@@ -375,6 +377,7 @@ func (p *Pusher) publishPushes(req *pendingRequest) error {
 	// While NATS is away a publish would sit in the reconnect buffer and
 	// the request would wait for an answer that cannot come: say so now.
 	if !p.nc.IsConnected() {
+		p.obs.Pushes(0, len(req.devices), false)
 		return fmt.Errorf("%w: NATS is %s", ErrUnavailable, p.nc.Status())
 	}
 	var failures []error
@@ -384,6 +387,7 @@ func (p *Pusher) publishPushes(req *pendingRequest) error {
 			failures = append(failures, err)
 		}
 	}
+	p.obs.Pushes(len(req.devices)-len(failures), len(failures), false)
 	if len(failures) == len(req.devices) {
 		return fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(failures...))
 	}
@@ -411,6 +415,7 @@ func message(subject, kind string, body []byte) *nats.Msg {
 // it is told when it next syncs, and its prompt expires anyway.
 func (p *Pusher) withdraw(req *pendingRequest, why, except string) {
 	var body []byte // made only if some device is to be told: usually none is
+	n := 0
 	for dev := range req.devices {
 		if dev == except {
 			continue
@@ -419,7 +424,9 @@ func (p *Pusher) withdraw(req *pendingRequest, why, except string) {
 			body = p.withdrawal(req.id, why)
 		}
 		p.publishWithdrawal(dev, req.id, body)
+		n++
 	}
+	p.obs.Withdrawals(why, n)
 }
 
 // withdrawal is the body of a request's withdrawal, with its token.
@@ -455,6 +462,9 @@ func (p *Pusher) handleAnswer(m *nats.Msg) {
 		}
 	}
 	out, dev, requestID, err := p.checkAnswer(m, arrived)
+	if err != nil {
+		p.obs.AnswerRefused(refusalReason(err))
+	}
 	if errors.Is(err, errOutdatedApp) {
 		// Not the device's fault, and no flood: the person pressed approve.
 		p.progress(requestID, dev, Progress{Outdated: true})
@@ -477,10 +487,14 @@ func (p *Pusher) handleAnswer(m *nats.Msg) {
 		req.winner = dev
 		req.outcome = out
 		req.answered = arrived
+		// Counted before the waiter wakes: by the time anyone reads the
+		// outcome, the metrics have it.
+		p.obs.AnswerAccepted(string(out.Decision))
 		req.ended <- struct{}{}
 	}
 	p.mu.Unlock()
 	if !accepted {
+		p.obs.AnswerRefused(RefusedLate)
 		reply(errors.New("the request has already been answered or is over"))
 		return
 	}
@@ -574,22 +588,22 @@ const refusalLogBurst = 20
 func (p *Pusher) checkAnswer(m *nats.Msg, now time.Time) (Outcome, string, string, error) {
 	dev, _, ok := parseAnswerSubject(m.Subject)
 	if !ok {
-		return Outcome{}, "", "", errors.New("malformed answer subject")
+		return Outcome{}, "", "", refuse(RefusedMalformed, errors.New("malformed answer subject"))
 	}
 	// Cheap checks first: a device flooding the broker costs it a map
 	// look-up per message, and holds up no one else's answers.
 	if !p.answerRates.allowed(dev, now) {
-		return Outcome{}, dev, "", errors.New("too many refused answers from this device")
+		return Outcome{}, dev, "", refuse(RefusedFlood, errors.New("too many refused answers from this device"))
 	}
 	if len(m.Data) > maxAnswerBytes {
-		return Outcome{}, dev, "", fmt.Errorf("the answer has %d bytes, at most %d", len(m.Data), maxAnswerBytes)
+		return Outcome{}, dev, "", refuse(RefusedMalformed, fmt.Errorf("the answer has %d bytes, at most %d", len(m.Data), maxAnswerBytes))
 	}
 	var a Answer
 	if err := json.Unmarshal(m.Data, &a); err != nil {
-		return Outcome{}, dev, "", errors.New("malformed answer: not the answer's JSON")
+		return Outcome{}, dev, "", refuse(RefusedMalformed, errors.New("malformed answer: not the answer's JSON"))
 	}
 	if !IsRequestID(a.RequestID) {
-		return Outcome{}, dev, "", errors.New("malformed answer: no such request ID")
+		return Outcome{}, dev, "", refuse(RefusedMalformed, errors.New("malformed answer: no such request ID"))
 	}
 	requestID := a.RequestID
 	p.mu.Lock()
@@ -601,17 +615,17 @@ func (p *Pusher) checkAnswer(m *nats.Msg, now time.Time) (Outcome, string, strin
 	p.mu.Unlock()
 	switch {
 	case req == nil:
-		return Outcome{}, dev, requestID, errors.New("no such request is pending here")
+		return Outcome{}, dev, requestID, refuse(RefusedUnknown, errors.New("no such request is pending here"))
 	case d == nil:
-		return Outcome{}, dev, requestID, errors.New("this device was not asked")
+		return Outcome{}, dev, requestID, refuse(RefusedNotAsked, errors.New("this device was not asked"))
 	case time.Now().After(req.expires):
-		return Outcome{}, dev, requestID, errors.New("the request has expired")
+		return Outcome{}, dev, requestID, refuse(RefusedExpired, errors.New("the request has expired"))
 	}
 	if a.Version != ProtocolVersion || a.LegalID != d.target.LegalID {
-		return Outcome{}, dev, requestID, errors.New("the answer names another identity or protocol version")
+		return Outcome{}, dev, requestID, refuse(RefusedMismatch, errors.New("the answer names another identity or protocol version"))
 	}
 	if _, err := ParseDecision(string(a.Decision)); err != nil {
-		return Outcome{}, dev, requestID, err
+		return Outcome{}, dev, requestID, refuse(RefusedMalformed, err)
 	}
 	form, err := answerFormFor(d.push, d.pushBytes, a)
 	if err != nil {
@@ -619,13 +633,13 @@ func (p *Pusher) checkAnswer(m *nats.Msg, now time.Time) (Outcome, string, strin
 	}
 	if err := identity.Verify(d.target.PublicKey, form, a.Signature); err != nil {
 		if !d.push.NeedsMatch() || a.Match != "" || a.Decision == Approve {
-			return Outcome{}, dev, requestID, fmt.Errorf("answer signature: %w", err)
+			return Outcome{}, dev, requestID, refuse(RefusedSignature, fmt.Errorf("answer signature: %w", err))
 		}
 		// A denial from an app that predates number matching signs the
 		// first form; saying no needs no number.
 		form = answerForm("MFA-Answer/1", d.push, d.pushBytes, a.Decision, nil)
 		if err := identity.Verify(d.target.PublicKey, form, a.Signature); err != nil {
-			return Outcome{}, dev, requestID, fmt.Errorf("answer signature: %w", err)
+			return Outcome{}, dev, requestID, refuse(RefusedSignature, fmt.Errorf("answer signature: %w", err))
 		}
 	}
 	return Outcome{
@@ -640,7 +654,7 @@ func (p *Pusher) checkAnswer(m *nats.Msg, now time.Time) (Outcome, string, strin
 func answerFormFor(push Push, pushBytes []byte, a Answer) ([]byte, error) {
 	if !push.NeedsMatch() {
 		if a.Match != "" {
-			return nil, errors.New("the answer picks a number, and none was offered")
+			return nil, refuse(RefusedNumber, errors.New("the answer picks a number, and none was offered"))
 		}
 		return AnswerForm(push, pushBytes, a.Decision, ""), nil
 	}
@@ -648,7 +662,7 @@ func answerFormFor(push Push, pushBytes []byte, a Answer) ([]byte, error) {
 	case a.Match == "" && a.Decision == Approve:
 		return nil, errOutdatedApp
 	case a.Match != "" && !slices.Contains(push.MatchChoices, a.Match):
-		return nil, errors.New("the number picked is not one of those offered")
+		return nil, refuse(RefusedNumber, errors.New("the number picked is not one of those offered"))
 	}
 	return AnswerForm(push, pushBytes, a.Decision, a.Match), nil
 }
@@ -689,6 +703,7 @@ func (p *Pusher) endOlder(dev, newest string, issued int64) {
 // withdrawn. Every replica does the same for its own; each replies with a
 // receipt, and the device reads the first.
 func (p *Pusher) handleSync(m *nats.Msg) {
+	p.obs.Sync()
 	dev := strings.TrimPrefix(m.Subject, syncPrefix)
 	var sr syncRequest
 	switch {
@@ -719,14 +734,20 @@ func (p *Pusher) handleSync(m *nats.Msg) {
 		}
 	}
 	p.mu.Unlock()
+	failed := 0
 	for _, msg := range resend {
 		if err := p.nc.PublishMsg(msg); err != nil {
 			p.log.Warn("push not resent", "device", dev, "err", err)
+			failed++
 		}
+	}
+	if len(resend) > 0 {
+		p.obs.Pushes(len(resend)-failed, failed, true)
 	}
 	for _, id := range ended {
 		p.publishWithdrawal(dev, id, p.withdrawal(id, WhyEnded))
 	}
+	p.obs.Withdrawals(WhyEnded, len(ended))
 	if m.Reply != "" {
 		if err := m.Respond(marshal(syncReceipt{Resent: len(resend), Withdrawn: len(ended)})); err != nil {
 			p.log.Debug("sync receipt not sent", "err", err)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/legalmfa/mfa/api"
+	"github.com/legalmfa/mfa/audit"
 	"github.com/legalmfa/mfa/bus"
 	"github.com/legalmfa/mfa/federation"
 	"github.com/legalmfa/mfa/guard"
@@ -32,6 +33,7 @@ import (
 	"github.com/legalmfa/mfa/identity"
 	"github.com/legalmfa/mfa/identity/boltstore"
 	"github.com/legalmfa/mfa/identity/mongostore"
+	"github.com/legalmfa/mfa/metrics"
 	"github.com/legalmfa/mfa/notify"
 	"github.com/legalmfa/mfa/order"
 	"github.com/legalmfa/mfa/schema"
@@ -69,6 +71,9 @@ type Config struct {
 	AdminSocket    string
 	BrokerKeyFile  string
 	PNRHashKeyFile string
+	// AuditRotateSize is the size in bytes past which the audit trail's
+	// file is rotated.
+	AuditRotateSize int64
 
 	// TLS: a certificate and key turn on HTTPS (and, for NATS, TLS for
 	// devices). TLSMinVersion is "1.3" (the default) or "1.2".
@@ -77,6 +82,11 @@ type Config struct {
 	TLSMinVersion           string
 	// NATSCA verifies an external NATS server's certificate (--nats-url).
 	NATSCA string
+
+	// MetricsAddr is the address of the listener that serves Prometheus
+	// metrics at /metrics, apart from the public API (e.g.
+	// "127.0.0.1:9090"); empty, no metrics are served.
+	MetricsAddr string
 
 	// Slow and idle clients.
 	ReadHeaderTimeout time.Duration
@@ -130,6 +140,7 @@ func DefaultConfig() Config {
 		MaxTimeout:         300 * time.Second,
 		IdentityValidity:   2 * 365 * 24 * time.Hour,
 		TLSMinVersion:      "1.3",
+		MetricsAddr:        "", // off: an operator chooses where metrics may be read
 		ReadHeaderTimeout:  10 * time.Second,
 		IdleTimeout:        2 * time.Minute,
 		MaxConnections:     100_000,
@@ -138,6 +149,7 @@ func DefaultConfig() Config {
 		SignedIdentityRate: broker.Rate{Events: 6, Per: time.Minute},
 		ApplyRate:          broker.Rate{Events: 10, Per: time.Hour},
 		MaxBodyMemory:      32 << 20,
+		AuditRotateSize:    audit.DefaultMaxFileBytes,
 		ApplicationExpiry:  7 * 24 * time.Hour,
 		NotMeBlock:         24 * time.Hour,
 		SignatureWindow:    5 * time.Minute,
@@ -190,6 +202,9 @@ func (c *Config) Defaults() {
 	if c.NATSReplicas == 0 {
 		c.NATSReplicas = d.NATSReplicas
 	}
+	if c.AuditRotateSize == 0 {
+		c.AuditRotateSize = d.AuditRotateSize
+	}
 }
 
 // Check reports settings that cannot work.
@@ -212,6 +227,9 @@ func (c *Config) Check() error {
 	if c.OrderRetention < 0 {
 		return errors.New("order-retention must not be negative")
 	}
+	if c.AuditRotateSize < 0 {
+		return errors.New("audit-rotate-size must be positive")
+	}
 	if _, err := broker.ParseNumberMatching(string(c.NumberMatching)); err != nil {
 		return err
 	}
@@ -228,7 +246,7 @@ func (c *Config) Check() error {
 			return fmt.Errorf("federation-url: %w", err)
 		}
 	}
-	return nil
+	return c.checkMetricsAddr()
 }
 
 // Federates reports whether the broker federates: with the embedded NATS
@@ -271,6 +289,7 @@ type Service struct {
 	peers  *federation.Peers      // nil when the broker does not federate
 	index  *federation.Index      // the references peers share
 	fed    *federation.Federation // the links with approved peers
+	trail  *audit.Writer          // the audit trail
 
 	http, admin     *http.Server
 	httpLn, adminLn net.Listener
@@ -280,6 +299,13 @@ type Service struct {
 	serveErr        chan error
 	httpURL         string
 	natsURL         string
+
+	// metrics is nil unless MetricsAddr is set; then its listener is
+	// metricsLn, at metricsURL.
+	metrics    *metrics.Metrics
+	metricsSrv *http.Server
+	metricsLn  net.Listener
+	metricsURL string
 }
 
 // Start brings a broker up. It takes what others could hold first (the
@@ -291,7 +317,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: log, serveErr: make(chan error, 2)}
+	s := &Service{cfg: cfg, log: log, serveErr: make(chan error, 3)}
 	if err := s.start(ctx); err != nil {
 		s.stop()
 		return nil, err
@@ -324,8 +350,15 @@ func (s *Service) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("PNR hash key: %w", err)
 	}
+	if err := s.openAudit(); err != nil {
+		return err
+	}
 	if s.store, err = openStore(ctx, cfg, log); err != nil {
 		return err
+	}
+	rawStore := s.store
+	if s.metrics != nil {
+		s.store = timedStore{Store: s.store, obs: s.metrics}
 	}
 	if err := s.connectNATS(creds, api.PeerID(brokerKey.Public().(ed25519.PublicKey))); err != nil {
 		return err
@@ -347,7 +380,7 @@ func (s *Service) start(ctx context.Context) error {
 		return err
 	}
 	if s.pusher, err = notify.NewPusher(ctx, s.nc, brokerKey, cfg.Domain,
-		notify.WithLogger(log)); err != nil {
+		notify.WithLogger(log), s.pusherObserver()); err != nil {
 		return err
 	}
 	if s.blocks, err = guard.NewBlocklist(ctx, s.nc, max(cfg.NotMeBlock, time.Minute), cfg.NATSReplicas, log); err != nil {
@@ -379,6 +412,8 @@ func (s *Service) start(ctx context.Context) error {
 		broker.WithIdentityValidity(cfg.IdentityValidity),
 		broker.WithTrustedProxies(cfg.TrustedProxies),
 		broker.WithPNRHashKey(hashKey),
+		broker.WithAudit(s.trail),
+		broker.WithReadinessCheck(s.auditReady),
 		broker.WithReadinessCheck(s.natsReady),
 		broker.WithCallerRate(cfg.CallerRate),
 		broker.WithIdentityRate(cfg.IdentityRate, cfg.SignedIdentityRate),
@@ -390,6 +425,7 @@ func (s *Service) start(ctx context.Context) error {
 		broker.WithMaxPending(cfg.MaxPending),
 		broker.WithOrders(s.orders, s.pusher, cfg.NumberMatching),
 		broker.WithClock(cfg.Clock),
+		s.brokerObserver(),
 	); err != nil {
 		return err
 	}
@@ -401,12 +437,13 @@ func (s *Service) start(ctx context.Context) error {
 	if cfg.ApplicationExpiry > 0 {
 		s.startPurging(cfg.ApplicationExpiry)
 	}
-	if err := s.serve(); err != nil {
-		return err
-	}
 	storeName := "embedded"
 	if cfg.MongoDBURI != "" {
 		storeName = "mongodb"
+	}
+	s.watchMetrics(storeName, rawStore)
+	if err := s.serve(); err != nil {
+		return err
 	}
 	log.Info("broker started", "http", s.httpURL, "nats", s.natsURL, "admin", cfg.AdminSocket, "domain", cfg.Domain, "data", cfg.DataDir, "store", storeName)
 	return nil
@@ -622,7 +659,7 @@ func (s *Service) bind() error {
 	if s.adminLn, err = listenAdmin(s.cfg.AdminSocket); err != nil {
 		return err
 	}
-	return nil
+	return s.bindMetrics()
 }
 
 // serve starts serving the public API and the operator socket.
@@ -662,6 +699,7 @@ func (s *Service) serve() error {
 	httpSrv, adminSrv, httpLn, adminLn := s.http, s.admin, s.httpLn, s.adminLn
 	go func() { s.serveErr <- httpSrv.Serve(httpLn) }()
 	go func() { s.serveErr <- adminSrv.Serve(adminLn) }()
+	s.serveMetrics()
 	return nil
 }
 
@@ -748,6 +786,12 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	if err := s.admin.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("operator socket shutdown: %w", err))
 	}
+	if s.metricsSrv != nil {
+		if err := s.metricsSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("metrics shutdown: %w", err))
+		}
+		s.metricsSrv = nil
+	}
 	s.http, s.admin, s.pusher = nil, nil, nil
 	s.stop()
 	return errors.Join(errs...)
@@ -766,6 +810,12 @@ func (s *Service) stop() {
 	}
 	if s.adminLn != nil {
 		s.adminLn.Close()
+	}
+	if s.metricsSrv != nil {
+		s.metricsSrv.Close()
+	}
+	if s.metricsLn != nil {
+		s.metricsLn.Close()
 	}
 	if s.stopPurging != nil {
 		s.stopPurging()
@@ -797,6 +847,9 @@ func (s *Service) stop() {
 	if s.nats != nil {
 		s.nats.Stop()
 	}
+	// Closed after everything that records in it (the servers, the
+	// pusher whose Close ended the pending requests, federation).
+	s.closeAudit()
 	if s.store != nil {
 		if err := s.store.Close(context.Background()); err != nil {
 			s.log.Error("close identity store", "err", err)

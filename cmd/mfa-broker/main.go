@@ -5,6 +5,7 @@
 //	mfa-broker identity list|show|approve|reject|obsolete|compromise ...
 //	mfa-broker block list|remove ...
 //	mfa-broker peer add|list|approve|share|unshare|withdraw|remove ...
+//	mfa-broker audit verify|tail ...
 //	mfa-broker nats-config | version | help
 package main
 
@@ -42,6 +43,8 @@ Usage:
                                      (mfa-broker block -h)
   mfa-broker peer COMMAND ...        federate with other brokers
                                      (mfa-broker peer -h)
+  mfa-broker audit COMMAND ...       verify and follow the audit trail of
+                                     decisions (mfa-broker audit -h)
   mfa-broker nats-config             print the nats-server configuration an
                                      external NATS server or cluster needs
   mfa-broker version                 print the version
@@ -85,6 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runBlock(ctx, e, rest)
 	case "peer":
 		return runPeer(ctx, e, rest)
+	case "audit":
+		return runAudit(ctx, e, rest)
 	case "nats-config":
 		return runNATSConfig(e, rest)
 	case "version":
@@ -98,7 +103,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			fmt.Fprint(stdout, usage)
 			return nil
 		}
-		return cli.Usagef("unknown command %q; the commands are serve, identity, block, peer, nats-config and version (mfa-broker help)", cmd)
+		return cli.Usagef("unknown command %q; the commands are serve, identity, block, peer, audit, nats-config and version (mfa-broker help)", cmd)
 	}
 }
 
