@@ -97,6 +97,7 @@ type link struct {
 	key    ed25519.PublicKey
 	nc     *nats.Conn
 	js     jetstream.JetStream
+	ctx    context.Context // ends with the link
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -108,6 +109,10 @@ type link struct {
 	pruneAt time.Time                     // when seen is next swept
 	up      bool                          // as watchLink last saw it
 	dropped chan struct{}                 // closed when the link has been down linkDownAfter
+	// jobCancel stops the export or unsharing running in the
+	// background, and jobDone is closed when it has.
+	jobCancel context.CancelFunc
+	jobDone   chan struct{}
 }
 
 // Start brings up the links with the approved peers, and follows the
@@ -196,6 +201,8 @@ func (f *Federation) reconcile(ctx context.Context) error {
 		{
 			// What was shared goes with the link, before the account
 			// does: nothing of it stays readable in the peer's account.
+			// The link's own work stops first.
+			l.cancel()
 			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			for _, bucket := range []string{ShareBucket, RefsBucket} {
 				if err := l.js.DeleteKeyValue(dctx, bucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -264,7 +271,7 @@ func (f *Federation) open(ctx context.Context, p Peer) (*link, error) {
 		return nil, fmt.Errorf("share bucket: %w", err)
 	}
 	lctx, cancel := context.WithCancel(context.Background())
-	l := &link{id: p.ID, key: p.PublicKey, peer: p, nc: nc, js: js, cancel: cancel,
+	l := &link{id: p.ID, key: p.PublicKey, peer: p, nc: nc, js: js, ctx: lctx, cancel: cancel,
 		serving: map[string]context.CancelFunc{}, seen: map[string]time.Time{}, dropped: make(chan struct{})}
 	// Replicas of this broker share the asks; cancels and pings reach
 	// all, and only the replica serving an ask acts on its cancel.
@@ -531,21 +538,25 @@ func (f *Federation) setSharing(ctx context.Context, l *link, share bool) error 
 		l.mu.Lock()
 		l.share = nil
 		l.mu.Unlock()
-		// Deletes are new records, so they reach the mirror: the marker
-		// first, for the peer to drop everything at once, then each
-		// reference.
-		if _, err := kv.PutString(ctx, keyShareSharing, sharingOff); err != nil {
-			return err
-		}
-		keys, err := kv.ListKeys(ctx)
-		if err == nil {
+		l.background(func(ctx context.Context) {
+			// Deletes are new records, so they reach the mirror: the
+			// marker first, for the peer to drop everything at once, then
+			// each reference, in the background: a million take minutes.
+			if _, err := kv.PutString(ctx, keyShareSharing, sharingOff); err != nil {
+				f.cfg.Logger.Warn("federation: unsharing not told to the peer", "peer", l.id, "err", err)
+				return
+			}
+			f.cfg.Logger.Info("federation: references no longer shared", "peer", l.id)
+			keys, err := kv.ListKeys(ctx)
+			if err != nil {
+				return
+			}
 			for k := range keys.Keys() {
 				if strings.HasPrefix(k, "r.") {
 					kv.Delete(ctx, k)
 				}
 			}
-		}
-		f.cfg.Logger.Info("federation: references no longer shared", "peer", l.id)
+		})
 		return nil
 	}
 	if _, err := kv.Put(ctx, keyShareLookup, []byte(base64.StdEncoding.EncodeToString(f.cfg.LookupKey))); err != nil {
@@ -556,18 +567,50 @@ func (f *Federation) setSharing(ctx context.Context, l *link, share bool) error 
 	l.mu.Lock()
 	l.share = kv
 	l.mu.Unlock()
-	n, err := f.exportAll(ctx, kv)
-	if err == nil {
-		_, err = kv.PutString(ctx, keyShareSharing, sharingOn)
-	}
-	if err != nil {
-		l.mu.Lock()
-		l.share = nil // tried again at the next reconcile
-		l.mu.Unlock()
-		return err
-	}
-	f.cfg.Logger.Info("federation: references shared", "peer", l.id, "references", n)
+	// The export runs on the link's own context, not the operator's
+	// request or a reconcile's: a million identities take minutes.
+	l.background(func(ctx context.Context) {
+		start := time.Now()
+		n, err := f.exportAll(ctx, kv)
+		if err == nil {
+			_, err = kv.PutString(ctx, keyShareSharing, sharingOn)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				f.cfg.Logger.Warn("federation: references not all shared; trying again", "peer", l.id, "shared", n, "err", err)
+				l.mu.Lock()
+				if l.share == kv {
+					l.share = nil // the next reconcile starts again
+				}
+				l.mu.Unlock()
+			}
+			return
+		}
+		f.cfg.Logger.Info("federation: references shared", "peer", l.id, "references", n, "took", time.Since(start))
+	})
 	return nil
+}
+
+// background runs job on the link's context, after stopping the job
+// started before it: an export and an unsharing never run at once.
+func (l *link) background(job func(ctx context.Context)) {
+	l.mu.Lock()
+	stop, done := l.jobCancel, l.jobDone
+	ctx, cancel := context.WithCancel(l.ctx)
+	l.jobCancel, l.jobDone = cancel, make(chan struct{})
+	finished := l.jobDone
+	l.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer close(finished)
+		defer cancel()
+		job(ctx)
+	}()
 }
 
 // exportPage is how many identities are read at a time to export.
