@@ -128,6 +128,9 @@ type phase struct {
 	trace io.Writer
 	// devices, when set, returns (and forgets) the devices' timings.
 	devices func() (delivery, answer []time.Duration)
+	// homePID, with --federated, is the home broker's process, whose CPU
+	// counts as the server's too.
+	homePID int
 }
 
 // phaseResult is what a phase measured.

@@ -16,6 +16,8 @@
 //	mfa-bench [flags]                          ceiling, broker at full load, broker at half load
 //	mfa-bench --pending 19000 --timeout 20     requests held open until they time out
 //	mfa-bench --pending 10000 --orders          orders awaited by long-polling collects
+//	mfa-bench --federated                      the same phases, asked of a broker whose peer holds the people
+//	mfa-bench --federated-references 1000000   a peer's references replicated to a broker: time, disk, memory, lookups
 //
 // Run mfa-bench -h for every flag.
 package main
@@ -50,6 +52,20 @@ deadline. With --orders as well, the P requests are orders (POST /Orders),
 each awaited by a collect that long-polls (GET /Orders/{Ref}?wait=30), as
 a relying party's would: what pending orders and their waiting collects
 cost the broker, in memory and in CPU while nothing happens.
+
+With --federated the tool starts two brokers that federate, A and B, peers
+them as their operators would, has B share its references with A, and
+provisions the people and their devices at B: requests go to A, which finds
+the people in B's references and asks B, which asks the devices. The
+server's CPU is both brokers'.
+
+With --federated-references N nothing is loaded: B starts with N approved
+identities in its store (written with the store's own Create before B
+starts, in a scratch copy on tmpfs where there is one, and cached in the
+temporary directory for later runs), A and B are peered, B shares with A,
+and the tool measures how long A takes to index all N references, A's disk
+(its JetStream directory and federation index) and memory, and, once A has
+stopped, the lookup (federation Index.Find) over A's index.
 
 The bare pipeline has a responder per identity (--ceiling-responders), each
 on its own NATS connection and asked in turn, as the broker reaches a
@@ -92,8 +108,15 @@ type config struct {
 	responders  int
 
 	latencyRate     float64
+	latencyRPS      float64
 	latencyThink    time.Duration
 	latencyDuration time.Duration
+
+	federated          bool
+	fedReferences      int
+	replicationTimeout time.Duration
+	stallTimeout       time.Duration
+	lookups            int
 
 	pending        int
 	pendingTimeout int
@@ -132,6 +155,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.responders, "ceiling-responders", 0, "the bare pipeline's responders, each on its own NATS connection and subject, asked in turn (default: one per identity, as the broker has a device per person)")
 
 	fs.Float64Var(&c.latencyRate, "latency-rate", 0.5, "after the full-load phase, run open loop at this share of the broker's measured throughput; 0 skips it")
+	fs.Float64Var(&c.latencyRPS, "latency-rps", 0, "run the open-loop latency phases (the bare pipeline's too) at this many requests per second instead of --latency-rate's share, to compare runs at one rate")
 	fs.DurationVar(&c.latencyThink, "latency-think", 100*time.Millisecond, "device think time in the latency phase; subtracted to give the latency the broker adds")
 	fs.DurationVar(&c.latencyDuration, "latency-duration", 0, "how long the latency phase runs (default --duration)")
 
@@ -142,8 +166,14 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.openRate, "open-rate", 0, "with --pending: open the requests at this many per second (0: as fast as --dialers allow); a burst faster than the broker takes requests in makes them wait before its clock starts, which shows as lateness")
 	fs.IntVar(&c.dialers, "dialers", 256, "with --pending: requests being connected and sent at once while the P requests are opened")
 
+	fs.BoolVar(&c.federated, "federated", false, "start two brokers that federate, A and B; provision the people and their devices at B, which shares its references with A; send the requests to A")
+	fs.IntVar(&c.fedReferences, "federated-references", 0, "instead of any load: start B with this many approved identities, peer it with A, share, and measure the replication of the references to A (time, disk, RSS) and the lookup over them")
+	fs.DurationVar(&c.replicationTimeout, "replication-timeout", 30*time.Minute, "with --federated-references: how long to wait for A to index them all")
+	fs.DurationVar(&c.stallTimeout, "stall-timeout", 3*time.Minute, "with --federated-references: give up waiting, and measure what was indexed, when A's count has not grown for this long")
+	fs.IntVar(&c.lookups, "lookups", 100_000, "with --federated-references: random people looked up in A's index (federation Index.Find), each timed")
+
 	fs.StringVar(&c.cpuProfile, "cpu-profile", "", "write the broker's CPU profile over the full-load phase to this file (through the operator socket)")
-	fs.StringVar(&c.heapProfile, "heap-profile", "", "write the broker's heap profile to this file: at the end of the full-load phase, or with --pending while all are pending")
+	fs.StringVar(&c.heapProfile, "heap-profile", "", "write the broker's heap profile to this file: at the end of the full-load phase, with --pending while all are pending, with --federated-references A's once all are indexed")
 	fs.StringVar(&c.selfProfile, "self-profile", "", "write this tool's own CPU profile over the full-load phase (clients and devices) to this file")
 	fs.StringVar(&c.trace, "trace", "", "write every measured request's due time, latency and broker-added latency to this CSV file")
 	fs.Float64Var(&c.quiet, "quiet", 0, "before each measured phase, wait until other processes use at most this many cores (0: do not wait); the machine is shared, and their work skews the figures")
@@ -169,12 +199,20 @@ func (c *config) check() error {
 		return errors.New("--pending must not be negative, --timeout and --mfa-timeout must be at least 1")
 	case c.orders && c.pending == 0:
 		return errors.New("--orders goes with --pending")
-	case c.latencyRate < 0 || c.rate < 0 || c.openRate < 0:
-		return errors.New("--rate, --latency-rate and --open-rate must not be negative")
+	case c.latencyRate < 0 || c.rate < 0 || c.openRate < 0 || c.latencyRPS < 0:
+		return errors.New("--rate, --latency-rate, --latency-rps and --open-rate must not be negative")
 	case c.dialers < 1:
 		return errors.New("--dialers must be at least 1")
 	case c.responders < 0:
 		return errors.New("--ceiling-responders must not be negative")
+	case (c.federated || c.fedReferences != 0) && c.brokerURL != "":
+		return errors.New("--federated and --federated-references start their own two brokers; they do not go with --broker-url")
+	case c.federated && c.pending > 0:
+		return errors.New("--federated goes with the throughput phases, not --pending")
+	case c.fedReferences < 0 || c.lookups < 1:
+		return errors.New("--federated-references must not be negative, --lookups must be at least 1")
+	case c.fedReferences > 0 && (c.federated || c.pending > 0):
+		return errors.New("--federated-references is a run of its own: not with --federated or --pending")
 	}
 	if c.latencyDuration <= 0 {
 		c.latencyDuration = c.duration
@@ -257,6 +295,13 @@ func execute(ctx context.Context, cfg config, stderr io.Writer) (*report, error)
 	}
 	if need := cfg.fileNeed(); need > limit {
 		return nil, fmt.Errorf("this run needs about %d open files in this process and in the broker, but the limit is %d (ulimit -n; the broker inherits this process's limit)", need, limit)
+	}
+	if cfg.fedReferences > 0 {
+		rep := &report{cfg: cfg, limit: limit, started: time.Now(), loadAt: loadAverage()}
+		if err := runReplication(ctx, cfg, rep, logf); err != nil {
+			return nil, err
+		}
+		return rep, nil
 	}
 
 	target, err := openTarget(ctx, cfg, logf)

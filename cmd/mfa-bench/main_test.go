@@ -34,7 +34,14 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	gin.SetMode(gin.ReleaseMode)
-	os.Exit(m.Run())
+	var err error
+	if testDir, err = os.MkdirTemp("", "mfa-bench-test-"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(testDir)
+	os.Exit(code)
 }
 
 // startBroker runs a whole broker in-process, as mfa-broker would, and

@@ -27,6 +27,10 @@ type report struct {
 	people    int
 	online    int
 	bodyBytes int
+	refsWait  time.Duration
+
+	// replication is what --federated-references measured.
+	replication *replicationResult
 
 	ceiling, broker, latency *phaseResult
 	// ceilingLatency is the bare pipeline open loop at the latency phase's
@@ -43,6 +47,7 @@ func (r *report) setup(s *setup, cfg config) {
 	r.loadAt = loadAverage()
 	r.people = len(s.people)
 	r.online = len(s.fleet.devices)
+	r.refsWait = s.refsWait
 	// The bodies the client library sends: unsigned, so the same every time.
 	mc := mfaClient("http://bench.invalid", http.DefaultClient, requestEncoding(cfg.encoding))
 	total := 0
@@ -66,6 +71,14 @@ func (r *report) write(w io.Writer) {
 	fmt.Fprintf(w, "| machine | %s |\n", machine())
 	fmt.Fprintf(w, "| load average at start / end | %s / %s |\n", r.loadAt, loadAverage())
 	fmt.Fprintf(w, "| broker | %s |\n", r.target)
+	if r.replication != nil {
+		r.writeReplication(w)
+		return
+	}
+	if cfg.federated {
+		fmt.Fprintf(w, "| federation | requests to %s; identities and devices at %s, which shares its references with A; A listed all %d references %s after the devices started; server CPU is both brokers'; A's Server-Timing has no device wait for an answer from a peer, so the latency added is on the client's clock |\n",
+			askedName, homeName, r.people, r.refsWait.Round(time.Millisecond))
+	}
 	fmt.Fprintf(w, "| identities | %d approved; %d devices online, each on its own NATS connection |\n", r.people, r.online)
 	protocol := "HTTP/1.1, a connection per client"
 	if cfg.http2 {
@@ -138,8 +151,13 @@ func (r *report) writePhases(w io.Writer) {
 		}
 		server := float64(p.cpu.server.Microseconds()) / float64(p.approved)
 		bench := float64(p.cpu.bench.Microseconds()) / float64(p.approved)
-		fmt.Fprintf(w, "\nCPU per completed MFA in the %s phase: %.0f µs (server %.0f + load tool and devices %.0f); %d cores could do at most %.0f/s.",
-			p.name, server+bench, server, bench, int(cores), cores*1e6/(server+bench))
+		split := ""
+		if p.cpu.home > 0 {
+			split = fmt.Sprintf(": %s %.0f, %s %.0f", askedName, server-float64(p.cpu.home.Microseconds())/float64(p.approved),
+				homeName, float64(p.cpu.home.Microseconds())/float64(p.approved))
+		}
+		fmt.Fprintf(w, "\nCPU per completed MFA in the %s phase: %.0f µs (server %.0f%s + load tool and devices %.0f); %d cores could do at most %.0f/s.",
+			p.name, server+bench, server, split, bench, int(cores), cores*1e6/(server+bench))
 	}
 	if c, b := r.ceiling, r.broker; c != nil && b != nil && c.cpu.known && b.cpu.known && c.approved > 0 && b.approved > 0 {
 		cc := float64((c.cpu.server + c.cpu.bench).Microseconds()) / float64(c.approved)
@@ -149,7 +167,7 @@ func (r *report) writePhases(w io.Writer) {
 	fmt.Fprintln(w)
 	if p := r.ceilingLatency; p != nil && len(p.latency) > 0 {
 		fmt.Fprintf(w, "\nLatency of the bare pipeline open loop at %.0f/s, %.0f%% of its maximum (%d requests): %s. No broker, no device think time: the floor this machine and this tool show.\n",
-			p.rate, 100*r.cfg.latencyRate, len(p.latency), spread(p.latency))
+			p.rate, 100*p.rate/r.ceiling.throughput(), len(p.latency), spread(p.latency))
 	}
 	for _, p := range []*phaseResult{r.broker, r.latency} {
 		if p == nil || len(p.added) == 0 {
@@ -268,6 +286,9 @@ func (r *report) writeTargets(w io.Writer) {
 		// time; the broker's own clock gives its time where it sends
 		// Server-Timing, else the client's clock stands in for it.
 		target := fmt.Sprintf("broker-added p99 < 5 ms at %.0f%% of max", 100*r.cfg.latencyRate)
+		if r.cfg.latencyRPS > 0 && r.broker != nil && r.broker.throughput() > 0 {
+			target = fmt.Sprintf("broker-added p99 < 5 ms at %.0f%% of max (--latency-rps)", 100*l.rate/r.broker.throughput())
+		}
 		client := percentile(l.added, .99)
 		if len(l.heldLessHold) > 0 && l.noTiming == 0 {
 			p99 := percentile(l.heldLessHold, .99)

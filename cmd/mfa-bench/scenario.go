@@ -27,14 +27,21 @@ type setup struct {
 	people []person
 	fleet  *fleet
 	mfa    []client.Request
+	// refsWait, with --federated, is how long after the devices started
+	// the asked broker listed every person's reference.
+	refsWait time.Duration
 }
 
 func prepare(ctx context.Context, cfg config, t *target, timeout int, logf func(string, ...any)) (*setup, error) {
-	info, err := brokerInfo(ctx, t.baseURL)
+	// With --federated the people and their devices are the home
+	// broker's; requests go to t, which finds them in the references the
+	// home broker shares with it.
+	home := t.provisioner()
+	info, err := brokerInfo(ctx, home.baseURL)
 	if err != nil {
 		return nil, err
 	}
-	people, err := provision(ctx, t, info, cfg.identities, logf)
+	people, err := provision(ctx, home, info, cfg.identities, logf)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +53,14 @@ func prepare(ctx context.Context, cfg config, t *target, timeout int, logf func(
 	if err != nil {
 		return nil, err
 	}
-	return &setup{info: info, people: people, fleet: fl, mfa: mfaRequests(people, timeout)}, nil
+	s := &setup{info: info, people: people, fleet: fl, mfa: mfaRequests(people, timeout)}
+	if t.home != nil {
+		if s.refsWait, err = awaitReferences(ctx, t, cfg.identities, logf); err != nil {
+			fl.close()
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // basePhase is a phase with the flags' load settings.
@@ -94,7 +108,7 @@ func measure(ctx context.Context, cfg config, p phase, pid int, admin *operator.
 			peak.Pending = max(peak.Pending, st.Pending)
 		}
 	}
-	meter := startCPU(pid)
+	meter := startCPUs(pid, p.homePID)
 	res := p.run(ctx)
 	res.cpu = meter.stop()
 	if admin != nil && statsKnown {
@@ -116,6 +130,9 @@ func latencyPhase(cfg config, s *setup, log, trace io.Writer, name, base string,
 	p := basePhase(cfg, s, log, trace)
 	p.name, p.base = name, base
 	p.rate = cfg.latencyRate * maxRate
+	if cfg.latencyRPS > 0 {
+		p.rate = cfg.latencyRPS
+	}
 	p.duration, p.requests = cfg.latencyDuration, 0
 	// Enough clients that requests never wait for one: the rate times
 	// how long each is held, with room for bursts.
@@ -166,7 +183,7 @@ func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log 
 			lp := latencyPhase(cfg, s, log, trace, "ceiling latency", c.base, res.throughput(), 0, rep.limit-uint64(cfg.responders))
 			lp.devices, lp.transport = nil, newTransport(lp.concurrency, cfg.http2)
 			logf("measuring the bare pipeline's latency: %.0f requests/s (%.0f%% of %.0f), up to %d clients",
-				lp.rate, cfg.latencyRate*100, res.throughput(), lp.concurrency)
+				lp.rate, 100*lp.rate/res.throughput(), res.throughput(), lp.concurrency)
 			lres := measure(ctx, cfg, lp, c.pid(), nil)
 			lp.transport.CloseIdleConnections()
 			rep.ceilingLatency = &lres
@@ -181,6 +198,7 @@ func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log 
 	defer tr.CloseIdleConnections()
 	p := basePhase(cfg, s, log, trace)
 	p.name, p.base, p.transport = "broker", t.baseURL, tr
+	p.homePID = t.homePID()
 	s.fleet.setThink(cfg.think)
 	if cfg.think > 0 {
 		p.hold = s.fleet.hold
@@ -216,10 +234,10 @@ func runThroughput(ctx context.Context, cfg config, t *target, rep *report, log 
 
 	if cfg.latencyRate > 0 && res.throughput() > 0 {
 		lp := latencyPhase(cfg, s, log, trace, "latency", t.baseURL, res.throughput(), cfg.latencyThink, rep.limit)
-		lp.transport, lp.hold = tr, s.fleet.hold
+		lp.transport, lp.hold, lp.homePID = tr, s.fleet.hold, t.homePID()
 		s.fleet.setThink(cfg.latencyThink)
 		logf("measuring the broker's added latency: %.0f requests/s (%.0f%% of %.0f), device think time %s, up to %d clients",
-			lp.rate, cfg.latencyRate*100, res.throughput(), cfg.latencyThink, lp.concurrency)
+			lp.rate, 100*lp.rate/res.throughput(), res.throughput(), cfg.latencyThink, lp.concurrency)
 		lres := measure(ctx, cfg, lp, t.pid(), t.admin)
 		rep.latency = &lres
 	}

@@ -34,13 +34,29 @@ type target struct {
 	keep    bool
 	binary  string
 	args    []string
+	// dataDir is the started broker's data directory; name what progress
+	// lines call it.
+	dataDir string
+	name    string
+	// home, with --federated, is the peer broker that holds the people's
+	// identities and reaches their devices; this one is asked, and asks it.
+	home *target
+	// peerID is this broker's peer ID, with --federated.
+	peerID string
+	// readyIn is how long the started broker took from its start to
+	// answering /readyz and its operator socket.
+	readyIn time.Duration
 }
 
 func (t *target) describe() string {
 	if t.proc == nil {
 		return "running broker at " + t.baseURL
 	}
-	return fmt.Sprintf("%s (pid %d) at %s, flags: %s", t.binary, t.proc.Process.Pid, t.baseURL, strings.Join(t.args, " "))
+	d := fmt.Sprintf("%s (pid %d) at %s, flags: %s", t.binary, t.proc.Process.Pid, t.baseURL, strings.Join(t.args, " "))
+	if t.home != nil {
+		d = "asked: " + d + "; home of the identities and devices: " + t.home.describe()
+	}
+	return d
 }
 
 // pid is the broker's process ID, or 0 when it was not started here.
@@ -51,8 +67,29 @@ func (t *target) pid() int {
 	return t.proc.Process.Pid
 }
 
-// openTarget starts a fresh broker, or attaches to the one --broker-url names.
+// homePID is the home broker's process ID with --federated, else 0.
+func (t *target) homePID() int {
+	if t.home == nil {
+		return 0
+	}
+	return t.home.pid()
+}
+
+// provisioner is the broker that holds the people's identities and
+// reaches their devices: the home broker with --federated, else this one.
+func (t *target) provisioner() *target {
+	if t.home != nil {
+		return t.home
+	}
+	return t
+}
+
+// openTarget starts a fresh broker, or attaches to the one --broker-url
+// names; with --federated, two brokers that federate (see openFederated).
 func openTarget(ctx context.Context, cfg config, logf func(string, ...any)) (*target, error) {
+	if cfg.federated {
+		return openFederated(ctx, cfg, logf)
+	}
 	if cfg.brokerURL != "" {
 		if err := checkBase(cfg.brokerURL); err != nil {
 			return nil, fmt.Errorf("--broker-url: %w", err)
@@ -63,11 +100,31 @@ func openTarget(ctx context.Context, cfg config, logf func(string, ...any)) (*ta
 		}
 		return t, nil
 	}
+	return startTarget(ctx, cfg, brokerSpec{domain: "bench.test"}, cfg.brokerBin, logf)
+}
+
+// brokerSpec is what differs between the brokers a run starts.
+type brokerSpec struct {
+	// name is how progress lines call the broker ("" for the only one).
+	name   string
+	domain string
+	// extra are more serve flags, before --broker-flags.
+	extra []string
+	// prepare, when set, is called with the data directory before the
+	// broker starts (the directory exists, owner only).
+	prepare func(dataDir string) error
+	// ready bounds the wait for the broker to answer /readyz.
+	ready time.Duration
+}
+
+// startTarget starts a broker as a child process, in a temporary
+// directory of its own, built there unless binary names one.
+func startTarget(ctx context.Context, cfg config, spec brokerSpec, binary string, logf func(string, ...any)) (*target, error) {
 	tmp, err := os.MkdirTemp("", "mfa-bench-")
 	if err != nil {
 		return nil, err
 	}
-	t := &target{tmpDir: tmp, keep: cfg.keep, binary: cfg.brokerBin}
+	t := &target{tmpDir: tmp, keep: cfg.keep, binary: binary, name: spec.name}
 	ok := false
 	defer func() {
 		if !ok {
@@ -89,7 +146,15 @@ func openTarget(ctx context.Context, cfg config, logf func(string, ...any)) (*ta
 	if err != nil {
 		return nil, err
 	}
-	dataDir := filepath.Join(tmp, "data")
+	t.dataDir = filepath.Join(tmp, "data")
+	if spec.prepare != nil {
+		if err := os.MkdirAll(t.dataDir, 0o700); err != nil {
+			return nil, err
+		}
+		if err := spec.prepare(t.dataDir); err != nil {
+			return nil, err
+		}
+	}
 	// Long enough for any phase's requests; the pending phase's timeout is
 	// bounded by it too.
 	maxTimeout := max(cfg.mfaTimeout, cfg.pendingTimeout) + 60
@@ -97,11 +162,12 @@ func openTarget(ctx context.Context, cfg config, logf func(string, ...any)) (*ta
 		"serve",
 		"--http-addr", httpAddr,
 		"--nats-listen", natsAddr,
-		"--data-dir", dataDir,
+		"--data-dir", t.dataDir,
 		"--max-timeout", fmt.Sprint(maxTimeout),
 		"--log-level", "warn",
-		"--domain", "bench.test",
+		"--domain", spec.domain,
 	}
+	args = append(args, spec.extra...)
 	args = append(args, unlimitedFlags(ctx, t.binary)...)
 	args = append(args, strings.Fields(cfg.brokerFlags)...)
 	t.args = args[1:]
@@ -117,6 +183,7 @@ func openTarget(ctx context.Context, cfg config, logf func(string, ...any)) (*ta
 	// Its own process group, so a terminal's Ctrl-C reaches this tool only,
 	// which then stops the broker in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	started := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
@@ -124,13 +191,26 @@ func openTarget(ctx context.Context, cfg config, logf func(string, ...any)) (*ta
 	t.waitErr = make(chan error, 1)
 	go func() { t.waitErr <- cmd.Wait() }()
 	t.baseURL = "http://" + httpAddr
-	t.admin = operator.New(filepath.Join(dataDir, "admin.sock"))
-	if err := t.waitReady(ctx, 30*time.Second); err != nil {
+	t.admin = operator.New(filepath.Join(t.dataDir, "admin.sock"))
+	ready := spec.ready
+	if ready <= 0 {
+		ready = 30 * time.Second
+	}
+	if err := t.waitReady(ctx, ready); err != nil {
 		return nil, fmt.Errorf("%w\nbroker log:\n%s", err, t.logTail())
 	}
-	logf("broker pid %d: http %s, nats %s, data %s", cmd.Process.Pid, httpAddr, natsAddr, dataDir)
+	t.readyIn = time.Since(started)
+	logf("%sbroker pid %d: http %s, nats %s, data %s", t.label(), cmd.Process.Pid, httpAddr, natsAddr, t.dataDir)
 	ok = true
 	return t, nil
+}
+
+// label is the broker's name for progress lines: "" or "home broker B: ".
+func (t *target) label() string {
+	if t.name == "" {
+		return ""
+	}
+	return t.name + ": "
 }
 
 // buildBroker compiles the broker of the module this tool is run in.
@@ -210,20 +290,10 @@ func (t *target) waitReady(ctx context.Context, within time.Duration) error {
 // close stops a broker started here, gracefully (SIGTERM, as an operator
 // would), and removes its directory unless asked to keep it.
 func (t *target) close(logf func(string, ...any)) {
-	if t.proc != nil && t.proc.Process != nil {
-		t.proc.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-t.waitErr:
-			if err != nil {
-				logf("broker exited: %v\n%s", err, t.logTail())
-			}
-		case <-time.After(40 * time.Second):
-			logf("broker did not stop within 40 s of SIGTERM; killing pid %d", t.proc.Process.Pid)
-			t.proc.Process.Kill()
-			<-t.waitErr
-		}
-		t.proc = nil
+	if t.home != nil {
+		defer t.home.close(logf)
 	}
+	t.stop(logf)
 	if t.tmpDir == "" {
 		return
 	}
@@ -232,6 +302,24 @@ func (t *target) close(logf func(string, ...any)) {
 		return
 	}
 	os.RemoveAll(t.tmpDir)
+}
+
+// stop stops a broker started here, gracefully; its directory stays.
+func (t *target) stop(logf func(string, ...any)) {
+	if t.proc != nil && t.proc.Process != nil {
+		t.proc.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-t.waitErr:
+			if err != nil {
+				logf("%sbroker exited: %v\n%s", t.label(), err, t.logTail())
+			}
+		case <-time.After(40 * time.Second):
+			logf("broker did not stop within 40 s of SIGTERM; killing pid %d", t.proc.Process.Pid)
+			t.proc.Process.Kill()
+			<-t.waitErr
+		}
+		t.proc = nil
+	}
 }
 
 func (t *target) logTail() string {
@@ -293,25 +381,31 @@ func selfCPU() time.Duration {
 // the whole machine use over a phase. What the machine used beyond the
 // first two is other people's work, which disturbs the figures.
 type cpuMeter struct {
-	pid                 int
-	start               time.Time
-	server, me, machine time.Duration
+	pid, homePID              int
+	start                     time.Time
+	server, home, me, machine time.Duration
 }
 
-func startCPU(pid int) cpuMeter {
-	return cpuMeter{pid: pid, start: time.Now(), server: processCPU(pid), me: selfCPU(), machine: machineCPU()}
+func startCPU(pid int) cpuMeter { return startCPUs(pid, 0) }
+
+// startCPUs meters two servers, as one: the broker asked and, with
+// --federated, the home broker it asks (homePID, 0 for none).
+func startCPUs(pid, homePID int) cpuMeter {
+	return cpuMeter{pid: pid, homePID: homePID, start: time.Now(), server: processCPU(pid), home: processCPU(homePID), me: selfCPU(), machine: machineCPU()}
 }
 
-// cpuUse is the CPU used over a phase.
+// cpuUse is the CPU used over a phase. server includes home, the home
+// broker's share with --federated.
 type cpuUse struct {
-	server, bench, machine time.Duration
-	wall                   time.Duration
-	known                  bool
+	server, home, bench, machine time.Duration
+	wall                         time.Duration
+	known                        bool
 }
 
 func (m cpuMeter) stop() cpuUse {
+	home := processCPU(m.homePID) - m.home
 	return cpuUse{
-		server: processCPU(m.pid) - m.server, bench: selfCPU() - m.me, machine: machineCPU() - m.machine,
+		server: processCPU(m.pid) - m.server + home, home: home, bench: selfCPU() - m.me, machine: machineCPU() - m.machine,
 		wall: time.Since(m.start), known: m.pid != 0,
 	}
 }
