@@ -130,6 +130,12 @@ func ParseOrderAccess(header string) (OrderAccess, error) {
 	if err != nil {
 		return OrderAccess{}, Errorf(CodeInvalidSignature, field, "%s", err.Message)
 	}
+	// Go's base64 skips line breaks even when strict; a header's value
+	// has none, and a signature that decoded around one would not be the
+	// one written back.
+	if strings.ContainsAny(parts[2], "\r\n") {
+		return OrderAccess{}, Errorf(CodeInvalidSignature, field, "the signature is one line of base64")
+	}
 	sig, err := checkSignature(parts[2])
 	if err != nil {
 		return OrderAccess{}, Errorf(CodeInvalidSignature, field, "%s", err.Message)
