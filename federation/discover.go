@@ -19,6 +19,7 @@ import (
 
 	"github.com/legalmfa/mfa/api"
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/internal/jsonkeys"
 )
 
 // Discovery, the client side: what a broker learns of another before its
@@ -306,7 +307,7 @@ func DecodeFederationDocument(b []byte) (api.FederationDocument, ed25519.PublicK
 }
 
 // decodeDocument decodes one JSON object in UTF-8 into v (a pointer to a
-// struct), holding its keys to v's fields as checkJSONKeys does, and returns
+// struct), holding its keys to v's fields as jsonkeys.Check does, and returns
 // the top-level keys it has.
 func decodeDocument(b []byte, v any, unknownOK bool) (map[string]bool, error) {
 	if len(b) > MaxDiscoveryBytes {
@@ -319,7 +320,7 @@ func decodeDocument(b []byte, v any, unknownOK bool) (map[string]bool, error) {
 		return nil, fmt.Errorf("%w: the document is not JSON, or has data after it", ErrBadDiscovery)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
-	present, err := checkJSONKeys(dec, reflect.TypeOf(v).Elem(), unknownOK, "the document")
+	present, err := jsonkeys.Check(dec, reflect.TypeOf(v).Elem(), unknownOK, "the document")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadDiscovery, err)
 	}
@@ -334,159 +335,6 @@ func decodeDocument(b []byte, v any, unknownOK bool) (map[string]bool, error) {
 		return nil, fmt.Errorf("%w: %w", ErrBadDiscovery, err)
 	}
 	return present, nil
-}
-
-// rawJSONType is a value kept as it came: its keys are not checked.
-var rawJSONType = reflect.TypeFor[json.RawMessage]()
-
-// checkJSONKeys reads one JSON value from dec and holds the keys of its
-// objects to the Go type t it will be decoded into: a key that names a
-// struct field must spell it exactly (encoding/json matches names without
-// regard to case), no key appears twice in an object (encoding/json lets
-// the last win), and unless unknownOK, no key names no field. For an
-// object decoded into a struct it returns the keys it has; nil otherwise.
-func checkJSONKeys(dec *json.Decoder, t reflect.Type, unknownOK bool, where string) (map[string]bool, error) {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t == rawJSONType {
-		return nil, skipJSONValue(dec)
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	delim, ok := tok.(json.Delim)
-	if !ok {
-		return nil, nil // a scalar: encoding/json checks its type
-	}
-	switch {
-	case delim == '{' && t.Kind() == reflect.Struct:
-		fields := jsonFieldTypes(t)
-		seen := map[string]bool{}
-		for dec.More() {
-			keyTok, err := dec.Token()
-			if err != nil {
-				return nil, err
-			}
-			key := keyTok.(string)
-			if seen[key] {
-				return nil, fmt.Errorf("%s has the field %s twice", where, quoteJSONKey(key))
-			}
-			seen[key] = true
-			ft, known := fields[key]
-			if !known {
-				for name := range fields {
-					if strings.EqualFold(name, key) {
-						return nil, fmt.Errorf("%s has the field %s, which is spelled %s", where, quoteJSONKey(key), name)
-					}
-				}
-				if !unknownOK {
-					return nil, fmt.Errorf("%s has the field %s, which it does not take", where, quoteJSONKey(key))
-				}
-				if err := skipJSONValue(dec); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			if _, err := checkJSONKeys(dec, ft, unknownOK, "field "+key); err != nil {
-				return nil, err
-			}
-		}
-		_, err = dec.Token() // }
-		return seen, err
-	case delim == '{' && t.Kind() == reflect.Map:
-		seen := map[string]bool{}
-		for dec.More() {
-			keyTok, err := dec.Token()
-			if err != nil {
-				return nil, err
-			}
-			key := keyTok.(string)
-			if seen[key] {
-				return nil, fmt.Errorf("%s has the key %s twice", where, quoteJSONKey(key))
-			}
-			seen[key] = true
-			if _, err := checkJSONKeys(dec, t.Elem(), unknownOK, where+"."+quoteJSONKey(key)); err != nil {
-				return nil, err
-			}
-		}
-		_, err = dec.Token()
-		return nil, err
-	case delim == '[' && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array):
-		for i := 0; dec.More(); i++ {
-			if _, err := checkJSONKeys(dec, t.Elem(), unknownOK, fmt.Sprintf("%s[%d]", where, i)); err != nil {
-				return nil, err
-			}
-		}
-		_, err = dec.Token()
-		return nil, err
-	}
-	// A container where the Go value is none: encoding/json refuses it.
-	return nil, skipJSONRest(dec)
-}
-
-// skipJSONValue reads one whole JSON value from dec.
-func skipJSONValue(dec *json.Decoder) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	if d, ok := tok.(json.Delim); ok && (d == '{' || d == '[') {
-		return skipJSONRest(dec)
-	}
-	return nil
-}
-
-// skipJSONRest reads the rest of a container whose opening dec has read.
-func skipJSONRest(dec *json.Decoder) error {
-	for depth := 1; depth > 0; {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			depth++
-		case json.Delim('}'), json.Delim(']'):
-			depth--
-		}
-	}
-	return nil
-}
-
-// jsonFieldTypes maps a struct's JSON field names to their types.
-func jsonFieldTypes(t reflect.Type) map[string]reflect.Type {
-	out := map[string]reflect.Type{}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "-" {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		out[name] = f.Type
-	}
-	return out
-}
-
-// quoteJSONKey shows a key a document had: quoted and short, and not at all
-// if it is not a plain name, since messages are shown and logged.
-func quoteJSONKey(key string) string {
-	for _, r := range key {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return "(a name that is not repeated here)"
-		}
-	}
-	if len(key) > 32 {
-		return "(a long name)"
-	}
-	return fmt.Sprintf("%q", key)
 }
 
 // isPrintableASCII reports whether s is 1 to max bytes of printable ASCII.
