@@ -15,6 +15,7 @@ import (
 
 	"github.com/legalmfa/mfa/api"
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/internal/latency"
 )
 
 // benchIndexVersion names what benchIndex writes; bump it when that
@@ -108,21 +109,7 @@ func benchmarkIndexLookup(b *testing.B, n int) {
 		i++
 	}
 
-	lat := make([]time.Duration, 0, len(samples))
-	deadline := time.Now().Add(time.Minute)
-	for _, p := range samples {
-		if len(lat) >= 20 && time.Now().After(deadline) {
-			break
-		}
-		start := time.Now()
-		lookup(p)
-		lat = append(lat, time.Since(start))
-	}
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
-	b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
-	b.ReportMetric(float64(len(lat)), "samples")
+	latency.Report(b, len(samples), time.Minute, func(i int) { lookup(samples[i]) })
 }
 
 // benchIndex returns the path of an index holding n references of one

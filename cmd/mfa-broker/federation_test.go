@@ -569,20 +569,6 @@ func TestFederatedRevocation(t *testing.T) {
 	}
 }
 
-// credentials are the broker's NATS credentials, made from its key.
-func (tb *testBroker) credentials() *bus.BrokerCredentials {
-	tb.t.Helper()
-	key, err := identity.ReadKeyFile(tb.cfg.BrokerKeyFile)
-	if err != nil {
-		tb.t.Fatal(err)
-	}
-	creds, err := bus.NewBrokerCredentials(key)
-	if err != nil {
-		tb.t.Fatal(err)
-	}
-	return creds
-}
-
 // federationConn connects, with the broker's own credentials, into the
 // account its NATS server keeps for a peer: where the peer's link arrives.
 func (tb *testBroker) federationConn(peerID string) *nats.Conn {

@@ -155,9 +155,8 @@ func (tb *testBroker) natsTLS() []nats.Option {
 	return []nats.Option{nats.RootCAs(tb.cfg.NATSTLSCert)}
 }
 
-// brokerConn connects to the broker's NATS with the broker's own
-// credentials, as only the broker may.
-func (tb *testBroker) brokerConn() *nats.Conn {
+// credentials are the broker's NATS credentials, made from its key.
+func (tb *testBroker) credentials() *bus.BrokerCredentials {
 	tb.t.Helper()
 	key, err := identity.ReadKeyFile(tb.cfg.BrokerKeyFile)
 	if err != nil {
@@ -167,7 +166,14 @@ func (tb *testBroker) brokerConn() *nats.Conn {
 	if err != nil {
 		tb.t.Fatal(err)
 	}
-	nc, err := nats.Connect(tb.info.NATSURL, append(creds.ConnectOptions(), tb.natsTLS()...)...)
+	return creds
+}
+
+// brokerConn connects to the broker's NATS with the broker's own
+// credentials, as only the broker may.
+func (tb *testBroker) brokerConn() *nats.Conn {
+	tb.t.Helper()
+	nc, err := nats.Connect(tb.info.NATSURL, append(tb.credentials().ConnectOptions(), tb.natsTLS()...)...)
 	if err != nil {
 		tb.t.Fatal(err)
 	}

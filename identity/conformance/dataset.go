@@ -6,11 +6,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/legalmfa/mfa/identity"
+	"github.com/legalmfa/mfa/internal/latency"
 )
 
 // The benchmark dataset every store's lookup benchmark uses, so their
@@ -119,21 +119,5 @@ func BenchmarkLookup(b *testing.B, s identity.Store, n, samples int, budget time
 		i++
 	}
 
-	// Percentiles need each lookup timed on its own, which b.Loop does not
-	// do; it has stopped the timer, so this does not count in ns/op.
-	lat := make([]time.Duration, 0, len(sampleQueries))
-	deadline := time.Now().Add(budget)
-	for _, q := range sampleQueries {
-		if len(lat) >= 20 && time.Now().After(deadline) {
-			break
-		}
-		start := time.Now()
-		lookup(q)
-		lat = append(lat, time.Since(start))
-	}
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
-	b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
-	b.ReportMetric(float64(len(lat)), "samples")
+	latency.Report(b, len(sampleQueries), budget, func(i int) { lookup(sampleQueries[i]) })
 }
